@@ -1,0 +1,652 @@
+//! The resolved environment: what `kiln inspect --env NAME` prints, what every
+//! policy receives as `spec`, and what every target emits from. Its JSON form is
+//! versioned ([`MODEL_SCHEMA`]) and documented in `docs/model.md`; maps are keyed
+//! by stable names, never by positions.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+use crate::source::Span;
+
+pub const MODEL_SCHEMA: &str = "kiln.model/v1";
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Model {
+    pub schema: &'static str,
+    pub project: ProjectInfo,
+    pub environment: String,
+    pub tier: Tier,
+    pub versions: Versions,
+    pub host: Host,
+    pub env: BTreeMap<String, EnvValue>,
+    pub secrets: BTreeMap<String, Secret>,
+    pub services: BTreeMap<String, Service>,
+    pub postgres: BTreeMap<String, Postgres>,
+    pub redis: BTreeMap<String, Redis>,
+    pub sites: BTreeMap<String, Site>,
+    pub firewall: Option<Firewall>,
+    pub targets: Vec<Target>,
+    pub kubernetes: Kubernetes,
+    pub compose: Compose,
+    pub policies: PolicyConfig,
+    /// Which spec spans set each value, keyed by JSON pointer into this document.
+    #[serde(skip)]
+    pub provenance: Provenance,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ProjectInfo {
+    pub name: String,
+    pub output: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Production,
+    Staging,
+    Development,
+}
+
+impl Tier {
+    pub fn parse(s: &str) -> Option<Tier> {
+        Some(match s {
+            "production" => Tier::Production,
+            "staging" => Tier::Staging,
+            "development" => Tier::Development,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Production => "production",
+            Tier::Staging => "staging",
+            Tier::Development => "development",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Versions {
+    pub nginx: String,
+    pub pgbouncer: String,
+    pub openssl: String,
+    pub systemd: u32,
+}
+
+impl Versions {
+    /// `true` when `version` (like "1.22" or "1.29.3") is at least `min`.
+    pub fn at_least(version: &str, min: &str) -> bool {
+        let parse = |v: &str| v.split('.').map(|p| p.parse::<u32>().unwrap_or(0)).collect::<Vec<_>>();
+        parse(version) >= parse(min)
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Host {
+    pub user: String,
+    pub group: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub root: String,
+    pub venv: String,
+    pub env_file: String,
+    pub log_dir: String,
+    pub writable: Vec<String>,
+}
+
+/// A value of an environment variable.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EnvValue {
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    /// The variable is the secret of that name.
+    Secret(String),
+    /// Derived by wiring; holds secrets when any part is a secret.
+    Wired(Vec<Part>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Part {
+    Text(String),
+    /// The network address of a data service (differs between containers and hosts).
+    Host(String),
+    Secret(String),
+}
+
+impl EnvValue {
+    /// Names of the secrets this value holds.
+    pub fn secrets(&self) -> Vec<&str> {
+        match self {
+            EnvValue::Secret(s) => vec![s],
+            EnvValue::Wired(parts) => parts
+                .iter()
+                .filter_map(|p| match p {
+                    Part::Secret(s) => Some(s.as_str()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn is_secret(&self) -> bool {
+        !self.secrets().is_empty()
+    }
+
+    /// The plain text of a non-secret value, with data service hosts given by `host`.
+    /// `None` for secret values.
+    pub fn render(&self, host: &dyn Fn(&str) -> String) -> Option<String> {
+        Some(match self {
+            EnvValue::Str(s) => s.clone(),
+            EnvValue::Int(i) => i.to_string(),
+            EnvValue::Float(f) => f.to_string(),
+            EnvValue::Bool(b) => b.to_string(),
+            EnvValue::Secret(_) => return None,
+            EnvValue::Wired(parts) => {
+                let mut out = String::new();
+                for part in parts {
+                    match part {
+                        Part::Text(t) => out.push_str(t),
+                        Part::Host(h) => out.push_str(&host(h)),
+                        Part::Secret(_) => return None,
+                    }
+                }
+                out
+            }
+        })
+    }
+
+    /// The value's shape with secrets shown as `${NAME}`: for `.env.example`
+    /// comments and the model's JSON. Never holds a secret's value.
+    pub fn template(&self, host: &dyn Fn(&str) -> String) -> String {
+        match self {
+            EnvValue::Secret(s) => format!("${{{s}}}"),
+            EnvValue::Wired(parts) => parts
+                .iter()
+                .map(|p| match p {
+                    Part::Text(t) => t.clone(),
+                    Part::Host(h) => host(h),
+                    Part::Secret(s) => format!("${{{s}}}"),
+                })
+                .collect(),
+            other => other.render(host).unwrap_or_default(),
+        }
+    }
+}
+
+impl Serialize for EnvValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            EnvValue::Str(v) => s.serialize_str(v),
+            EnvValue::Int(v) => s.serialize_i64(*v),
+            EnvValue::Float(v) => s.serialize_f64(*v),
+            EnvValue::Bool(v) => s.serialize_bool(*v),
+            EnvValue::Secret(name) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("secret", name)?;
+                m.end()
+            }
+            EnvValue::Wired(_) if !self.is_secret() => s.serialize_str(&self.template(&|h| h.to_owned())),
+            EnvValue::Wired(_) => {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("template", &self.template(&|h| h.to_owned()))?;
+                m.serialize_entry("secrets", &self.secrets())?;
+                m.end()
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Secret {
+    pub kind: String,
+    pub optional: bool,
+    pub description: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceKind {
+    Web,
+    Worker,
+    Beat,
+    Task,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Service {
+    pub kind: ServiceKind,
+    pub preset: Option<String>,
+    pub image: Option<String>,
+    pub run: Process,
+    pub port: Option<u16>,
+    pub health: Option<Health>,
+    pub replicas: u32,
+    pub resources: Resources,
+    pub uses: Vec<String>,
+    /// Every variable the process gets: project env, wiring, secrets, its own env.
+    pub env: BTreeMap<String, EnvValue>,
+    pub volumes: BTreeMap<String, Volume>,
+    pub read_only: bool,
+    pub tmpfs: Vec<String>,
+    /// Container user `uid:gid`.
+    pub user: String,
+    pub cap_add: Vec<String>,
+    pub restart: String,
+    pub stop_timeout: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Process {
+    /// gunicorn, uvicorn, daphne, celery-worker, celery-beat or command.
+    pub program: String,
+    pub app: Option<String>,
+    pub options: BTreeMap<String, serde_json::Value>,
+    /// The command line inside a container (listening on 0.0.0.0).
+    pub argv: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Health {
+    pub path: String,
+    pub interval: u64,
+    pub timeout: u64,
+    pub retries: u32,
+    pub start_period: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Resources {
+    /// Millicores.
+    pub cpu: Option<u64>,
+    /// Bytes.
+    pub memory: Option<u64>,
+    pub cpu_request: Option<u64>,
+    pub memory_request: Option<u64>,
+    pub pids: Option<u32>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Volume {
+    pub path: String,
+    pub read_only: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Postgres {
+    pub version: u32,
+    pub image: String,
+    pub database: String,
+    pub user: String,
+    pub password: Option<String>,
+    pub port: u16,
+    pub host: String,
+    pub replicas: u32,
+    pub settings: BTreeMap<String, serde_json::Value>,
+    pub pooler: Option<Pooler>,
+    pub resources: Resources,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Pooler {
+    pub kind: String,
+    /// Network name of the pooler (`<database>-pgbouncer`).
+    pub name: String,
+    pub image: String,
+    pub port: u16,
+    pub listen_addr: String,
+    pub mode: String,
+    pub auth_type: String,
+    pub auth_file: String,
+    pub max_client_conn: Option<u32>,
+    pub default_pool_size: Option<u32>,
+    pub min_pool_size: Option<u32>,
+    pub reserve_pool_size: Option<u32>,
+    pub reserve_pool_timeout: Option<u32>,
+    pub max_db_connections: Option<u32>,
+    pub server_idle_timeout: Option<u32>,
+    pub server_lifetime: Option<u32>,
+    pub query_wait_timeout: Option<u32>,
+    pub max_prepared_statements: Option<u32>,
+    pub admin_users: Vec<String>,
+    pub stats_users: Vec<String>,
+    pub ignore_startup_parameters: Vec<String>,
+    pub client_tls_sslmode: Option<String>,
+    pub server_tls_sslmode: Option<String>,
+    pub resources: Resources,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Redis {
+    pub version: u32,
+    pub image: String,
+    pub port: u16,
+    pub host: String,
+    pub maxmemory: Option<u64>,
+    pub eviction: Option<String>,
+    pub password: Option<String>,
+    pub appendonly: bool,
+    pub settings: BTreeMap<String, serde_json::Value>,
+    pub resources: Resources,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Site {
+    pub preset: Option<String>,
+    pub server_names: Vec<String>,
+    pub upstream: String,
+    pub tls: Tls,
+    pub hsts: Option<Hsts>,
+    /// Headers sent on every response, `always`.
+    pub headers: BTreeMap<String, String>,
+    /// Keyed by path prefix (`/static/`: pointer segment `~1static~1`).
+    pub locations: BTreeMap<String, Location>,
+    pub rate_limits: BTreeMap<String, RateLimit>,
+    pub max_body_size: Option<String>,
+    pub gzip: Option<Gzip>,
+    pub timeouts: Timeouts,
+    pub deny_hidden: bool,
+    pub redirect_code: u16,
+    pub acme_root: String,
+    pub server_tokens: bool,
+    pub listen: Listen,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Tls {
+    pub mode: String,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    pub profile: String,
+    pub protocols: Vec<String>,
+    pub ciphers: Option<String>,
+    pub ecdh_curve: Option<String>,
+    pub prefer_server_ciphers: bool,
+    pub session_timeout: Option<String>,
+    pub session_cache: Option<String>,
+    pub session_tickets: bool,
+    pub http2: bool,
+    pub stapling: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Hsts {
+    pub max_age: u64,
+    pub include_subdomains: bool,
+    pub preload: bool,
+}
+
+impl Hsts {
+    pub fn header_value(&self) -> String {
+        let mut v = format!("max-age={}", self.max_age);
+        if self.include_subdomains {
+            v.push_str("; includeSubDomains");
+        }
+        if self.preload {
+            v.push_str("; preload");
+        }
+        v
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LocationKind {
+    Proxy,
+    Static,
+    Media,
+    Websocket,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Location {
+    pub kind: LocationKind,
+    pub upstream: Option<String>,
+    pub root: Option<String>,
+    pub expires: Option<String>,
+    pub cache_control: Option<String>,
+    pub access_log: bool,
+    pub rate_limit: Option<String>,
+    pub read_timeout: Option<String>,
+    pub max_body_size: Option<String>,
+    pub allow: Vec<String>,
+    pub websocket: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RateLimit {
+    pub rate: String,
+    pub burst: Option<u32>,
+    pub nodelay: bool,
+    pub size: String,
+    pub paths: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Gzip {
+    pub types: Vec<String>,
+    pub min_length: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Timeouts {
+    pub connect: Option<String>,
+    pub send: Option<String>,
+    pub read: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Listen {
+    pub http: u16,
+    pub https: u16,
+    pub ipv6: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Firewall {
+    pub backend: String,
+    pub default_incoming: String,
+    /// Keyed by what the spec names (`ssh`, `https`, `8443`).
+    pub allow: BTreeMap<String, FirewallRule>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct FirewallRule {
+    pub port: String,
+    pub proto: String,
+    pub from: Vec<String>,
+    pub limit: bool,
+    pub comment: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    Compose,
+    Systemd,
+    Nginx,
+    Pgbouncer,
+    K8s,
+}
+
+impl Target {
+    pub const ALL: [Target; 5] = [Target::Compose, Target::Systemd, Target::Nginx, Target::Pgbouncer, Target::K8s];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Compose => "compose",
+            Target::Systemd => "systemd",
+            Target::Nginx => "nginx",
+            Target::Pgbouncer => "pgbouncer",
+            Target::K8s => "k8s",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Target> {
+        Target::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Kubernetes {
+    pub namespace: String,
+    pub ingress_class: String,
+    pub cluster_issuer: Option<String>,
+    pub image_pull_policy: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Compose {
+    pub project_name: String,
+    pub nginx_image: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct PolicyConfig {
+    pub modules: Vec<ModuleRef>,
+    pub settings: BTreeMap<String, serde_json::Value>,
+    pub rules: BTreeMap<String, RuleOverride>,
+    pub waivers: Vec<Waiver>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ModuleRef {
+    pub path: String,
+    pub blake3: Option<String>,
+    pub settings: BTreeMap<String, serde_json::Value>,
+    #[serde(skip)]
+    pub span: Option<Span>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RuleOverride {
+    pub severity: String,
+    pub reason: Option<String>,
+    #[serde(skip)]
+    pub span: Option<Span>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Waiver {
+    pub rule: String,
+    pub path: Option<String>,
+    pub reason: Option<String>,
+    pub expires: Option<String>,
+    #[serde(skip)]
+    pub span: Option<Span>,
+}
+
+/// One step of a value's history: the span that set it, in which layer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Origin {
+    #[serde(skip)]
+    pub span: Span,
+    /// `production`, `base`, `preset django-web`, `wiring`, `default`.
+    pub layer: String,
+}
+
+/// JSON pointer → the origins of that value, the one in force first.
+#[derive(Clone, Debug, Default)]
+pub struct Provenance {
+    pub map: BTreeMap<String, Vec<Origin>>,
+}
+
+impl Provenance {
+    pub fn record(&mut self, pointer: String, origins: Vec<Origin>) {
+        if !origins.is_empty() {
+            self.map.insert(pointer, origins);
+        }
+    }
+
+    /// The origins of the value at `pointer`, or of its nearest recorded parent.
+    pub fn lookup(&self, pointer: &str) -> Option<(&str, &[Origin])> {
+        let mut p = pointer;
+        loop {
+            if let Some((k, v)) = self.map.get_key_value(p) {
+                return Some((k.as_str(), v.as_slice()));
+            }
+            let cut = p.rfind('/')?;
+            p = &p[..cut];
+            if p.is_empty() {
+                return None;
+            }
+        }
+    }
+}
+
+/// Escapes one JSON pointer segment (RFC 6901).
+pub fn pointer_segment(s: &str) -> String {
+    s.replace('~', "~0").replace('/', "~1")
+}
+
+/// Builds a JSON pointer from segments.
+pub fn pointer(segments: &[&str]) -> String {
+    segments.iter().map(|s| format!("/{}", pointer_segment(s))).collect()
+}
+
+impl Model {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("the model serializes to JSON")
+    }
+
+    /// Network name of a data service inside containers (compose and k8s DNS).
+    pub fn container_host(&self, name: &str) -> String {
+        name.to_owned()
+    }
+
+    /// Address of a data service on a host deployment (systemd).
+    pub fn host_address(&self, name: &str) -> String {
+        if let Some(pg) = self.postgres.get(name) {
+            return pg.host.clone();
+        }
+        if let Some(r) = self.redis.get(name) {
+            return r.host.clone();
+        }
+        for pg in self.postgres.values() {
+            if let Some(p) = &pg.pooler
+                && p.name == name
+            {
+                return p.listen_addr.clone();
+            }
+        }
+        "127.0.0.1".to_owned()
+    }
+
+    pub fn has_target(&self, t: Target) -> bool {
+        self.targets.contains(&t)
+    }
+}

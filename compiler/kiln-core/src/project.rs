@@ -1,0 +1,390 @@
+//! A kiln project: its spec files parsed, checked against the schema, and split
+//! into the project node, environments, presets and project-wide policies.
+//! Pure: files reach it through a loader closure.
+
+use indexmap::IndexMap;
+use std::collections::BTreeMap;
+
+use crate::diagnostic::{Diagnostic, normalize, unknown_name_help};
+use crate::schema;
+use crate::source::{FileId, Origin as SourceOrigin, Sources, Span};
+use crate::syntax::{self, Layer, Node};
+
+/// The stdlib presets, embedded in the binary.
+pub const STDLIB_PRESETS: &[(&str, &str)] = &[
+    ("celery-beat", include_str!("../../../stdlib/presets/celery-beat.kdl")),
+    ("celery-worker", include_str!("../../../stdlib/presets/celery-worker.kdl")),
+    ("daphne", include_str!("../../../stdlib/presets/daphne.kdl")),
+    ("django-web", include_str!("../../../stdlib/presets/django-web.kdl")),
+    ("fastapi-web", include_str!("../../../stdlib/presets/fastapi-web.kdl")),
+    ("nginx-site", include_str!("../../../stdlib/presets/nginx-site.kdl")),
+    ("pgbouncer", include_str!("../../../stdlib/presets/pgbouncer.kdl")),
+    ("postgres", include_str!("../../../stdlib/presets/postgres.kdl")),
+    ("redis", include_str!("../../../stdlib/presets/redis.kdl")),
+];
+
+pub const ROOT_FILE: &str = "kiln.kdl";
+
+#[derive(Debug)]
+pub struct Project {
+    pub sources: Sources,
+    pub name: String,
+    pub name_span: Option<Span>,
+    pub output: String,
+    pub output_span: Option<Span>,
+    pub environments: IndexMap<String, EnvDecl>,
+    pub presets: BTreeMap<String, PresetDecl>,
+    /// Children of project-level `policies` blocks: the lowest layer of every environment.
+    pub policies: Vec<Node>,
+    /// Project spec files, in load order (not the stdlib).
+    pub files: Vec<FileId>,
+}
+
+#[derive(Clone, Debug)]
+pub struct EnvDecl {
+    pub name: String,
+    pub name_span: Span,
+    pub extends: Option<(String, Span)>,
+    pub is_abstract: bool,
+    /// The environment's body, without `extends` and `abstract`.
+    pub body: Vec<Node>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PresetDecl {
+    pub name: String,
+    pub kind: String,
+    pub body: Vec<Node>,
+    pub span: Span,
+    pub stdlib: bool,
+}
+
+/// Reads a project file by its path relative to the project folder.
+pub type Loader<'a> = dyn FnMut(&str) -> Result<String, String> + 'a;
+
+/// Loads `kiln.kdl` and everything it includes, plus the stdlib presets.
+pub fn load(loader: &mut Loader<'_>) -> (Project, Vec<Diagnostic>) {
+    let mut sources = Sources::new();
+    let mut diags = Vec::new();
+    let mut top: Vec<Node> = Vec::new();
+    let mut files = Vec::new();
+
+    match loader(ROOT_FILE) {
+        Ok(text) => {
+            let mut queue = vec![(ROOT_FILE.to_owned(), text)];
+            while let Some((name, text)) = queue.pop() {
+                let file = sources.add(name.clone(), text, SourceOrigin::Project);
+                files.push(file);
+                let (nodes, mut d) = syntax::parse(&sources, file);
+                diags.append(&mut d);
+                for node in nodes {
+                    if node.name == "include" {
+                        for arg in &node.args {
+                            let Some(rel) = arg.value.as_str() else { continue };
+                            match resolve_include(&name, rel) {
+                                Ok(path) if sources.find(&path).is_some() || queue.iter().any(|(n, _)| *n == path) => {
+                                    diags.push(
+                                        Diagnostic::error("include-cycle", format!("`{path}` is included twice"))
+                                            .with_label(arg.span, "already included")
+                                            .with_help("include each file once"),
+                                    )
+                                }
+                                Ok(path) => match loader(&path) {
+                                    Ok(text) => queue.insert(0, (path, text)),
+                                    Err(e) => diags.push(
+                                        Diagnostic::error("include-missing", format!("cannot read `{path}`: {e}"))
+                                            .with_label(arg.span, "included here")
+                                            .with_help("check the path; it is relative to the including file"),
+                                    ),
+                                },
+                                Err(why) => diags.push(
+                                    Diagnostic::error("include-outside", format!("`{rel}` {why}"))
+                                        .with_label(arg.span, "not allowed")
+                                        .with_help("include files inside the project folder, by relative path"),
+                                ),
+                            }
+                        }
+                    }
+                    top.push(node);
+                }
+            }
+        }
+        Err(e) => {
+            diags.push(
+                Diagnostic::error("no-project", format!("cannot read {ROOT_FILE}: {e}"))
+                    .with_help("run kiln in a folder holding kiln.kdl, or pass the folder: `kiln compile path/to/project`"),
+            );
+        }
+    }
+
+    schema::check(&top, schema::TOP, None, "the top level", &mut diags);
+
+    let mut project = Project {
+        sources,
+        name: String::new(),
+        name_span: None,
+        output: "generated".to_owned(),
+        output_span: None,
+        environments: IndexMap::new(),
+        presets: BTreeMap::new(),
+        policies: Vec::new(),
+        files,
+    };
+
+    for (name, text) in STDLIB_PRESETS {
+        let file = project.sources.add(format!("<stdlib>/presets/{name}.kdl"), *text, SourceOrigin::Stdlib);
+        let (nodes, mut d) = syntax::parse(&project.sources, file);
+        diags.append(&mut d);
+        for node in nodes {
+            add_preset(&mut project, node, true, &mut diags);
+        }
+    }
+
+    let mut project_nodes = Vec::new();
+    for node in top {
+        match node.name.as_str() {
+            "project" => project_nodes.push(node),
+            "environment" => add_environment(&mut project, node, &mut diags),
+            "preset" => add_preset(&mut project, node, false, &mut diags),
+            "policies" => {
+                let mut children = node.children;
+                let layer = Layer::from("project");
+                for c in &mut children {
+                    c.set_layer(&layer);
+                }
+                project.policies.extend(children);
+            }
+            _ => {}
+        }
+    }
+
+    match project_nodes.as_slice() {
+        [] if project.files.is_empty() || diags.iter().any(|d| d.code == "kdl-syntax") => {}
+        [] => diags.push(
+            Diagnostic::error("missing-project", "no `project` node")
+                .with_label(Span::new(project.files[0], 0, 0), "expected `project NAME { … }`")
+                .with_help("start kiln.kdl with `project myapp { output \"generated\" }`"),
+        ),
+        [p, rest @ ..] => {
+            if let Some(key) = p.args.first()
+                && let Some(name) = key.value.as_str()
+            {
+                project.name = name.to_owned();
+                project.name_span = Some(key.span);
+            }
+            if let Some(out) = p.child("output")
+                && let Some(v) = out.args.first()
+                && let Some(s) = v.value.as_str()
+            {
+                match check_output_dir(s) {
+                    Ok(()) => {
+                        project.output = s.trim_end_matches('/').to_owned();
+                        project.output_span = Some(v.span);
+                    }
+                    Err(why) => diags.push(
+                        Diagnostic::error("invalid-output", format!("output folder `{s}` {why}"))
+                            .with_label(v.span, "not allowed")
+                            .with_help("use a relative folder inside the project, such as \"generated\""),
+                    ),
+                }
+            }
+            for extra in rest {
+                diags.push(
+                    Diagnostic::error("duplicate", "`project` is declared twice")
+                        .with_label(extra.name_span, "declared again here")
+                        .with_label(p.name_span, "first declared here")
+                        .with_help("a project has one `project` node"),
+                );
+            }
+        }
+    }
+
+    check_extends(&project, &mut diags);
+    normalize(&mut diags);
+    (project, diags)
+}
+
+fn check_output_dir(s: &str) -> Result<(), &'static str> {
+    if s.is_empty() || s.starts_with('/') || s.contains('\\') {
+        return Err("must be a relative path");
+    }
+    if s.split('/').any(|seg| seg == ".." || seg == "." || seg.is_empty() && !s.ends_with('/')) {
+        return Err("must stay inside the project folder");
+    }
+    Ok(())
+}
+
+/// Resolves `rel` against the folder of `from`, refusing paths that leave the project.
+fn resolve_include(from: &str, rel: &str) -> Result<String, &'static str> {
+    if rel.starts_with('/') || rel.contains('\\') {
+        return Err("is not a relative path");
+    }
+    let mut parts: Vec<&str> = from.split('/').collect();
+    parts.pop();
+    for seg in rel.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err("leaves the project folder");
+                }
+            }
+            s => parts.push(s),
+        }
+    }
+    if parts.is_empty() {
+        return Err("names no file");
+    }
+    Ok(parts.join("/"))
+}
+
+fn add_environment(project: &mut Project, node: Node, diags: &mut Vec<Diagnostic>) {
+    let Some(key) = node.args.first() else { return };
+    let Some(name) = key.value.as_str().map(str::to_owned) else { return };
+    if !schema::is_dns_label(&name) {
+        return; // reported by the schema check
+    }
+    if let Some(prev) = project.environments.get(&name) {
+        diags.push(
+            Diagnostic::error("duplicate", format!("environment `{name}` is declared twice"))
+                .with_label(key.span, "declared again here")
+                .with_label(prev.name_span, "first declared here")
+                .with_help("rename one, or make one extend the other"),
+        );
+        return;
+    }
+    let layer = Layer::from(name.as_str());
+    let mut extends = None;
+    let mut is_abstract = false;
+    let mut body = Vec::new();
+    for mut child in node.children {
+        match child.name.as_str() {
+            "extends" => {
+                if let Some(v) = child.args.first()
+                    && let Some(s) = v.value.as_str()
+                {
+                    extends = Some((s.to_owned(), v.span));
+                }
+            }
+            "abstract" => is_abstract = child.args.first().is_some_and(|v| v.value == syntax::Value::Bool(true)),
+            _ => {
+                child.set_layer(&layer);
+                body.push(child);
+            }
+        }
+    }
+    project.environments.insert(name.clone(), EnvDecl { name, name_span: key.span, extends, is_abstract, body });
+}
+
+fn add_preset(project: &mut Project, node: Node, stdlib: bool, diags: &mut Vec<Diagnostic>) {
+    let Some(key) = node.args.first() else { return };
+    let Some(name) = key.value.as_str().map(str::to_owned) else { return };
+    let kind_node = node.child("for");
+    let kind = kind_node.and_then(|k| k.args.first()).and_then(|v| v.value.as_str()).map(str::to_owned);
+    let Some(kind) = kind else {
+        diags.push(
+            Diagnostic::error("missing-value", format!("preset `{name}` does not say what it is for"))
+                .with_label(node.name_span, "no `for=`")
+                .with_help(format!("write `preset {name} for=service {{ … }}` (service, postgres, redis, site or pooler)")),
+        );
+        return;
+    };
+    let Some(body_schema) = schema::preset_body(&kind) else {
+        let span = kind_node.map_or(node.name_span, |k| k.value_span());
+        diags.push(
+            Diagnostic::error("type-mismatch", format!("presets cannot be for `{kind}`"))
+                .with_label(span, "unknown kind")
+                .with_help(unknown_name_help(&kind, "kind", schema::PRESET_KINDS)),
+        );
+        return;
+    };
+    let body: Vec<Node> = node.children.iter().filter(|c| c.name != "for").cloned().collect();
+    schema::check(&body, body_schema, None, &format!("a {kind} preset"), diags);
+    if let Some(prev) = project.presets.get(&name)
+        && !prev.stdlib
+    {
+        diags.push(
+            Diagnostic::error("duplicate", format!("preset `{name}` is declared twice"))
+                .with_label(key.span, "declared again here")
+                .with_label(prev.span, "first declared here")
+                .with_help("rename one of them"),
+        );
+        return;
+    }
+    let layer = Layer::from(format!("preset {name}").as_str());
+    let mut body = body;
+    for c in &mut body {
+        c.set_layer(&layer);
+    }
+    project.presets.insert(name.clone(), PresetDecl { name, kind, body, span: key.span, stdlib });
+}
+
+/// Dangling `extends` and cycles, reported once per project.
+fn check_extends(project: &Project, diags: &mut Vec<Diagnostic>) {
+    let names: Vec<&str> = project.environments.keys().map(String::as_str).collect();
+    for env in project.environments.values() {
+        if let Some((parent, span)) = &env.extends
+            && !project.environments.contains_key(parent)
+        {
+            diags.push(
+                Diagnostic::error("unknown-reference", format!("environment `{}` extends `{parent}`, which does not exist", env.name))
+                    .with_label(*span, "no such environment")
+                    .with_help(unknown_name_help(parent, "environment", &names)),
+            );
+        }
+    }
+    // Cycles: walk each chain; report a cycle at its lexically first member.
+    let mut reported: Vec<Vec<String>> = Vec::new();
+    for start in project.environments.values() {
+        let mut chain: Vec<&str> = vec![&start.name];
+        let mut current = start;
+        while let Some((parent, _)) = &current.extends {
+            let Some(next) = project.environments.get(parent) else { break };
+            if let Some(pos) = chain.iter().position(|n| *n == next.name) {
+                let mut cycle: Vec<String> = chain[pos..].iter().map(|s| s.to_string()).collect();
+                let mut sorted = cycle.clone();
+                sorted.sort();
+                if !reported.contains(&sorted) {
+                    reported.push(sorted);
+                    cycle.push(next.name.clone());
+                    let first = project.environments.get(&cycle[0]).expect("in chain");
+                    let mut d = Diagnostic::error("extends-cycle", format!("environments extend each other in a cycle: {}", cycle.join(" → ")))
+                        .with_label(first.extends.as_ref().expect("in a cycle").1, "this `extends` closes the cycle");
+                    for name in &cycle[1..cycle.len() - 1] {
+                        let e = project.environments.get(name).expect("in chain");
+                        d = d.with_label(e.extends.as_ref().expect("in a cycle").1, format!("`{name}` extends `{}`", e.extends.as_ref().expect("cycle").0));
+                    }
+                    diags.push(d.with_help("an environment can only extend one that does not, directly or not, extend it back"));
+                }
+                break;
+            }
+            chain.push(&next.name);
+            current = next;
+        }
+    }
+}
+
+impl Project {
+    /// Environments that are compiled (not abstract), in declaration order.
+    pub fn compiled_environments(&self) -> Vec<&str> {
+        self.environments.values().filter(|e| !e.is_abstract).map(|e| e.name.as_str()).collect()
+    }
+
+    /// The extends chain of `env`, root first; `None` on a cycle or dangling parent.
+    pub fn chain(&self, env: &str) -> Option<Vec<&EnvDecl>> {
+        let mut chain = Vec::new();
+        let mut current = self.environments.get(env)?;
+        loop {
+            if chain.iter().any(|e: &&EnvDecl| e.name == current.name) {
+                return None;
+            }
+            chain.push(current);
+            match &current.extends {
+                Some((parent, _)) => current = self.environments.get(parent)?,
+                None => break,
+            }
+        }
+        chain.reverse();
+        Some(chain)
+    }
+}

@@ -1,0 +1,1433 @@
+//! Resolution: an environment's layers (project policies, its `extends` chain,
+//! presets) merged and lowered into the typed [`Model`], with wiring, defaults,
+//! reference checks and the provenance of every value.
+
+use std::collections::BTreeMap;
+
+use crate::diagnostic::{Diagnostic, normalize, unknown_name_help};
+use crate::merge::merge;
+use crate::model::*;
+use crate::project::Project;
+use crate::schema::{self, parse_cpu, parse_duration, parse_size};
+use crate::syntax::{Layer, Node, Scalar, Value};
+
+/// Resolves one environment. Returns the model (when the spec is sound enough
+/// to build one) and every diagnostic found.
+pub fn resolve(project: &Project, env: &str) -> (Option<Model>, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    let Some(decl) = project.environments.get(env) else {
+        let names = project.compiled_environments();
+        diags.push(
+            Diagnostic::error("unknown-environment", format!("no environment named `{env}`"))
+                .with_help(if names.is_empty() {
+                    "declare one: `environment production { tier production … }`".to_owned()
+                } else {
+                    unknown_name_help(env, "environment", &names)
+                }),
+        );
+        return (None, diags);
+    };
+    let Some(chain) = project.chain(env) else {
+        return (None, diags); // dangling extends or cycle: reported by project::load
+    };
+
+    let mut merged: Vec<Node> = Vec::new();
+    if let Some(first) = project.policies.first() {
+        merged.push(Node {
+            name: "policies".to_owned(),
+            name_span: first.name_span,
+            span: first.span,
+            annotation: None,
+            args: Vec::new(),
+            children: project.policies.clone(),
+            from_prop: false,
+            layer: Layer::from("project"),
+            overrides: Vec::new(),
+        });
+    }
+    for layer in &chain {
+        merge(&mut merged, &layer.body, schema::ENV_BODY, None, &mut diags);
+    }
+    apply_presets(project, &mut merged, &mut diags);
+
+    let mut lower = Lower { project, diags, prov: Provenance::default() };
+    let model = lower.environment(decl.name.as_str(), decl.name_span, &merged);
+    let mut diags = lower.diags;
+    normalize(&mut diags);
+    (model, diags)
+}
+
+fn default_preset(kind: &str) -> Option<&'static str> {
+    match kind {
+        "postgres" => Some("postgres"),
+        "redis" => Some("redis"),
+        "site" => Some("nginx-site"),
+        "pooler" => Some("pgbouncer"),
+        _ => None,
+    }
+}
+
+/// Puts each node's preset under it as its lowest layer.
+fn apply_presets(project: &Project, nodes: &mut [Node], diags: &mut Vec<Diagnostic>) {
+    for node in nodes.iter_mut() {
+        let kind = node.name.clone();
+        if !matches!(kind.as_str(), "service" | "postgres" | "redis" | "site" | "pooler") {
+            continue;
+        }
+        if kind == "postgres" {
+            apply_presets(project, &mut node.children, diags);
+        }
+        let explicit = node.child("preset").and_then(|p| p.args.first()).and_then(|v| v.value.as_str().map(|s| (s.to_owned(), v.span)));
+        let name = match &explicit {
+            Some((name, _)) => name.clone(),
+            None => match default_preset(&kind) {
+                Some(name) => name.to_owned(),
+                None => continue,
+            },
+        };
+        let Some(preset) = project.presets.get(&name) else {
+            if let Some((name, span)) = &explicit {
+                let candidates: Vec<&str> = project.presets.values().filter(|p| p.kind == kind).map(|p| p.name.as_str()).collect();
+                diags.push(
+                    Diagnostic::error("unknown-reference", format!("unknown preset `{name}`"))
+                        .with_label(*span, "no such preset")
+                        .with_help(unknown_name_help(name, "preset", &candidates)),
+                );
+            }
+            continue;
+        };
+        if preset.kind != kind {
+            let span = explicit.as_ref().map_or(node.name_span, |e| e.1);
+            diags.push(
+                Diagnostic::error("type-mismatch", format!("preset `{name}` is for a {}, not a {kind}", preset.kind))
+                    .with_label(span, format!("a {} preset", preset.kind))
+                    .with_help(format!("use a preset made for a {kind}")),
+            );
+            continue;
+        }
+        let body_schema = schema::preset_body(&kind).expect("presettable kind");
+        let mut children = preset.body.clone();
+        if kind == "postgres" {
+            apply_presets(project, &mut children, diags);
+        }
+        merge(&mut children, &node.children, body_schema, None, diags);
+        node.children = children;
+    }
+}
+
+struct Lower<'a> {
+    project: &'a Project,
+    diags: Vec<Diagnostic>,
+    prov: Provenance,
+}
+
+fn origins(node: &Node) -> Vec<Origin> {
+    let mut v = vec![Origin { span: node.value_span(), layer: node.layer.to_string() }];
+    v.extend(node.overrides.iter().map(|(span, layer)| Origin { span: *span, layer: layer.to_string() }));
+    v
+}
+
+fn scalar_json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Str(s) => serde_json::Value::from(s.as_str()),
+        Value::Int(i) => serde_json::Value::from(*i),
+        Value::Float(f) => serde_json::Value::from(*f),
+        Value::Bool(b) => serde_json::Value::from(*b),
+        Value::Null => serde_json::Value::Null,
+    }
+}
+
+impl Lower<'_> {
+    fn record(&mut self, ptr: &str, node: &Node) {
+        self.prov.record(ptr.to_owned(), origins(node));
+    }
+
+    /// The value of setting `name` under `parent` (recording its provenance at `ptr`).
+    fn value<'n>(&mut self, parent: &'n Node, name: &str, ptr: &str) -> Option<&'n Scalar> {
+        let node = parent.child(name)?;
+        let v = node.args.first().filter(|v| v.value != Value::Null)?;
+        self.record(ptr, node);
+        Some(v)
+    }
+
+    fn string(&mut self, parent: &Node, name: &str, ptr: &str) -> Option<String> {
+        match &self.value(parent, name, ptr)?.value {
+            Value::Str(s) => Some(s.clone()),
+            Value::Int(i) => Some(i.to_string()),
+            Value::Float(f) => Some(f.to_string()),
+            _ => None,
+        }
+    }
+
+    fn int(&mut self, parent: &Node, name: &str, ptr: &str) -> Option<i64> {
+        match &self.value(parent, name, ptr)?.value {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    fn uint(&mut self, parent: &Node, name: &str, ptr: &str) -> Option<u32> {
+        self.int(parent, name, ptr).and_then(|i| u32::try_from(i).ok())
+    }
+
+    fn boolean(&mut self, parent: &Node, name: &str, ptr: &str, default: bool) -> bool {
+        match self.value(parent, name, ptr).map(|v| &v.value) {
+            Some(Value::Bool(b)) => *b,
+            _ => default,
+        }
+    }
+
+    fn duration(&mut self, parent: &Node, name: &str, ptr: &str) -> Option<u64> {
+        match &self.value(parent, name, ptr)?.value {
+            Value::Int(i) => u64::try_from(*i).ok(),
+            Value::Str(s) => parse_duration(s),
+            _ => None,
+        }
+    }
+
+    /// A duration kept as written, for nginx (`"60s"`, `86400` → `"86400s"`).
+    fn duration_text(&mut self, parent: &Node, name: &str, ptr: &str) -> Option<String> {
+        match &self.value(parent, name, ptr)?.value {
+            Value::Int(i) => Some(format!("{i}s")),
+            Value::Str(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// A list setting: the arguments of a child node, or a comma-separated property.
+    fn list(&mut self, parent: &Node, name: &str, ptr: &str) -> Vec<String> {
+        let Some(node) = parent.child(name) else { return Vec::new() };
+        if matches!(node.args.as_slice(), [v] if v.value == Value::Null) {
+            return Vec::new();
+        }
+        self.record(ptr, node);
+        let mut out = Vec::new();
+        for arg in &node.args {
+            let text = arg.value.to_text();
+            if node.from_prop || text.contains(',') {
+                out.extend(text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned));
+            } else {
+                out.push(text);
+            }
+        }
+        out
+    }
+
+    fn free_map(&mut self, parent: Option<&Node>, ptr: &str) -> BTreeMap<String, serde_json::Value> {
+        let mut out = BTreeMap::new();
+        let Some(parent) = parent else { return out };
+        for child in &parent.children {
+            if let Some(v) = child.args.first() {
+                let p = format!("{ptr}/{}", pointer_segment(&child.name));
+                self.record(&p, child);
+                out.insert(child.name.clone(), scalar_json(&v.value));
+            }
+        }
+        out
+    }
+
+    fn environment(&mut self, name: &str, name_span: crate::source::Span, nodes: &[Node]) -> Option<Model> {
+        let root = Node {
+            name: "environment".to_owned(),
+            name_span,
+            span: name_span,
+            annotation: None,
+            args: Vec::new(),
+            children: nodes.to_vec(),
+            from_prop: false,
+            layer: Layer::from(name),
+            overrides: Vec::new(),
+        };
+        let project = self.project;
+        let pname = if project.name.is_empty() { "app".to_owned() } else { project.name.clone() };
+
+        let tier = match self.string(&root, "tier", "/tier").as_deref().and_then(Tier::parse) {
+            Some(t) => t,
+            None => match Tier::parse(name) {
+                Some(t) => t,
+                None if root.child("tier").is_some() => Tier::Development, // invalid value: reported by the schema
+                None => {
+                    self.diags.push(
+                        Diagnostic::error("missing-value", format!("environment `{name}` has no tier"))
+                            .with_label(name_span, "no `tier`")
+                            .with_help("add `tier production`, `tier staging` or `tier development`: it decides how strict the policies are"),
+                    );
+                    Tier::Development
+                }
+            },
+        };
+
+        let versions_node = root.child("versions").cloned().unwrap_or_else(|| empty("versions", name_span));
+        let versions = Versions {
+            nginx: self.string(&versions_node, "nginx", "/versions/nginx").unwrap_or_else(|| "1.22".into()),
+            pgbouncer: self.string(&versions_node, "pgbouncer", "/versions/pgbouncer").unwrap_or_else(|| "1.18".into()),
+            openssl: self.string(&versions_node, "openssl", "/versions/openssl").unwrap_or_else(|| "3.0".into()),
+            systemd: self.uint(&versions_node, "systemd", "/versions/systemd").unwrap_or(252),
+        };
+
+        let host_node = root.child("host").cloned().unwrap_or_else(|| empty("host", name_span));
+        let user = self.string(&host_node, "user", "/host/user").unwrap_or_else(|| pname.replace('-', "_"));
+        let uid = self.uint(&host_node, "uid", "/host/uid").unwrap_or(10001);
+        let app_root = self.string(&host_node, "root", "/host/root").unwrap_or_else(|| format!("/opt/{pname}"));
+        let host = Host {
+            group: self.string(&host_node, "group", "/host/group").unwrap_or_else(|| user.clone()),
+            gid: self.uint(&host_node, "gid", "/host/gid").unwrap_or(uid),
+            venv: self.string(&host_node, "venv", "/host/venv").unwrap_or_else(|| format!("{app_root}/venv")),
+            env_file: self.string(&host_node, "env-file", "/host/env-file").unwrap_or_else(|| format!("/etc/{pname}/{name}.env")),
+            log_dir: self.string(&host_node, "log-dir", "/host/log-dir").unwrap_or_else(|| format!("/var/log/{pname}")),
+            writable: self.list(&host_node, "writable", "/host/writable"),
+            user,
+            uid,
+            root: app_root,
+        };
+
+        // Secrets and project-wide env.
+        let mut secrets = BTreeMap::new();
+        let mut secret_nodes: BTreeMap<String, &Node> = BTreeMap::new();
+        for node in root.children_named("secret") {
+            if let Some((k, s)) = self.secret(node, "") {
+                secret_nodes.insert(k.clone(), node);
+                secrets.insert(k, s);
+            }
+        }
+        let mut env = BTreeMap::new();
+        if let Some(env_node) = root.child("env") {
+            self.env_block(env_node, "/env", &secrets, &mut env);
+        }
+
+        let postgres = self.postgres_all(&root, &secrets);
+        let redis = self.redis_all(&root, &secrets);
+
+        let targets = match root.child("targets") {
+            Some(t) => {
+                self.record("/targets", t);
+                let mut v: Vec<Target> = t.args.iter().filter_map(|a| a.value.as_str().and_then(Target::parse)).collect();
+                v.sort();
+                v.dedup();
+                v
+            }
+            None => Target::ALL.to_vec(),
+        };
+
+        let k8s_node = root.child("kubernetes").cloned().unwrap_or_else(|| empty("kubernetes", name_span));
+        let namespace = self.string(&k8s_node, "namespace", "/kubernetes/namespace").unwrap_or_else(|| format!("{pname}-{name}"));
+        if !schema::is_dns_label(&namespace) {
+            self.diags.push(
+                Diagnostic::error("invalid-name", format!("namespace `{namespace}` is not a valid Kubernetes name"))
+                    .with_label(name_span, "derived from the project and environment names")
+                    .with_help("set `kubernetes { namespace \"short-name\" }` (at most 63 characters)"),
+            );
+        }
+        let kubernetes = Kubernetes {
+            namespace,
+            ingress_class: self.string(&k8s_node, "ingress-class", "/kubernetes/ingress-class").unwrap_or_else(|| "nginx".into()),
+            cluster_issuer: self.string(&k8s_node, "cluster-issuer", "/kubernetes/cluster-issuer"),
+            image_pull_policy: self.string(&k8s_node, "image-pull-policy", "/kubernetes/image-pull-policy").unwrap_or_else(|| "IfNotPresent".into()),
+        };
+        let compose_node = root.child("compose").cloned().unwrap_or_else(|| empty("compose", name_span));
+        let compose = Compose {
+            project_name: self.string(&compose_node, "project-name", "/compose/project-name").unwrap_or_else(|| format!("{pname}-{name}")),
+            nginx_image: self.string(&compose_node, "nginx-image", "/compose/nginx-image").unwrap_or_else(|| "nginx:1.27-alpine".into()),
+        };
+
+        let mut model = Model {
+            schema: MODEL_SCHEMA,
+            project: ProjectInfo { name: pname, output: project.output.clone() },
+            environment: name.to_owned(),
+            tier,
+            versions,
+            host,
+            env,
+            secrets,
+            services: BTreeMap::new(),
+            postgres,
+            redis,
+            sites: BTreeMap::new(),
+            firewall: None,
+            targets,
+            kubernetes,
+            compose,
+            policies: PolicyConfig::default(),
+            provenance: Provenance::default(),
+        };
+
+        let names = self.check_names(&root, &model);
+        for node in root.children_named("service") {
+            if let Some((k, s)) = self.service(node, &model, &secret_nodes) {
+                model.services.insert(k, s);
+            }
+        }
+        for node in root.children_named("site") {
+            if let Some((k, s)) = self.site(node, &model) {
+                model.sites.insert(k, s);
+            }
+        }
+        if let Some(fw) = root.child("firewall") {
+            model.firewall = Some(self.firewall(fw));
+        }
+        if let Some(p) = root.child("policies") {
+            model.policies = self.policies(p);
+        }
+        self.check_ports(&root, &model);
+        let _ = names;
+        model.provenance = std::mem::take(&mut self.prov);
+        Some(model)
+    }
+
+    fn secret(&mut self, node: &Node, prefix: &str) -> Option<(String, Secret)> {
+        let key = node.key()?;
+        let ptr = format!("{prefix}/secrets/{}", pointer_segment(&key));
+        self.record(&ptr, node);
+        let secret = Secret {
+            kind: self.string(node, "kind", &format!("{ptr}/kind")).unwrap_or_else(|| "generic".into()),
+            optional: self.boolean(node, "optional", &format!("{ptr}/optional"), false),
+            description: self.string(node, "description", &format!("{ptr}/description")),
+        };
+        Some((key, secret))
+    }
+
+    fn env_block(&mut self, env_node: &Node, ptr: &str, secrets: &BTreeMap<String, Secret>, out: &mut BTreeMap<String, EnvValue>) {
+        for child in &env_node.children {
+            let Some(v) = child.args.first() else { continue };
+            if secrets.contains_key(&child.name) && v.value != Value::Null {
+                self.diags.push(
+                    Diagnostic::error("secret-literal", format!("`{}` is a secret, but a value is written here", child.name))
+                        .with_label(v.span, "a secret value in the spec")
+                        .with_help("remove this line: the secret is delivered at deploy time through the env file or the k8s Secret, and kiln never holds its value"),
+                );
+                continue;
+            }
+            let value = match &v.value {
+                Value::Str(s) => EnvValue::Str(s.clone()),
+                Value::Int(i) => EnvValue::Int(*i),
+                Value::Float(f) => EnvValue::Float(*f),
+                Value::Bool(b) => EnvValue::Bool(*b),
+                Value::Null => continue,
+            };
+            self.record(&format!("{ptr}/{}", pointer_segment(&child.name)), child);
+            out.insert(child.name.clone(), value);
+        }
+    }
+
+    fn secret_ref(&mut self, parent: &Node, name: &str, ptr: &str, secrets: &BTreeMap<String, Secret>) -> Option<String> {
+        let v = self.value(parent, name, ptr)?;
+        let s = v.value.as_str()?.to_owned();
+        if !secrets.contains_key(&s) {
+            let names: Vec<&str> = secrets.keys().map(String::as_str).collect();
+            self.diags.push(
+                Diagnostic::error("unknown-reference", format!("`{name}` names secret `{s}`, which is not declared"))
+                    .with_label(v.span, "no such secret")
+                    .with_help(match unknown_name_help(&s, "secret", &names) {
+                        h if h.starts_with("did you mean") => h,
+                        _ => format!("declare it in the environment: `secret {s} kind=password`"),
+                    }),
+            );
+            return None;
+        }
+        Some(s)
+    }
+
+    fn resources(&mut self, parent: &Node, ptr: &str) -> Resources {
+        let Some(node) = parent.child("resources") else { return Resources::default() };
+        let cpu = |l: &mut Self, n: &str| match l.value(node, n, &format!("{ptr}/{n}")).map(|v| &v.value) {
+            Some(Value::Int(i)) => u64::try_from(*i).ok().map(|c| c * 1000),
+            Some(Value::Float(f)) => Some((f * 1000.0).round() as u64),
+            Some(Value::Str(s)) => parse_cpu(s),
+            _ => None,
+        };
+        let mem = |l: &mut Self, n: &str| match l.value(node, n, &format!("{ptr}/{n}")).map(|v| &v.value) {
+            Some(Value::Int(i)) => u64::try_from(*i).ok(),
+            Some(Value::Str(s)) => parse_size(s),
+            _ => None,
+        };
+        let mut r = Resources {
+            cpu: cpu(self, "cpu"),
+            memory: mem(self, "memory"),
+            cpu_request: cpu(self, "cpu-request"),
+            memory_request: mem(self, "memory-request"),
+            pids: self.uint(node, "pids", &format!("{ptr}/pids")),
+        };
+        if r.cpu_request.is_none() {
+            r.cpu_request = r.cpu.map(|c| (c / 2).max(1));
+        }
+        if r.memory_request.is_none() {
+            r.memory_request = r.memory.map(|m| m / 2);
+        }
+        r
+    }
+
+    fn postgres_all(&mut self, root: &Node, secrets: &BTreeMap<String, Secret>) -> BTreeMap<String, Postgres> {
+        let mut out = BTreeMap::new();
+        for node in root.children_named("postgres") {
+            let Some(key) = node.key() else { continue };
+            let ptr = format!("/postgres/{}", pointer_segment(&key));
+            self.record(&ptr, node);
+            let version = self.uint(node, "version", &format!("{ptr}/version")).unwrap_or(15);
+            let pooler = node.child("pooler").map(|p| self.pooler(p, &key, &format!("{ptr}/pooler")));
+            let database = self.string(node, "database", &format!("{ptr}/database"));
+            let user = self.string(node, "user", &format!("{ptr}/user"));
+            for (what, v) in [("database", &database), ("user", &user)] {
+                if v.is_none() {
+                    self.diags.push(
+                        Diagnostic::error("missing-value", format!("postgres `{key}` has no {what}"))
+                            .with_label(node.value_span(), format!("no `{what}`"))
+                            .with_help(format!("add `{what} NAME` to the postgres block")),
+                    );
+                }
+            }
+            let pg = Postgres {
+                image: self.string(node, "image", &format!("{ptr}/image")).unwrap_or_else(|| format!("postgres:{version}")),
+                version,
+                database: database.unwrap_or_default(),
+                user: user.unwrap_or_default(),
+                password: self.secret_ref(node, "password", &format!("{ptr}/password"), secrets),
+                port: self.uint(node, "port", &format!("{ptr}/port")).map_or(5432, |p| p as u16),
+                host: self.string(node, "host", &format!("{ptr}/host")).unwrap_or_else(|| "127.0.0.1".into()),
+                replicas: self.uint(node, "replicas", &format!("{ptr}/replicas")).unwrap_or(0),
+                settings: self.free_map(node.child("settings"), &format!("{ptr}/settings")),
+                pooler,
+                resources: self.resources(node, &format!("{ptr}/resources")),
+            };
+            out.insert(key, pg);
+        }
+        out
+    }
+
+    fn pooler(&mut self, node: &Node, db: &str, ptr: &str) -> Pooler {
+        self.record(ptr, node);
+        let u = |l: &mut Self, n: &str| l.uint(node, n, &format!("{ptr}/{n}"));
+        let s = |l: &mut Self, n: &str| l.string(node, n, &format!("{ptr}/{n}"));
+        Pooler {
+            kind: node.args.first().map(|v| v.value.to_text()).unwrap_or_else(|| "pgbouncer".into()),
+            name: format!("{db}-pgbouncer"),
+            image: s(self, "image").unwrap_or_else(|| "edoburu/pgbouncer:v1.23.1-p3".into()),
+            port: u(self, "port").map_or(6432, |p| p as u16),
+            listen_addr: s(self, "listen-addr").unwrap_or_else(|| "127.0.0.1".into()),
+            mode: s(self, "mode").unwrap_or_else(|| "transaction".into()),
+            auth_type: s(self, "auth-type").unwrap_or_else(|| "scram-sha-256".into()),
+            auth_file: s(self, "auth-file").unwrap_or_else(|| "/etc/pgbouncer/userlist.txt".into()),
+            max_client_conn: u(self, "max-client-conn"),
+            default_pool_size: u(self, "default-pool-size"),
+            min_pool_size: u(self, "min-pool-size"),
+            reserve_pool_size: u(self, "reserve-pool-size"),
+            reserve_pool_timeout: u(self, "reserve-pool-timeout"),
+            max_db_connections: u(self, "max-db-connections"),
+            server_idle_timeout: u(self, "server-idle-timeout"),
+            server_lifetime: u(self, "server-lifetime"),
+            query_wait_timeout: u(self, "query-wait-timeout"),
+            max_prepared_statements: u(self, "max-prepared-statements"),
+            admin_users: self.list(node, "admin-users", &format!("{ptr}/admin-users")),
+            stats_users: self.list(node, "stats-users", &format!("{ptr}/stats-users")),
+            ignore_startup_parameters: self.list(node, "ignore-startup-parameters", &format!("{ptr}/ignore-startup-parameters")),
+            client_tls_sslmode: s(self, "client-tls-sslmode"),
+            server_tls_sslmode: s(self, "server-tls-sslmode"),
+            resources: self.resources(node, &format!("{ptr}/resources")),
+        }
+    }
+
+    fn redis_all(&mut self, root: &Node, secrets: &BTreeMap<String, Secret>) -> BTreeMap<String, Redis> {
+        let mut out = BTreeMap::new();
+        for node in root.children_named("redis") {
+            let Some(key) = node.key() else { continue };
+            let ptr = format!("/redis/{}", pointer_segment(&key));
+            self.record(&ptr, node);
+            let version = self.uint(node, "version", &format!("{ptr}/version")).unwrap_or(7);
+            let maxmemory = match self.value(node, "maxmemory", &format!("{ptr}/maxmemory")).map(|v| &v.value) {
+                Some(Value::Int(i)) => u64::try_from(*i).ok(),
+                Some(Value::Str(s)) => parse_size(s),
+                _ => None,
+            };
+            let r = Redis {
+                image: self.string(node, "image", &format!("{ptr}/image")).unwrap_or_else(|| format!("redis:{version}")),
+                version,
+                port: self.uint(node, "port", &format!("{ptr}/port")).map_or(6379, |p| p as u16),
+                host: self.string(node, "host", &format!("{ptr}/host")).unwrap_or_else(|| "127.0.0.1".into()),
+                maxmemory,
+                eviction: self.string(node, "eviction", &format!("{ptr}/eviction")),
+                password: self.secret_ref(node, "password", &format!("{ptr}/password"), secrets),
+                appendonly: self.boolean(node, "appendonly", &format!("{ptr}/appendonly"), false),
+                settings: self.free_map(node.child("settings"), &format!("{ptr}/settings")),
+                resources: self.resources(node, &format!("{ptr}/resources")),
+            };
+            out.insert(key, r);
+        }
+        out
+    }
+
+    /// Services, databases, caches and poolers share one network namespace.
+    fn check_names(&mut self, root: &Node, model: &Model) -> Vec<String> {
+        let mut seen: BTreeMap<String, (&str, crate::source::Span)> = BTreeMap::new();
+        let mut add = |lower: &mut Self, name: String, kind: &'static str, span: crate::source::Span| {
+            if let Some((other, first)) = seen.get(&name) {
+                lower.diags.push(
+                    Diagnostic::error("duplicate", format!("`{name}` names both a {other} and a {kind}"))
+                        .with_label(span, format!("the {kind}"))
+                        .with_label(*first, format!("the {other}"))
+                        .with_help("services, databases, caches and poolers share one network: give each a distinct name"),
+                );
+            } else {
+                seen.insert(name, (kind, span));
+            }
+        };
+        for (kind, label) in [("postgres", "database"), ("redis", "cache"), ("service", "service")] {
+            for node in root.children_named(kind) {
+                if let Some(k) = node.key() {
+                    add(self, k, label, node.value_span());
+                    if kind == "postgres"
+                        && let Some(pg) = model.postgres.get(&node.key().unwrap_or_default())
+                        && let Some(p) = &pg.pooler
+                    {
+                        add(self, p.name.clone(), "pooler", node.child("pooler").map_or(node.value_span(), |p| p.name_span));
+                    }
+                }
+            }
+        }
+        seen.into_keys().collect()
+    }
+
+    fn service(&mut self, node: &Node, model: &Model, secret_nodes: &BTreeMap<String, &Node>) -> Option<(String, Service)> {
+        let key = node.key()?;
+        let ptr = format!("/services/{}", pointer_segment(&key));
+        self.record(&ptr, node);
+        let Some(run_node) = node.child("run") else {
+            self.diags.push(
+                Diagnostic::error("missing-value", format!("service `{key}` has nothing to run"))
+                    .with_label(node.value_span(), "no `run` and no preset that sets one")
+                    .with_help("add `preset=django-web` (or fastapi-web, daphne, celery-worker, celery-beat), or `run gunicorn \"config.wsgi:application\"`"),
+            );
+            return None;
+        };
+        let run = self.process(run_node, &format!("{ptr}/run"))?;
+        let derived_kind = match run.program.as_str() {
+            "gunicorn" | "uvicorn" | "daphne" => ServiceKind::Web,
+            "celery-worker" => ServiceKind::Worker,
+            "celery-beat" => ServiceKind::Beat,
+            _ => ServiceKind::Task,
+        };
+        let kind = match self.string(node, "kind", &format!("{ptr}/kind")).as_deref() {
+            Some("web") => ServiceKind::Web,
+            Some("worker") => ServiceKind::Worker,
+            Some("beat") => ServiceKind::Beat,
+            Some("task") => ServiceKind::Task,
+            _ => derived_kind,
+        };
+        let port = self.uint(node, "port", &format!("{ptr}/port")).map(|p| p as u16);
+        let mut run = run;
+        run.argv = run.command_line("0.0.0.0", port);
+        if kind == ServiceKind::Web && port.is_none() {
+            self.diags.push(
+                Diagnostic::error("missing-value", format!("web service `{key}` has no port"))
+                    .with_label(node.value_span(), "no `port`")
+                    .with_help("add `port 8000`"),
+            );
+        }
+        let health = node.child("health").and_then(|h| {
+            let path = h.args.first()?.value.as_str()?.to_owned();
+            let hp = format!("{ptr}/health");
+            self.record(&hp, h);
+            Some(Health {
+                path,
+                interval: self.duration(h, "interval", &format!("{hp}/interval")).unwrap_or(30),
+                timeout: self.duration(h, "timeout", &format!("{hp}/timeout")).unwrap_or(5),
+                retries: self.uint(h, "retries", &format!("{hp}/retries")).unwrap_or(3),
+                start_period: self.duration(h, "start-period", &format!("{hp}/start-period")).unwrap_or(20),
+            })
+        });
+
+        // Env: project env < wiring < secrets < service env.
+        let mut env = model.env.clone();
+        let uses = self.list(node, "uses", &format!("{ptr}/uses"));
+        self.wire(node, &key, &uses, model, &ptr, &mut env);
+        let mut secrets = model.secrets.clone();
+        for (name, sn) in secret_nodes {
+            env.insert(name.clone(), EnvValue::Secret(name.clone()));
+            let p = format!("{ptr}/env/{}", pointer_segment(name));
+            self.prov.record(p, origins(sn));
+        }
+        for sn in node.children_named("secret") {
+            if let Some((name, s)) = self.secret(sn, &ptr) {
+                env.insert(name.clone(), EnvValue::Secret(name.clone()));
+                self.record(&format!("{ptr}/env/{}", pointer_segment(&name)), sn);
+                secrets.insert(name, s);
+            }
+        }
+        if let Some(env_node) = node.child("env") {
+            self.env_block(env_node, &format!("{ptr}/env"), &secrets, &mut env);
+        }
+        for name in model.env.keys() {
+            let from = format!("/env/{}", pointer_segment(name));
+            let to = format!("{ptr}/env/{}", pointer_segment(name));
+            if !self.prov.map.contains_key(&to)
+                && let Some(o) = self.prov.map.get(&from).cloned()
+            {
+                self.prov.record(to, o);
+            }
+        }
+
+        let mut volumes = BTreeMap::new();
+        for v in node.children_named("volume") {
+            let Some(vk) = v.key() else { continue };
+            let Some(path) = v.args.get(1).and_then(|a| a.value.as_str()) else { continue };
+            let vp = format!("{ptr}/volumes/{}", pointer_segment(&vk));
+            self.record(&vp, v);
+            volumes.insert(vk, Volume { path: path.to_owned(), read_only: self.boolean(v, "read-only", &format!("{vp}/read-only"), false) });
+        }
+        let tmpfs = match node.child("tmpfs") {
+            Some(_) => self.list(node, "tmpfs", &format!("{ptr}/tmpfs")),
+            None => vec!["/tmp".to_owned()],
+        };
+        let service = Service {
+            kind,
+            preset: node.child("preset").and_then(|p| p.args.first()).map(|v| v.value.to_text()),
+            image: self.string(node, "image", &format!("{ptr}/image")),
+            run,
+            port,
+            health,
+            replicas: self.uint(node, "replicas", &format!("{ptr}/replicas")).unwrap_or(1),
+            resources: self.resources(node, &format!("{ptr}/resources")),
+            uses,
+            env,
+            volumes,
+            read_only: self.boolean(node, "read-only", &format!("{ptr}/read-only"), true),
+            tmpfs,
+            user: self.string(node, "user", &format!("{ptr}/user")).unwrap_or_else(|| format!("{}:{}", model.host.uid, model.host.gid)),
+            cap_add: self.list(node, "cap-add", &format!("{ptr}/cap-add")),
+            restart: self
+                .string(node, "restart", &format!("{ptr}/restart"))
+                .unwrap_or_else(|| if kind == ServiceKind::Task { "no".into() } else { "always".into() }),
+            stop_timeout: self.duration(node, "stop-timeout", &format!("{ptr}/stop-timeout")),
+        };
+        Some((key, service))
+    }
+
+    /// `uses db cache` → DATABASE_URL, REDIS_URL, CELERY_BROKER_URL, CELERY_RESULT_BACKEND.
+    fn wire(&mut self, node: &Node, service: &str, uses: &[String], model: &Model, ptr: &str, env: &mut BTreeMap<String, EnvValue>) {
+        let uses_node = node.child("uses");
+        let mut pg_count = 0;
+        let mut redis_count = 0;
+        for (i, name) in uses.iter().enumerate() {
+            let span = uses_node.and_then(|u| if u.from_prop { u.args.first() } else { u.args.get(i) }).map_or(node.value_span(), |a| a.span);
+            let origin = vec![Origin { span, layer: uses_node.map_or_else(|| "wiring".to_owned(), |u| u.layer.to_string()) }];
+            let set = |lower: &mut Self, env: &mut BTreeMap<String, EnvValue>, var: String, parts: Vec<Part>| {
+                lower.prov.record(format!("{ptr}/env/{}", pointer_segment(&var)), origin.clone());
+                env.insert(var, EnvValue::Wired(parts));
+            };
+            if let Some(pg) = model.postgres.get(name) {
+                let var = if pg_count == 0 { "DATABASE_URL".to_owned() } else { format!("{}_DATABASE_URL", env_prefix(name)) };
+                pg_count += 1;
+                let (host, port) = match &pg.pooler {
+                    Some(p) => (p.name.clone(), p.port),
+                    None => (name.clone(), pg.port),
+                };
+                let mut parts = vec![Part::Text(format!("postgres://{}", pg.user))];
+                if let Some(pw) = &pg.password {
+                    parts.push(Part::Text(":".into()));
+                    parts.push(Part::Secret(pw.clone()));
+                }
+                parts.push(Part::Text("@".into()));
+                parts.push(Part::Host(host));
+                parts.push(Part::Text(format!(":{port}/{}", pg.database)));
+                set(self, env, var, parts);
+            } else if let Some(r) = model.redis.get(name) {
+                let prefix = if redis_count == 0 { String::new() } else { format!("{}_", env_prefix(name)) };
+                redis_count += 1;
+                let base = |db: u32| {
+                    let mut parts = vec![Part::Text("redis://".into())];
+                    if let Some(pw) = &r.password {
+                        parts.push(Part::Text(":".into()));
+                        parts.push(Part::Secret(pw.clone()));
+                        parts.push(Part::Text("@".into()));
+                    }
+                    parts.push(Part::Host(name.clone()));
+                    parts.push(Part::Text(format!(":{}/{db}", r.port)));
+                    parts
+                };
+                set(self, env, format!("{prefix}REDIS_URL"), base(0));
+                set(self, env, format!("{prefix}CELERY_BROKER_URL"), base(1));
+                set(self, env, format!("{prefix}CELERY_RESULT_BACKEND"), base(2));
+            } else {
+                let mut candidates: Vec<&str> = model.postgres.keys().chain(model.redis.keys()).map(String::as_str).collect();
+                candidates.sort();
+                let help = if uses_node.is_some_and(|_| name == service) {
+                    "a service cannot use itself".to_owned()
+                } else {
+                    match unknown_name_help(name, "data service", &candidates) {
+                        h if h.starts_with("did you mean") => h,
+                        _ if candidates.is_empty() => "declare it: `postgres db { … }` or `redis cache { … }`".to_owned(),
+                        h => h,
+                    }
+                };
+                self.diags.push(
+                    Diagnostic::error("unknown-reference", format!("service `{service}` uses `{name}`, which is not a declared database or cache"))
+                        .with_label(span, "no such data service")
+                        .with_help(help),
+                );
+            }
+        }
+    }
+
+    fn process(&mut self, node: &Node, ptr: &str) -> Option<Process> {
+        self.record(ptr, node);
+        let args: Vec<String> = node.args.iter().map(|a| a.value.to_text()).collect();
+        let first = node.args.first()?;
+        let (program, rest) = match args[0].as_str() {
+            "celery" => match args.get(1).map(String::as_str) {
+                Some("worker") => ("celery-worker", &args[2..]),
+                Some("beat") => ("celery-beat", &args[2..]),
+                _ => {
+                    let span = node.args.get(1).map_or(first.span, |a| a.span);
+                    self.diags.push(
+                        Diagnostic::error("type-mismatch", "`run celery` needs `worker` or `beat`")
+                            .with_label(span, "expected `worker` or `beat`")
+                            .with_help("write `run celery worker app=config` or `run celery beat app=config`"),
+                    );
+                    return None;
+                }
+            },
+            p @ ("gunicorn" | "uvicorn" | "daphne") => (p, &args[1..]),
+            "command" => ("command", &args[1..]),
+            other => {
+                self.diags.push(
+                    Diagnostic::error("type-mismatch", format!("unknown program `{other}`"))
+                        .with_label(first.span, "not a known program")
+                        .with_help(match unknown_name_help(other, "program", schema::PROGRAMS) {
+                            h if h.starts_with("did you mean") => h,
+                            _ => "use gunicorn, uvicorn, daphne, celery, or `run command \"prog\" \"arg\" …` for anything else".into(),
+                        }),
+                );
+                return None;
+            }
+        };
+        let mut options = BTreeMap::new();
+        let allowed = allowed_options(program);
+        for child in &node.children {
+            if !allowed.contains(&child.name.as_str()) {
+                self.diags.push(
+                    Diagnostic::error("unknown-property", format!("`{}` is not an option of {program}", child.name))
+                        .with_label(child.name_span, format!("does not apply to {program}"))
+                        .with_help(unknown_name_help(&child.name, "option", allowed)),
+                );
+                continue;
+            }
+            let p = format!("{ptr}/options/{}", child.name);
+            if matches!(child.name.as_str(), "queues" | "args") {
+                let v = self.list(node, &child.name, &p);
+                options.insert(child.name.clone(), serde_json::Value::from(v));
+            } else if let Some(v) = child.args.first().filter(|v| v.value != Value::Null) {
+                self.record(&p, child);
+                let json = match (&v.value, child.name.as_str()) {
+                    (Value::Str(s), "timeout" | "graceful-timeout" | "keep-alive") => parse_duration(s).map_or_else(|| scalar_json(&v.value), serde_json::Value::from),
+                    _ => scalar_json(&v.value),
+                };
+                options.insert(child.name.clone(), json);
+            }
+        }
+        let app = options.remove("app").and_then(|v| v.as_str().map(str::to_owned)).or_else(|| match program {
+            "command" => None,
+            _ => rest.first().cloned(),
+        });
+        let extra_positional = match program {
+            "command" => &[][..],
+            _ if rest.len() > 1 => &rest[1..],
+            _ => &[][..],
+        };
+        if let Some(extra) = extra_positional.first() {
+            let idx = node.args.iter().position(|a| a.value.to_text() == *extra).unwrap_or(0);
+            self.diags.push(
+                Diagnostic::error("unexpected-value", format!("{program} takes one application argument"))
+                    .with_label(node.args[idx].span, "extra argument")
+                    .with_help("pass other flags with `args \"--flag\" \"value\"`"),
+            );
+        }
+        if program == "command" && rest.is_empty() {
+            self.diags.push(
+                Diagnostic::error("missing-value", "`run command` needs the program to run")
+                    .with_label(first.span, "nothing to run")
+                    .with_help("write `run command \"python\" \"manage.py\" \"migrate\"`"),
+            );
+            return None;
+        }
+        if program != "command" && app.is_none() {
+            self.diags.push(
+                Diagnostic::error("missing-value", format!("{program} needs an application"))
+                    .with_label(first.span, "no application given")
+                    .with_help(match program {
+                        "celery-worker" | "celery-beat" => "add `app=config` (the Celery app, `-A`)",
+                        "daphne" | "uvicorn" => "add the ASGI application: `run daphne \"config.asgi:application\"`",
+                        _ => "add the WSGI application: `run gunicorn \"config.wsgi:application\"`",
+                    }),
+            );
+            return None;
+        }
+        let mut process = Process { program: program.to_owned(), app, options, argv: Vec::new() };
+        if program == "command" {
+            process.options.insert("command".into(), serde_json::Value::from(rest.to_vec()));
+        }
+        process.argv = process.command_line("0.0.0.0", None);
+        Some(process)
+    }
+
+    fn site(&mut self, node: &Node, model: &Model) -> Option<(String, Site)> {
+        let key = node.key()?;
+        let ptr = format!("/sites/{}", pointer_segment(&key));
+        self.record(&ptr, node);
+        let mut server_names = vec![key.clone()];
+        server_names.extend(self.list(node, "aliases", &format!("{ptr}/aliases")));
+
+        let web_services: Vec<&str> = model.services.iter().filter(|(_, s)| s.kind == ServiceKind::Web).map(|(k, _)| k.as_str()).collect();
+        let upstream = match node.child("upstream").and_then(|u| u.args.first()) {
+            Some(v) => {
+                let name = v.value.to_text();
+                self.record(&format!("{ptr}/upstream"), node.child("upstream").expect("present"));
+                self.check_upstream(&name, v.span, model, &web_services);
+                name
+            }
+            None => match web_services.as_slice() {
+                [one] => one.to_string(),
+                _ => {
+                    self.diags.push(
+                        Diagnostic::error("missing-value", format!("site `{key}` has no upstream"))
+                            .with_label(node.value_span(), "no `upstream`")
+                            .with_help(match web_services.first() {
+                                Some(w) => format!("add `upstream={w}`"),
+                                None => "declare a web service (`service web preset=django-web { … }`) and add `upstream=web`".into(),
+                            }),
+                    );
+                    String::new()
+                }
+            },
+        };
+
+        let tls_node = node.child("tls").cloned().unwrap_or_else(|| empty("tls", node.name_span));
+        let tp = format!("{ptr}/tls");
+        if node.child("tls").is_some() {
+            self.record(&tp, &tls_node);
+        }
+        let mode = tls_node.args.first().map_or_else(|| "acme".to_owned(), |v| v.value.to_text());
+        let mut cert = self.string(&tls_node, "cert", &format!("{tp}/cert"));
+        let mut tkey = self.string(&tls_node, "key", &format!("{tp}/key"));
+        if mode == "acme" {
+            cert.get_or_insert_with(|| format!("/etc/letsencrypt/live/{key}/fullchain.pem"));
+            tkey.get_or_insert_with(|| format!("/etc/letsencrypt/live/{key}/privkey.pem"));
+        } else if mode == "files" && (cert.is_none() || tkey.is_none()) {
+            self.diags.push(
+                Diagnostic::error("missing-value", "`tls files` needs `cert` and `key`")
+                    .with_label(tls_node.value_span(), "certificate files not given")
+                    .with_help("write `tls files cert=\"/etc/ssl/site.pem\" key=\"/etc/ssl/site.key\"`, or `tls acme`"),
+            );
+        }
+        let tls = Tls {
+            cert,
+            key: tkey,
+            profile: self.string(&tls_node, "profile", &format!("{tp}/profile")).unwrap_or_else(|| "intermediate".into()),
+            protocols: {
+                let p = self.list(&tls_node, "protocols", &format!("{tp}/protocols"));
+                if p.is_empty() { vec!["TLSv1.2".into(), "TLSv1.3".into()] } else { p }
+            },
+            ciphers: self.string(&tls_node, "ciphers", &format!("{tp}/ciphers")),
+            ecdh_curve: self.string(&tls_node, "ecdh-curve", &format!("{tp}/ecdh-curve")),
+            prefer_server_ciphers: self.boolean(&tls_node, "prefer-server-ciphers", &format!("{tp}/prefer-server-ciphers"), false),
+            session_timeout: self.duration_text(&tls_node, "session-timeout", &format!("{tp}/session-timeout")),
+            session_cache: self.string(&tls_node, "session-cache", &format!("{tp}/session-cache")),
+            session_tickets: self.boolean(&tls_node, "session-tickets", &format!("{tp}/session-tickets"), false),
+            http2: self.boolean(&tls_node, "http2", &format!("{tp}/http2"), true),
+            stapling: self.boolean(&tls_node, "stapling", &format!("{tp}/stapling"), false),
+            mode,
+        };
+
+        let hsts = match node.child("hsts") {
+            Some(h) if h.args.first().is_some_and(|v| v.value == Value::Bool(false)) => {
+                self.record(&format!("{ptr}/hsts"), h);
+                None
+            }
+            Some(h) => {
+                let hp = format!("{ptr}/hsts");
+                self.record(&hp, h);
+                Some(Hsts {
+                    max_age: self.int(h, "max-age", &format!("{hp}/max-age")).map_or(63_072_000, |v| v.max(0) as u64),
+                    include_subdomains: self.boolean(h, "include-subdomains", &format!("{hp}/include-subdomains"), true),
+                    preload: self.boolean(h, "preload", &format!("{hp}/preload"), false),
+                })
+            }
+            None => None,
+        };
+
+        let mut headers = BTreeMap::new();
+        for h in node.children_named("header") {
+            if let (Some(name), Some(value)) = (h.key(), h.args.get(1).and_then(|v| v.value.as_str())) {
+                self.record(&format!("{ptr}/headers/{}", pointer_segment(&name)), h);
+                headers.insert(name, value.to_owned());
+            }
+        }
+
+        let mut rate_limits = BTreeMap::new();
+        for r in node.children_named("rate-limit") {
+            let Some(zone) = r.key() else { continue };
+            let rp = format!("{ptr}/rate-limits/{}", pointer_segment(&zone));
+            self.record(&rp, r);
+            let Some(rate) = self.string(r, "rate", &format!("{rp}/rate")) else {
+                self.diags.push(
+                    Diagnostic::error("missing-value", format!("rate limit `{zone}` has no rate"))
+                        .with_label(r.value_span(), "no `rate`")
+                        .with_help("add `rate=\"10r/s\"`"),
+                );
+                continue;
+            };
+            rate_limits.insert(
+                zone,
+                RateLimit {
+                    rate,
+                    burst: self.uint(r, "burst", &format!("{rp}/burst")),
+                    nodelay: self.boolean(r, "nodelay", &format!("{rp}/nodelay"), false),
+                    size: self.string(r, "size", &format!("{rp}/size")).unwrap_or_else(|| "10m".into()),
+                    paths: self.list(r, "paths", &format!("{rp}/paths")),
+                },
+            );
+        }
+
+        let mut locations = BTreeMap::new();
+        for (node_name, kind) in [
+            ("location", LocationKind::Proxy),
+            ("static", LocationKind::Static),
+            ("media", LocationKind::Media),
+            ("websocket", LocationKind::Websocket),
+        ] {
+            for l in node.children_named(node_name) {
+                let Some(path) = l.key() else { continue };
+                let lp = format!("{ptr}/locations/{}", pointer_segment(&path));
+                self.record(&lp, l);
+                if !path.starts_with('/') {
+                    self.diags.push(
+                        Diagnostic::error("type-mismatch", format!("location `{path}` must start with `/`"))
+                            .with_label(l.value_span(), "not a path")
+                            .with_help(format!("write \"/{path}\"")),
+                    );
+                    continue;
+                }
+                if locations.contains_key(&path) {
+                    self.diags.push(
+                        Diagnostic::error("duplicate", format!("path `{path}` is declared twice in site `{key}`"))
+                            .with_label(l.value_span(), "declared again")
+                            .with_help("each path prefix can have one behaviour"),
+                    );
+                    continue;
+                }
+                let root = self.string(l, "root", &format!("{lp}/root"));
+                let mut kind = kind;
+                if kind == LocationKind::Proxy && root.is_some() {
+                    kind = LocationKind::Static;
+                }
+                if matches!(kind, LocationKind::Static | LocationKind::Media) && root.is_none() {
+                    self.diags.push(
+                        Diagnostic::error("missing-value", format!("`{node_name} \"{path}\"` has no folder"))
+                            .with_label(l.value_span(), "no `root`")
+                            .with_help(format!("add `root=\"/var/www/{}/static/\"`", model.project.name)),
+                    );
+                }
+                let upstream = match l.child("upstream").and_then(|u| u.args.first()) {
+                    Some(v) => {
+                        let name = v.value.to_text();
+                        self.record(&format!("{lp}/upstream"), l.child("upstream").expect("present"));
+                        self.check_upstream(&name, v.span, model, &web_services);
+                        Some(name)
+                    }
+                    None => None,
+                };
+                let rate_limit = match l.child("rate-limit").and_then(|u| u.args.first()) {
+                    Some(v) => {
+                        let zone = v.value.to_text();
+                        if !rate_limits.contains_key(&zone) {
+                            let zones: Vec<&str> = rate_limits.keys().map(String::as_str).collect();
+                            self.diags.push(
+                                Diagnostic::error("unknown-reference", format!("rate limit `{zone}` is not declared in site `{key}`"))
+                                    .with_label(v.span, "no such zone")
+                                    .with_help(match unknown_name_help(&zone, "zone", &zones) {
+                                        h if h.starts_with("did you mean") => h,
+                                        _ => format!("declare it: `rate-limit {zone} rate=\"10r/s\"`"),
+                                    }),
+                            );
+                        }
+                        self.record(&format!("{lp}/rate-limit"), l.child("rate-limit").expect("present"));
+                        Some(zone)
+                    }
+                    None => None,
+                };
+                let location = Location {
+                    kind,
+                    upstream,
+                    root,
+                    expires: self.duration_text(l, "expires", &format!("{lp}/expires")),
+                    cache_control: self.string(l, "cache-control", &format!("{lp}/cache-control")),
+                    access_log: self.boolean(l, "access-log", &format!("{lp}/access-log"), true),
+                    rate_limit,
+                    read_timeout: self.duration_text(l, "read-timeout", &format!("{lp}/read-timeout")),
+                    max_body_size: self.string(l, "max-body-size", &format!("{lp}/max-body-size")),
+                    allow: self.list(l, "allow", &format!("{lp}/allow")),
+                    websocket: kind == LocationKind::Websocket || self.boolean(l, "websocket", &format!("{lp}/websocket"), false),
+                };
+                locations.insert(path, location);
+            }
+        }
+
+        let gzip = match node.child("gzip") {
+            Some(g) if !g.args.first().is_some_and(|v| v.value == Value::Bool(false)) => {
+                let gp = format!("{ptr}/gzip");
+                self.record(&gp, g);
+                Some(Gzip { types: self.list(g, "types", &format!("{gp}/types")), min_length: self.uint(g, "min-length", &format!("{gp}/min-length")) })
+            }
+            _ => None,
+        };
+        let timeouts = match node.child("timeouts") {
+            Some(t) => Timeouts {
+                connect: self.duration_text(t, "connect", &format!("{ptr}/timeouts/connect")),
+                send: self.duration_text(t, "send", &format!("{ptr}/timeouts/send")),
+                read: self.duration_text(t, "read", &format!("{ptr}/timeouts/read")),
+            },
+            None => Timeouts::default(),
+        };
+        let listen_node = node.child("listen").cloned().unwrap_or_else(|| empty("listen", node.name_span));
+        let site = Site {
+            preset: node.child("preset").and_then(|p| p.args.first()).map(|v| v.value.to_text()).or_else(|| Some("nginx-site".into())),
+            server_names,
+            upstream,
+            tls,
+            hsts,
+            headers,
+            locations,
+            rate_limits,
+            max_body_size: self.string(node, "max-body-size", &format!("{ptr}/max-body-size")),
+            gzip,
+            timeouts,
+            deny_hidden: self.boolean(node, "deny-hidden", &format!("{ptr}/deny-hidden"), true),
+            redirect_code: self.string(node, "redirect-code", &format!("{ptr}/redirect-code")).and_then(|s| s.parse().ok()).unwrap_or(308),
+            acme_root: self.string(node, "acme-root", &format!("{ptr}/acme-root")).unwrap_or_else(|| "/var/www/letsencrypt".into()),
+            server_tokens: self.boolean(node, "server-tokens", &format!("{ptr}/server-tokens"), false),
+            listen: Listen {
+                http: self.uint(&listen_node, "http", &format!("{ptr}/listen/http")).map_or(80, |p| p as u16),
+                https: self.uint(&listen_node, "https", &format!("{ptr}/listen/https")).map_or(443, |p| p as u16),
+                ipv6: self.boolean(&listen_node, "ipv6", &format!("{ptr}/listen/ipv6"), true),
+            },
+        };
+        Some((key, site))
+    }
+
+    fn check_upstream(&mut self, name: &str, span: crate::source::Span, model: &Model, web: &[&str]) {
+        match model.services.get(name) {
+            Some(s) if s.kind == ServiceKind::Web => {}
+            Some(_) => self.diags.push(
+                Diagnostic::error("unknown-reference", format!("upstream `{name}` is not a web service"))
+                    .with_label(span, "this service serves no HTTP")
+                    .with_help(match web.first() {
+                        Some(w) => format!("point it at a web service such as `{w}`"),
+                        None => "declare a web service to proxy to".into(),
+                    }),
+            ),
+            None => self.diags.push(
+                Diagnostic::error("unknown-reference", format!("upstream `{name}` is not a declared service"))
+                    .with_label(span, "no such service")
+                    .with_help(unknown_name_help(name, "web service", web)),
+            ),
+        }
+    }
+
+    fn firewall(&mut self, node: &Node) -> Firewall {
+        self.record("/firewall", node);
+        let mut allow = BTreeMap::new();
+        for rule in node.children_named("allow") {
+            let Some(key) = rule.key() else { continue };
+            let rp = format!("/firewall/allow/{}", pointer_segment(&key));
+            self.record(&rp, rule);
+            let port = match key.as_str() {
+                "ssh" => "22".to_owned(),
+                "http" => "80".to_owned(),
+                "https" => "443".to_owned(),
+                other => other.to_owned(),
+            };
+            allow.insert(
+                key,
+                FirewallRule {
+                    port,
+                    proto: self.string(rule, "proto", &format!("{rp}/proto")).unwrap_or_else(|| "tcp".into()),
+                    from: self.list(rule, "from", &format!("{rp}/from")),
+                    limit: self.boolean(rule, "limit", &format!("{rp}/limit"), false),
+                    comment: self.string(rule, "comment", &format!("{rp}/comment")),
+                },
+            );
+        }
+        Firewall {
+            backend: self.string(node, "backend", "/firewall/backend").unwrap_or_else(|| "ufw".into()),
+            default_incoming: "deny".into(),
+            allow,
+        }
+    }
+
+    fn policies(&mut self, node: &Node) -> PolicyConfig {
+        let mut config = PolicyConfig::default();
+        for child in &node.children {
+            let Some(key) = child.key() else { continue };
+            match child.name.as_str() {
+                "module" => {
+                    let mp = format!("/policies/modules/{}", pointer_segment(&key));
+                    config.modules.push(ModuleRef {
+                        blake3: self.string(child, "blake3", &format!("{mp}/blake3")),
+                        settings: self.free_map(child.child("settings"), &format!("{mp}/settings")),
+                        path: key,
+                        span: Some(child.value_span()),
+                    });
+                }
+                "settings" => {
+                    let sp = format!("/policies/settings/{}", pointer_segment(&key));
+                    let map = self.free_map(Some(child), &sp);
+                    config.settings.insert(key, serde_json::Value::Object(map.into_iter().collect()));
+                }
+                "rule" => {
+                    let rp = format!("/policies/rules/{}", pointer_segment(&key));
+                    self.record(&rp, child);
+                    let severity = self.string(child, "severity", &format!("{rp}/severity")).unwrap_or_else(|| "error".into());
+                    let reason = self.string(child, "reason", &format!("{rp}/reason"));
+                    if severity == "off" && reason.is_none() {
+                        self.diags.push(
+                            Diagnostic::error("missing-value", format!("rule `{key}` is turned off without a reason"))
+                                .with_label(child.value_span(), "no `reason`")
+                                .with_help("add `reason=\"…\"`: reviewers need to know why a check does not apply"),
+                        );
+                    }
+                    config.rules.insert(key, RuleOverride { severity, reason, span: Some(child.value_span()) });
+                }
+                "waive" => {
+                    let reason = child.child("reason").and_then(|r| r.args.first()).map(|v| v.value.to_text());
+                    if reason.is_none() {
+                        self.diags.push(
+                            Diagnostic::error("missing-value", format!("the waiver of `{key}` has no reason"))
+                                .with_label(child.value_span(), "no `reason`")
+                                .with_help("add `reason=\"…\"`, and preferably `expires=\"YYYY-MM-DD\"`"),
+                        );
+                    }
+                    config.waivers.push(Waiver {
+                        rule: key,
+                        path: child.child("path").and_then(|r| r.args.first()).map(|v| v.value.to_text()),
+                        reason,
+                        expires: child.child("expires").and_then(|r| r.args.first()).map(|v| v.value.to_text()),
+                        span: Some(child.value_span()),
+                    });
+                }
+                _ => {}
+            }
+        }
+        config
+    }
+
+    /// On a host deployment every listener shares one address space.
+    fn check_ports(&mut self, root: &Node, model: &Model) {
+        let mut taken: Vec<(u16, String, crate::source::Span)> = Vec::new();
+        let span_of = |kind: &str, name: &str| -> crate::source::Span {
+            root.children_named(kind)
+                .find(|n| n.key().as_deref() == Some(name))
+                .map(|n| n.child("port").map_or(n.value_span(), |p| p.value_span()))
+                .unwrap_or(root.name_span)
+        };
+        let mut claims: Vec<(u16, String, crate::source::Span)> = Vec::new();
+        for (name, s) in &model.services {
+            if let Some(p) = s.port {
+                claims.push((p, format!("service `{name}`"), span_of("service", name)));
+            }
+        }
+        for (name, pg) in &model.postgres {
+            claims.push((pg.port, format!("postgres `{name}`"), span_of("postgres", name)));
+            if let Some(pool) = &pg.pooler {
+                claims.push((pool.port, format!("pgbouncer of `{name}`"), span_of("postgres", name)));
+            }
+        }
+        for (name, r) in &model.redis {
+            claims.push((r.port, format!("redis `{name}`"), span_of("redis", name)));
+        }
+        if !model.sites.is_empty() {
+            let site = model.sites.values().next().expect("non-empty");
+            let span = root.children_named("site").next().map_or(root.name_span, |n| n.value_span());
+            claims.push((site.listen.http, "nginx".into(), span));
+            claims.push((site.listen.https, "nginx".into(), span));
+        }
+        for (port, who, span) in claims {
+            if let Some((_, other, first)) = taken.iter().find(|(p, o, _)| *p == port && *o != who) {
+                self.diags.push(
+                    Diagnostic::error("port-collision", format!("port {port} is used by both {other} and {who}"))
+                        .with_label(span, format!("{who} listens on {port}"))
+                        .with_label(*first, format!("{other} listens on {port}"))
+                        .with_help("give each listener its own port: on a host (systemd) they share one address"),
+                );
+            } else {
+                taken.push((port, who, span));
+            }
+        }
+    }
+}
+
+fn empty(name: &str, span: crate::source::Span) -> Node {
+    Node {
+        name: name.to_owned(),
+        name_span: span,
+        span,
+        annotation: None,
+        args: Vec::new(),
+        children: Vec::new(),
+        from_prop: false,
+        layer: Layer::from("default"),
+        overrides: Vec::new(),
+    }
+}
+
+fn env_prefix(name: &str) -> String {
+    name.to_ascii_uppercase().replace('-', "_")
+}
+
+fn allowed_options(program: &str) -> &'static [&'static str] {
+    match program {
+        "gunicorn" => &[
+            "app",
+            "workers",
+            "threads",
+            "timeout",
+            "graceful-timeout",
+            "keep-alive",
+            "worker-class",
+            "worker-connections",
+            "max-requests",
+            "max-requests-jitter",
+            "worker-tmp-dir",
+            "forwarded-allow-ips",
+            "log-level",
+            "access-log",
+            "args",
+        ],
+        "uvicorn" => &["app", "workers", "keep-alive", "proxy-headers", "forwarded-allow-ips", "log-level", "access-log", "args"],
+        "daphne" => &["app", "proxy-headers", "access-log", "args"],
+        "celery-worker" => &[
+            "app",
+            "log-level",
+            "concurrency",
+            "queues",
+            "pool",
+            "max-tasks-per-child",
+            "max-memory-per-child",
+            "time-limit",
+            "soft-time-limit",
+            "prefetch-multiplier",
+            "args",
+        ],
+        "celery-beat" => &["app", "log-level", "scheduler", "args"],
+        _ => &["args"],
+    }
+}
+
+impl Process {
+    /// The command line, listening on `bind`; `port` overrides none (the model's port is passed by the caller).
+    pub fn command_line(&self, bind: &str, port: Option<u16>) -> Vec<String> {
+        let opt = |k: &str| self.options.get(k);
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let mut argv: Vec<String> = Vec::new();
+        let flag = |argv: &mut Vec<String>, name: &str, key: &str| {
+            if let Some(v) = opt(key) {
+                argv.push(format!("{name}={}", text(v)));
+            }
+        };
+        let port = port.unwrap_or(0);
+        let port_text = if port == 0 { "${PORT}".to_owned() } else { port.to_string() };
+        match self.program.as_str() {
+            "gunicorn" => {
+                argv.extend(["gunicorn".into(), self.app.clone().unwrap_or_default(), format!("--bind={bind}:{port_text}")]);
+                for (name, key) in [
+                    ("--workers", "workers"),
+                    ("--threads", "threads"),
+                    ("--timeout", "timeout"),
+                    ("--graceful-timeout", "graceful-timeout"),
+                    ("--keep-alive", "keep-alive"),
+                    ("--worker-class", "worker-class"),
+                    ("--worker-connections", "worker-connections"),
+                    ("--max-requests", "max-requests"),
+                    ("--max-requests-jitter", "max-requests-jitter"),
+                    ("--worker-tmp-dir", "worker-tmp-dir"),
+                    ("--forwarded-allow-ips", "forwarded-allow-ips"),
+                    ("--log-level", "log-level"),
+                ] {
+                    flag(&mut argv, name, key);
+                }
+                if opt("access-log").and_then(|v| v.as_bool()).unwrap_or(true) {
+                    argv.push("--access-logfile=-".into());
+                }
+                argv.push("--error-logfile=-".into());
+            }
+            "uvicorn" => {
+                argv.extend(["uvicorn".into(), self.app.clone().unwrap_or_default(), format!("--host={bind}"), format!("--port={port_text}")]);
+                for (name, key) in [
+                    ("--workers", "workers"),
+                    ("--timeout-keep-alive", "keep-alive"),
+                    ("--forwarded-allow-ips", "forwarded-allow-ips"),
+                    ("--log-level", "log-level"),
+                ] {
+                    flag(&mut argv, name, key);
+                }
+                if opt("proxy-headers").and_then(|v| v.as_bool()).unwrap_or(true) {
+                    argv.push("--proxy-headers".into());
+                }
+                if !opt("access-log").and_then(|v| v.as_bool()).unwrap_or(true) {
+                    argv.push("--no-access-log".into());
+                }
+            }
+            "daphne" => {
+                argv.extend(["daphne".into(), "-b".into(), bind.to_owned(), "-p".into(), port_text]);
+                if opt("proxy-headers").and_then(|v| v.as_bool()).unwrap_or(true) {
+                    argv.push("--proxy-headers".into());
+                }
+                if opt("access-log").and_then(|v| v.as_bool()).unwrap_or(true) {
+                    argv.push("--access-log=-".into());
+                }
+                argv.push(self.app.clone().unwrap_or_default());
+            }
+            "celery-worker" => {
+                argv.extend(["celery".into(), "-A".into(), self.app.clone().unwrap_or_default(), "worker".into()]);
+                argv.push(format!("--loglevel={}", opt("log-level").map_or("info".into(), text)));
+                flag(&mut argv, "--concurrency", "concurrency");
+                if let Some(serde_json::Value::Array(q)) = opt("queues") {
+                    argv.push(format!("--queues={}", q.iter().map(text).collect::<Vec<_>>().join(",")));
+                }
+                for (name, key) in [
+                    ("--pool", "pool"),
+                    ("--max-tasks-per-child", "max-tasks-per-child"),
+                    ("--max-memory-per-child", "max-memory-per-child"),
+                    ("--time-limit", "time-limit"),
+                    ("--soft-time-limit", "soft-time-limit"),
+                    ("--prefetch-multiplier", "prefetch-multiplier"),
+                ] {
+                    flag(&mut argv, name, key);
+                }
+            }
+            "celery-beat" => {
+                argv.extend(["celery".into(), "-A".into(), self.app.clone().unwrap_or_default(), "beat".into()]);
+                argv.push(format!("--loglevel={}", opt("log-level").map_or("info".into(), text)));
+                match opt("scheduler") {
+                    Some(s) => argv.push(format!("--scheduler={}", text(s))),
+                    None => argv.push("--schedule=/tmp/celerybeat-schedule".into()),
+                }
+            }
+            _ => {
+                if let Some(serde_json::Value::Array(cmd)) = opt("command") {
+                    argv.extend(cmd.iter().map(text));
+                }
+            }
+        }
+        if self.program != "command"
+            && let Some(serde_json::Value::Array(extra)) = opt("args")
+        {
+            argv.extend(extra.iter().map(text));
+        }
+        argv
+    }
+
+    /// The executable (argv[0]).
+    pub fn executable(&self) -> String {
+        self.command_line("0.0.0.0", Some(1)).into_iter().next().unwrap_or_default()
+    }
+}

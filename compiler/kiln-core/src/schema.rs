@@ -1,0 +1,986 @@
+//! The spec language, as data. Every node kiln accepts is a [`NodeSpec`] in this
+//! file; validation, "did you mean", and the language reference all read it.
+//!
+//! A node without children whose value is a single scalar is a *setting* and
+//! may also be written as a property of its parent: `resources memory="4Gi"` is
+//! `resources { memory "4Gi" }`.
+
+use crate::diagnostic::{Diagnostic, unknown_name_help};
+use crate::syntax::{Node, Scalar, Value};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Ty {
+    /// Any string.
+    Str,
+    /// A DNS label: lowercase letters, digits and `-` (service, database and cache names).
+    Name,
+    /// A system or database identifier: letters, digits, `_`, `-`, `.`.
+    Ident,
+    /// An environment variable name.
+    EnvName,
+    Int,
+    Bool,
+    /// An integer, a decimal, or a numeric string (`"0.5"`, `"500m"` for CPUs).
+    Number,
+    /// A memory size: an integer (bytes) or a string such as `"512mb"`, `"4Gi"`.
+    Size,
+    /// A duration: an integer (seconds) or a string such as `"60s"`, `"30d"`.
+    Duration,
+    Port,
+    /// An absolute path.
+    Path,
+    /// A host name (`api.tulia.example`).
+    Host,
+    /// An IPv4/IPv6 address or CIDR block.
+    Cidr,
+    /// An nginx request rate: `"10r/s"`, `"600r/m"`.
+    Rate,
+    /// A calendar date `YYYY-MM-DD`.
+    Date,
+    /// Any scalar (environment values).
+    Scalar,
+    Enum(&'static [&'static str]),
+    /// A firewall port: a number, `"8000:8010"`, or a service name (`ssh`, `http`, `https`).
+    PortOrName,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Values {
+    None,
+    One(Ty),
+    Optional(Ty),
+    /// One or more.
+    Many(Ty),
+}
+
+#[derive(Debug)]
+pub struct NodeSpec {
+    pub name: &'static str,
+    pub doc: &'static str,
+    /// The first argument names the node (`service web`): layers merge nodes by it.
+    pub key: Option<Ty>,
+    /// Arguments after the key.
+    pub values: Values,
+    pub children: &'static [NodeSpec],
+    /// Children with any name, each holding one value of this type (`env { DEBUG #false }`).
+    pub free: Option<Ty>,
+    /// Every occurrence is kept (no merging by key): `waive`.
+    pub repeat: bool,
+}
+
+impl NodeSpec {
+    pub const fn is_setting(&self) -> bool {
+        self.key.is_none() && self.children.is_empty() && self.free.is_none() && !matches!(self.values, Values::None)
+    }
+
+    pub fn child(&self, name: &str) -> Option<&'static NodeSpec> {
+        self.children.iter().find(|c| c.name == name)
+    }
+}
+
+const fn setting(name: &'static str, ty: Ty, doc: &'static str) -> NodeSpec {
+    NodeSpec { name, doc, key: None, values: Values::One(ty), children: &[], free: None, repeat: false }
+}
+
+const fn list(name: &'static str, ty: Ty, doc: &'static str) -> NodeSpec {
+    NodeSpec { name, doc, key: None, values: Values::Many(ty), children: &[], free: None, repeat: false }
+}
+
+const fn block(name: &'static str, doc: &'static str, children: &'static [NodeSpec]) -> NodeSpec {
+    NodeSpec { name, doc, key: None, values: Values::None, children, free: None, repeat: false }
+}
+
+const fn free_block(name: &'static str, ty: Ty, doc: &'static str) -> NodeSpec {
+    NodeSpec { name, doc, key: None, values: Values::None, children: &[], free: Some(ty), repeat: false }
+}
+
+const fn keyed(name: &'static str, key: Ty, values: Values, doc: &'static str, children: &'static [NodeSpec]) -> NodeSpec {
+    NodeSpec { name, doc, key: Some(key), values, children, free: None, repeat: false }
+}
+
+// ---------------------------------------------------------------------------
+// The language
+
+pub const TIERS: &[&str] = &["production", "staging", "development"];
+pub const TARGETS: &[&str] = &["compose", "systemd", "nginx", "pgbouncer", "k8s"];
+pub const SECRET_KINDS: &[&str] = &[
+    "django-secret-key",
+    "fernet",
+    "jwt-hs256",
+    "jwt-hs384",
+    "jwt-hs512",
+    "password",
+    "api-key",
+    "token",
+    "url",
+    "generic",
+];
+pub const PROGRAMS: &[&str] = &["gunicorn", "uvicorn", "daphne", "celery", "command"];
+pub const SERVICE_KINDS: &[&str] = &["web", "worker", "beat", "task"];
+pub const LOG_LEVELS: &[&str] = &["debug", "info", "warning", "error", "critical"];
+pub const POOL_MODES: &[&str] = &["session", "transaction", "statement"];
+pub const PGBOUNCER_AUTH: &[&str] = &["scram-sha-256", "md5", "hba", "cert", "trust", "plain", "any"];
+pub const TLS_SSLMODES: &[&str] = &["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
+pub const EVICTIONS: &[&str] = &[
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+];
+pub const TLS_MODES: &[&str] = &["acme", "files", "off"];
+pub const TLS_PROFILES: &[&str] = &["intermediate", "modern"];
+pub const TLS_PROTOCOLS: &[&str] = &["SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"];
+pub const SEVERITIES: &[&str] = &["error", "warn", "info", "off"];
+pub const RESTART: &[&str] = &["always", "on-failure", "unless-stopped", "no"];
+pub const PULL_POLICIES: &[&str] = &["Always", "IfNotPresent", "Never"];
+pub const PROTOCOLS: &[&str] = &["tcp", "udp"];
+pub const FIREWALL_BACKENDS: &[&str] = &["ufw"];
+pub const POOLERS: &[&str] = &["pgbouncer"];
+
+const RESOURCES: NodeSpec = block(
+    "resources",
+    "CPU and memory limits (and requests) of a process.",
+    &[
+        setting("cpu", Ty::Number, "CPU limit in cores (`2`, `\"0.5\"`, `\"500m\"`)."),
+        setting("memory", Ty::Size, "Memory limit (`\"4Gi\"`, `\"512mb\"`)."),
+        setting("cpu-request", Ty::Number, "CPU the scheduler reserves (k8s requests); defaults to half the limit."),
+        setting("memory-request", Ty::Size, "Memory the scheduler reserves (k8s requests); defaults to half the limit."),
+        setting("pids", Ty::Int, "Maximum number of processes/threads (compose `pids_limit`, systemd `TasksMax=`)."),
+    ],
+);
+
+const SECRET: NodeSpec = keyed(
+    "secret",
+    Ty::EnvName,
+    Values::None,
+    "Declares a secret: its name and kind, never its value. Delivered as an environment variable through each target's secret channel.",
+    &[
+        setting("kind", Ty::Enum(SECRET_KINDS), "What the secret is; `kiln secrets check` judges real values by it."),
+        setting("optional", Ty::Bool, "The app runs without it (default `#false`)."),
+        setting("description", Ty::Str, "Shown in `.env.example`."),
+    ],
+);
+
+const ENV: NodeSpec = free_block(
+    "env",
+    Ty::Scalar,
+    "Environment variables: one child per variable, `NAME value`. `NAME #null` removes an inherited variable.",
+);
+
+const RUN: NodeSpec = NodeSpec {
+    name: "run",
+    doc: "The process: `run gunicorn \"config.wsgi:application\"`, `run uvicorn \"app.main:app\"`, `run daphne \"config.asgi:application\"`, `run celery worker`, `run celery beat`, `run command \"python\" \"manage.py\" \"migrate\"`.",
+    key: None,
+    values: Values::Many(Ty::Str),
+    children: &[
+        setting("app", Ty::Str, "The WSGI/ASGI application (`config.wsgi:application`), or the Celery app (`-A`)."),
+        setting("workers", Ty::Int, "gunicorn/uvicorn worker processes."),
+        setting("threads", Ty::Int, "gunicorn threads per worker."),
+        setting("timeout", Ty::Duration, "gunicorn worker timeout."),
+        setting("graceful-timeout", Ty::Duration, "gunicorn graceful shutdown timeout."),
+        setting("keep-alive", Ty::Duration, "Keep-alive timeout (gunicorn `--keep-alive`, uvicorn `--timeout-keep-alive`)."),
+        setting("worker-class", Ty::Str, "gunicorn worker class (`uvicorn.workers.UvicornWorker`)."),
+        setting("worker-connections", Ty::Int, "gunicorn `--worker-connections`."),
+        setting("max-requests", Ty::Int, "Restart a worker after this many requests."),
+        setting("max-requests-jitter", Ty::Int, "Random jitter added to `max-requests`."),
+        setting("worker-tmp-dir", Ty::Path, "gunicorn heartbeat folder (`/dev/shm` on a read-only root)."),
+        setting("forwarded-allow-ips", Ty::Str, "Proxies trusted for X-Forwarded-* headers."),
+        setting("proxy-headers", Ty::Bool, "uvicorn/daphne: trust X-Forwarded-* from the proxy."),
+        setting("log-level", Ty::Enum(LOG_LEVELS), "Log level."),
+        setting("access-log", Ty::Bool, "Log requests to stdout."),
+        setting("concurrency", Ty::Int, "celery worker `--concurrency`."),
+        list("queues", Ty::Str, "celery worker queues (`queues default integrations` or `queues=\"default,integrations\"`)."),
+        setting("pool", Ty::Enum(&["prefork", "threads", "solo", "gevent", "eventlet"]), "celery worker pool."),
+        setting("max-tasks-per-child", Ty::Int, "celery `--max-tasks-per-child`."),
+        setting("max-memory-per-child", Ty::Int, "celery `--max-memory-per-child` (KiB)."),
+        setting("time-limit", Ty::Int, "celery hard time limit (seconds)."),
+        setting("soft-time-limit", Ty::Int, "celery soft time limit (seconds)."),
+        setting("prefetch-multiplier", Ty::Int, "celery `--prefetch-multiplier`."),
+        setting("scheduler", Ty::Str, "celery beat scheduler class."),
+        list("args", Ty::Str, "Extra arguments appended to the command line."),
+    ],
+    free: None,
+    repeat: false,
+};
+
+const HEALTH: NodeSpec = NodeSpec {
+    name: "health",
+    doc: "HTTP health endpoint of a web process (`health \"/v1/health\"`): container healthchecks, k8s probes, nginx's health location.",
+    key: None,
+    values: Values::One(Ty::Str),
+    children: &[
+        setting("interval", Ty::Duration, "Time between checks (default 30s)."),
+        setting("timeout", Ty::Duration, "Time before a check fails (default 5s)."),
+        setting("retries", Ty::Int, "Failures before unhealthy (default 3)."),
+        setting("start-period", Ty::Duration, "Grace period at start (default 20s)."),
+    ],
+    free: None,
+    repeat: false,
+};
+
+const VOLUME: NodeSpec = keyed(
+    "volume",
+    Ty::Name,
+    Values::One(Ty::Path),
+    "A persistent, writable folder of a process: `volume media \"/app/media\"`.",
+    &[setting("read-only", Ty::Bool, "Mount it read-only.")],
+);
+
+pub const SERVICE_BODY: &[NodeSpec] = &[
+    setting("preset", Ty::Name, "A preset from the stdlib or the project, the lowest layer of this service."),
+    setting("kind", Ty::Enum(SERVICE_KINDS), "web, worker, beat or task; derived from `run` when omitted."),
+    setting("image", Ty::Str, "Container image, pinned by tag and preferably digest."),
+    RUN,
+    setting("port", Ty::Port, "The port the process listens on (web processes)."),
+    HEALTH,
+    setting("replicas", Ty::Int, "Number of instances (containers, pods)."),
+    RESOURCES,
+    list("uses", Ty::Name, "Data services this process connects to; kiln wires DATABASE_URL, REDIS_URL, CELERY_BROKER_URL …"),
+    ENV,
+    SECRET,
+    VOLUME,
+    setting("read-only", Ty::Bool, "Read-only root file system (default `#true`)."),
+    list("tmpfs", Ty::Path, "Writable in-memory folders (default `/tmp`)."),
+    setting("user", Ty::Str, "Container user `uid:gid` (defaults to the host block's uid and gid)."),
+    list("cap-add", Ty::Str, "Linux capabilities added back after dropping all."),
+    setting("restart", Ty::Enum(RESTART), "Restart policy (default `always`; `no` for tasks)."),
+    setting("stop-timeout", Ty::Duration, "Grace period before the process is killed."),
+];
+
+const POOLER: NodeSpec = NodeSpec {
+    name: "pooler",
+    doc: "A connection pooler in front of the database: `pooler pgbouncer mode=transaction`. Apps that `use` the database connect through it.",
+    key: None,
+    values: Values::One(Ty::Enum(POOLERS)),
+    children: &[
+        setting("preset", Ty::Name, "Preset for the pooler (default `pgbouncer`)."),
+        setting("image", Ty::Str, "Container image of the pooler."),
+        setting("port", Ty::Port, "Listen port (default 6432)."),
+        setting("listen-addr", Ty::Str, "Listen address on a host (default `127.0.0.1`)."),
+        setting("mode", Ty::Enum(POOL_MODES), "pgbouncer `pool_mode`."),
+        setting("auth-type", Ty::Enum(PGBOUNCER_AUTH), "pgbouncer `auth_type`."),
+        setting("auth-file", Ty::Path, "pgbouncer `auth_file` (SCRAM verifiers, never passwords in the config)."),
+        setting("max-client-conn", Ty::Int, "pgbouncer `max_client_conn`."),
+        setting("default-pool-size", Ty::Int, "pgbouncer `default_pool_size`."),
+        setting("min-pool-size", Ty::Int, "pgbouncer `min_pool_size`."),
+        setting("reserve-pool-size", Ty::Int, "pgbouncer `reserve_pool_size`."),
+        setting("reserve-pool-timeout", Ty::Int, "pgbouncer `reserve_pool_timeout` (seconds)."),
+        setting("max-db-connections", Ty::Int, "pgbouncer `max_db_connections`."),
+        setting("server-idle-timeout", Ty::Int, "pgbouncer `server_idle_timeout` (seconds)."),
+        setting("server-lifetime", Ty::Int, "pgbouncer `server_lifetime` (seconds)."),
+        setting("query-wait-timeout", Ty::Int, "pgbouncer `query_wait_timeout` (seconds)."),
+        setting("max-prepared-statements", Ty::Int, "pgbouncer ≥ 1.21 `max_prepared_statements`."),
+        list("admin-users", Ty::Ident, "pgbouncer `admin_users`."),
+        list("stats-users", Ty::Ident, "pgbouncer `stats_users`."),
+        list("ignore-startup-parameters", Ty::Str, "pgbouncer `ignore_startup_parameters`."),
+        setting("client-tls-sslmode", Ty::Enum(TLS_SSLMODES), "pgbouncer `client_tls_sslmode`."),
+        setting("server-tls-sslmode", Ty::Enum(TLS_SSLMODES), "pgbouncer `server_tls_sslmode`."),
+        RESOURCES,
+    ],
+    free: None,
+    repeat: false,
+};
+
+pub const POSTGRES_BODY: &[NodeSpec] = &[
+    setting("preset", Ty::Name, "Preset (default `postgres`)."),
+    setting("version", Ty::Int, "PostgreSQL major version."),
+    setting("image", Ty::Str, "Container image (default `postgres:<version>`)."),
+    setting("database", Ty::Ident, "Database name."),
+    setting("user", Ty::Ident, "Application role."),
+    setting("password", Ty::EnvName, "The secret holding the role's password."),
+    setting("port", Ty::Port, "Listen port (default 5432)."),
+    setting("host", Ty::Str, "Address on a host deployment (default `127.0.0.1`)."),
+    setting("replicas", Ty::Int, "Streaming read replicas."),
+    free_block("settings", Ty::Scalar, "postgresql.conf settings (`shared_buffers \"4GB\"`)."),
+    POOLER,
+    RESOURCES,
+];
+
+pub const REDIS_BODY: &[NodeSpec] = &[
+    setting("preset", Ty::Name, "Preset (default `redis`)."),
+    setting("version", Ty::Int, "Redis major version."),
+    setting("image", Ty::Str, "Container image (default `redis:<version>`)."),
+    setting("port", Ty::Port, "Listen port (default 6379)."),
+    setting("host", Ty::Str, "Address on a host deployment (default `127.0.0.1`)."),
+    setting("maxmemory", Ty::Size, "`maxmemory`."),
+    setting("eviction", Ty::Enum(EVICTIONS), "`maxmemory-policy`."),
+    setting("password", Ty::EnvName, "The secret holding the password (`requirepass`)."),
+    setting("appendonly", Ty::Bool, "AOF persistence."),
+    free_block("settings", Ty::Scalar, "Other redis.conf settings."),
+    RESOURCES,
+];
+
+const LOCATION_SETTINGS: &[NodeSpec] = &[
+    setting("upstream", Ty::Name, "The service requests are proxied to (default: the site's)."),
+    setting("root", Ty::Path, "Serve files from this folder instead of proxying."),
+    setting("expires", Ty::Duration, "`expires` for served files."),
+    setting("cache-control", Ty::Str, "`Cache-Control` for served files."),
+    setting("access-log", Ty::Bool, "Log requests (default `#true`)."),
+    setting("rate-limit", Ty::Name, "A `rate-limit` zone applied here."),
+    setting("read-timeout", Ty::Duration, "`proxy_read_timeout`."),
+    setting("max-body-size", Ty::Size, "`client_max_body_size` here."),
+    list("allow", Ty::Cidr, "Only these addresses may reach this location (`deny all` for the rest)."),
+    setting("websocket", Ty::Bool, "Proxy WebSocket upgrades."),
+];
+
+const LOCATION: NodeSpec = keyed(
+    "location",
+    Ty::Str,
+    Values::None,
+    "A path prefix with its own behaviour: `location \"/v1/health\" access-log=#false`.",
+    LOCATION_SETTINGS,
+);
+
+pub const SITE_BODY: &[NodeSpec] = &[
+    setting("preset", Ty::Name, "Preset (default `nginx-site`: Mozilla intermediate TLS, OWASP baseline headers)."),
+    list("aliases", Ty::Host, "More server names."),
+    setting("upstream", Ty::Name, "The web service this site proxies to."),
+    NodeSpec {
+        name: "tls",
+        doc: "TLS: `tls acme` (Let's Encrypt paths), `tls files cert=… key=…`, or `tls off`.",
+        key: None,
+        values: Values::One(Ty::Enum(TLS_MODES)),
+        children: &[
+            setting("cert", Ty::Path, "Certificate chain."),
+            setting("key", Ty::Path, "Private key."),
+            setting("profile", Ty::Enum(TLS_PROFILES), "Mozilla profile (default `intermediate`)."),
+            list("protocols", Ty::Enum(TLS_PROTOCOLS), "`ssl_protocols`."),
+            setting("ciphers", Ty::Str, "`ssl_ciphers` for TLS 1.2."),
+            setting("ecdh-curve", Ty::Str, "`ssl_ecdh_curve`."),
+            setting("prefer-server-ciphers", Ty::Bool, "`ssl_prefer_server_ciphers`."),
+            setting("session-timeout", Ty::Duration, "`ssl_session_timeout`."),
+            setting("session-cache", Ty::Str, "`ssl_session_cache`."),
+            setting("session-tickets", Ty::Bool, "`ssl_session_tickets`."),
+            setting("http2", Ty::Bool, "Serve HTTP/2."),
+            setting("stapling", Ty::Bool, "OCSP stapling (off by default: Let's Encrypt ended OCSP in 2025)."),
+        ],
+        free: None,
+        repeat: false,
+    },
+    NodeSpec {
+        name: "hsts",
+        doc: "`Strict-Transport-Security`: `hsts max-age=63072000 include-subdomains=#true preload=#false`, or `hsts #false`.",
+        key: None,
+        values: Values::Optional(Ty::Bool),
+        children: &[
+            setting("max-age", Ty::Int, "Seconds."),
+            setting("include-subdomains", Ty::Bool, "`includeSubDomains`."),
+            setting("preload", Ty::Bool, "`preload` (only with hstspreload.org's requirements met)."),
+        ],
+        free: None,
+        repeat: false,
+    },
+    keyed(
+        "header",
+        Ty::Str,
+        Values::One(Ty::Str),
+        "A response header on every response (`always`): `header Content-Security-Policy \"default-src 'self'\"`. `(remove)header NAME` drops a preset header.",
+        &[],
+    ),
+    keyed("static", Ty::Str, Values::None, "Static files: `static \"/static/\" root=\"/var/www/app/static/\" expires=\"30d\"`.", LOCATION_SETTINGS),
+    keyed("media", Ty::Str, Values::None, "User-uploaded media files, like `static`.", LOCATION_SETTINGS),
+    keyed("websocket", Ty::Str, Values::None, "A WebSocket path: `websocket \"/ws/\" upstream=asgi`.", LOCATION_SETTINGS),
+    LOCATION,
+    keyed(
+        "rate-limit",
+        Ty::Name,
+        Values::None,
+        "A request rate limit zone: `rate-limit api rate=\"10r/s\" burst=20`. Applied to the whole site unless `paths` is given.",
+        &[
+            setting("rate", Ty::Rate, "`\"10r/s\"` or `\"600r/m\"`."),
+            setting("burst", Ty::Int, "Requests allowed above the rate."),
+            setting("nodelay", Ty::Bool, "Serve the burst without delay."),
+            setting("size", Ty::Str, "Zone size (default `10m`)."),
+            list("paths", Ty::Str, "Only these locations."),
+        ],
+    ),
+    setting("max-body-size", Ty::Size, "`client_max_body_size`."),
+    NodeSpec {
+        name: "gzip",
+        doc: "Compression: `gzip #true` or `gzip #true { types \"text/css\" … }`.",
+        key: None,
+        values: Values::Optional(Ty::Bool),
+        children: &[list("types", Ty::Str, "`gzip_types`."), setting("min-length", Ty::Int, "`gzip_min_length`.")],
+        free: None,
+        repeat: false,
+    },
+    block(
+        "timeouts",
+        "Proxy timeouts.",
+        &[
+            setting("connect", Ty::Duration, "`proxy_connect_timeout`."),
+            setting("send", Ty::Duration, "`proxy_send_timeout`."),
+            setting("read", Ty::Duration, "`proxy_read_timeout`."),
+        ],
+    ),
+    setting("deny-hidden", Ty::Bool, "Refuse paths with a dot segment such as `/.git` (default `#true`; `/.well-known/` stays open)."),
+    setting("redirect-code", Ty::Enum(&["301", "302", "307", "308"]), "Status of the HTTP → HTTPS redirect (default 308)."),
+    setting("acme-root", Ty::Path, "Folder served at `/.well-known/acme-challenge/`."),
+    setting("server-tokens", Ty::Bool, "Show the nginx version (default `#false`)."),
+    block("listen", "Listen ports.", &[setting("http", Ty::Port, "Plain HTTP port (80)."), setting("https", Ty::Port, "TLS port (443)."), setting("ipv6", Ty::Bool, "Also listen on IPv6.")]),
+];
+
+pub const POLICIES_BODY: &[NodeSpec] = &[
+    keyed(
+        "module",
+        Ty::Str,
+        Values::None,
+        "An extra policy module, by path relative to the project, pinned by hash: `module \"policies/org.wasm\" blake3=\"…\"`.",
+        &[setting("blake3", Ty::Str, "The module's blake3 hash (hex)."), free_block("settings", Ty::Scalar, "Settings passed to the module.")],
+    ),
+    NodeSpec {
+        name: "settings",
+        doc: "Settings for a policy: `settings secret { min-length 24 }`.",
+        key: Some(Ty::Str),
+        values: Values::None,
+        children: &[],
+        free: Some(Ty::Scalar),
+        repeat: false,
+    },
+    keyed(
+        "rule",
+        Ty::Str,
+        Values::None,
+        "Changes a rule's severity: `rule http.baseline-headers severity=warn`; `severity=off` needs a `reason`.",
+        &[setting("severity", Ty::Enum(SEVERITIES), "error, warn, info or off."), setting("reason", Ty::Str, "Why.")],
+    ),
+    NodeSpec {
+        name: "waive",
+        doc: "Accepts one finding: `waive net.firewall-baseline path=\"/firewall/allow/ssh\" reason=\"…\" expires=\"2027-01-01\"`.",
+        key: Some(Ty::Str),
+        values: Values::None,
+        children: &[
+            setting("path", Ty::Str, "The finding's JSON pointer (or a prefix of it); all findings of the rule when omitted."),
+            setting("reason", Ty::Str, "Why (required)."),
+            setting("expires", Ty::Date, "After this date the waiver is an error."),
+        ],
+        free: None,
+        repeat: true,
+    },
+];
+
+pub const ENV_BODY: &[NodeSpec] = &[
+    setting("extends", Ty::Name, "The environment this one layers on."),
+    setting("abstract", Ty::Bool, "Only a layer for others: not compiled."),
+    setting("tier", Ty::Enum(TIERS), "production, staging or development: selects policy severities."),
+    block(
+        "versions",
+        "Versions of the programs that read the output (they decide which directives kiln may emit).",
+        &[
+            setting("nginx", Ty::Str, "nginx version (default \"1.22\", Debian bookworm)."),
+            setting("pgbouncer", Ty::Str, "pgbouncer version (default \"1.18\")."),
+            setting("openssl", Ty::Str, "OpenSSL version of nginx (default \"3.0\")."),
+            setting("systemd", Ty::Int, "systemd version (default 252)."),
+        ],
+    ),
+    block(
+        "host",
+        "The Linux host layout (systemd target).",
+        &[
+            setting("user", Ty::Ident, "System user running the app (default: the project name)."),
+            setting("group", Ty::Ident, "System group (default: the user)."),
+            setting("uid", Ty::Int, "Numeric uid, also the container user (default 10001)."),
+            setting("gid", Ty::Int, "Numeric gid (default the uid)."),
+            setting("root", Ty::Path, "Application folder, the WorkingDirectory (default `/opt/<project>`)."),
+            setting("venv", Ty::Path, "Python virtualenv (default `<root>/venv`)."),
+            setting("env-file", Ty::Path, "File holding secrets and settings (default `/etc/<project>/<env>.env`)."),
+            setting("log-dir", Ty::Path, "Log folder (default `/var/log/<project>`)."),
+            list("writable", Ty::Path, "More writable folders (`ReadWritePaths=`)."),
+        ],
+    ),
+    ENV,
+    SECRET,
+    keyed("service", Ty::Name, Values::None, "An application process: web server, Celery worker or beat, one-off task.", SERVICE_BODY),
+    keyed("postgres", Ty::Name, Values::None, "A PostgreSQL database, optionally behind pgbouncer.", POSTGRES_BODY),
+    keyed("redis", Ty::Name, Values::None, "A Redis cache/broker.", REDIS_BODY),
+    keyed("site", Ty::Host, Values::None, "A public site served by nginx.", SITE_BODY),
+    block(
+        "firewall",
+        "Host firewall (ufw): default deny inbound, then the allowed ports.",
+        &[
+            setting("backend", Ty::Enum(FIREWALL_BACKENDS), "Firewall program (default `ufw`)."),
+            keyed(
+                "allow",
+                Ty::PortOrName,
+                Values::None,
+                "An open port: `allow ssh from=\"203.0.113.0/24\"`, `allow https`, `allow 8443 proto=udp`.",
+                &[
+                    list("from", Ty::Cidr, "Sources allowed (default: anywhere)."),
+                    setting("proto", Ty::Enum(PROTOCOLS), "tcp (default) or udp."),
+                    setting("limit", Ty::Bool, "Rate-limit connections (ufw `limit`)."),
+                    setting("comment", Ty::Str, "Why it is open."),
+                ],
+            ),
+        ],
+    ),
+    list("targets", Ty::Enum(TARGETS), "What to emit: compose, systemd, nginx, pgbouncer, k8s."),
+    block(
+        "kubernetes",
+        "Kubernetes settings.",
+        &[
+            setting("namespace", Ty::Name, "Namespace (default `<project>-<environment>`)."),
+            setting("ingress-class", Ty::Str, "`ingressClassName` (default `nginx`)."),
+            setting("cluster-issuer", Ty::Str, "cert-manager ClusterIssuer for `tls acme`."),
+            setting("image-pull-policy", Ty::Enum(PULL_POLICIES), "`imagePullPolicy`."),
+        ],
+    ),
+    block(
+        "compose",
+        "Docker compose settings.",
+        &[setting("project-name", Ty::Name, "Compose project `name` (default `<project>-<environment>`)."), setting("nginx-image", Ty::Str, "Image of the nginx container.")],
+    ),
+    block("policies", "Policy configuration for this environment.", POLICIES_BODY),
+];
+
+pub const PRESET_KINDS: &[&str] = &["service", "postgres", "redis", "site", "pooler"];
+
+pub const TOP: &[NodeSpec] = &[
+    keyed(
+        "project",
+        Ty::Name,
+        Values::None,
+        "The project: its name and where output goes.",
+        &[setting("output", Ty::Str, "Output folder, relative to the project (default `generated`)."), setting("description", Ty::Str, "Free text.")],
+    ),
+    list("include", Ty::Str, "More spec files, relative to this one: `include \"environments/production.kdl\"`."),
+    keyed("environment", Ty::Name, Values::None, "A deployment environment.", ENV_BODY),
+    NodeSpec {
+        name: "preset",
+        doc: "A project preset: `preset hardened-web for=service { … }`, used with `preset=hardened-web`.",
+        key: Some(Ty::Name),
+        values: Values::None,
+        children: &[],
+        free: None,
+        repeat: false,
+    },
+    block("policies", "Policy configuration for every environment.", POLICIES_BODY),
+];
+
+/// The body schema of a preset for a node kind.
+pub fn preset_body(kind: &str) -> Option<&'static [NodeSpec]> {
+    Some(match kind {
+        "service" => SERVICE_BODY,
+        "postgres" => POSTGRES_BODY,
+        "redis" => REDIS_BODY,
+        "site" => SITE_BODY,
+        "pooler" => POOLER.children,
+        _ => return None,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Validation
+
+/// Checks nodes against a schema level: unknown names, value types, required
+/// arguments, duplicates. Reports everything it finds.
+pub fn check(nodes: &[Node], specs: &'static [NodeSpec], free: Option<Ty>, parent: &str, diags: &mut Vec<Diagnostic>) {
+    let mut seen: Vec<(String, &Node)> = Vec::new();
+    for node in nodes {
+        let spec = specs.iter().find(|s| s.name == node.name);
+        check_annotation(node, diags);
+        match (spec, free) {
+            (Some(spec), _) => {
+                check_node(node, spec, diags);
+                if !spec.repeat && node.annotation.is_none() {
+                    let key = match spec.key {
+                        Some(_) => format!("{} {}", node.name, node.key().unwrap_or_default()),
+                        None => node.name.clone(),
+                    };
+                    if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
+                        diags.push(duplicate(node, first, spec.key.is_some()));
+                    } else {
+                        seen.push((key, node));
+                    }
+                }
+            }
+            (None, Some(ty)) => {
+                check_free(node, ty, diags);
+                if let Some((_, first)) = seen.iter().find(|(k, _)| *k == node.name) {
+                    diags.push(duplicate(node, first, false));
+                } else {
+                    seen.push((node.name.clone(), node));
+                }
+            }
+            (None, None) => diags.push(unknown(node, specs, parent)),
+        }
+    }
+}
+
+fn duplicate(node: &Node, first: &Node, keyed: bool) -> Diagnostic {
+    let what = if keyed { format!("`{} {}`", node.name, node.key().unwrap_or_default()) } else { format!("`{}`", node.name) };
+    Diagnostic::error("duplicate", format!("{what} is declared twice"))
+        .with_label(node.value_span_or_name(), "declared again here")
+        .with_label(first.value_span_or_name(), "first declared here")
+        .with_help("remove one of them; to change an inherited value, set it in the environment that extends this one")
+}
+
+impl Node {
+    fn value_span_or_name(&self) -> crate::source::Span {
+        if self.from_prop { self.name_span } else { self.args.first().map_or(self.name_span, |a| a.span) }
+    }
+}
+
+fn unknown(node: &Node, specs: &[NodeSpec], parent: &str) -> Diagnostic {
+    let names: Vec<&str> = if node.from_prop {
+        specs.iter().filter(|s| s.is_setting()).map(|s| s.name).collect()
+    } else {
+        specs.iter().map(|s| s.name).collect()
+    };
+    let what = if node.from_prop { "property" } else { "node" };
+    let code = if node.from_prop { "unknown-property" } else { "unknown-node" };
+    let mut help = unknown_name_help(&node.name, what, &names);
+    if node.from_prop && specs.iter().any(|s| s.name == node.name) {
+        help = format!("`{}` is a block: write it as a child node `{} {{ … }}`", node.name, node.name);
+    }
+    Diagnostic::error(code, format!("unknown {what} `{}` in {parent}", node.name))
+        .with_label(node.name_span, format!("not a {parent} {what}"))
+        .with_help(help)
+}
+
+fn check_annotation(node: &Node, diags: &mut Vec<Diagnostic>) {
+    if let Some((ann, span)) = &node.annotation
+        && ann != "remove"
+        && ann != "replace"
+    {
+        let help = unknown_name_help(ann, "annotation", &["remove", "replace"]);
+        diags.push(
+            Diagnostic::error("invalid-annotation", format!("unknown annotation `({ann})`"))
+                .with_label(*span, "not `(remove)` or `(replace)`")
+                .with_help(help),
+        );
+    }
+}
+
+fn check_node(node: &Node, spec: &'static NodeSpec, diags: &mut Vec<Diagnostic>) {
+    let removing = matches!(&node.annotation, Some((a, _)) if a == "remove");
+    let mut args: &[Scalar] = &node.args;
+    if let Some(key_ty) = spec.key {
+        match args.first() {
+            Some(key) => {
+                check_type(key, key_ty, &format!("the name of `{}`", node.name), diags);
+                args = &args[1..];
+            }
+            None => {
+                diags.push(
+                    Diagnostic::error("missing-value", format!("`{}` needs a name", node.name))
+                        .with_label(node.name_span, "no name given")
+                        .with_help(format!("write `{} NAME {{ … }}`", node.name)),
+                );
+                return;
+            }
+        }
+    }
+    if removing {
+        return;
+    }
+    let what = format!("`{}`", node.name);
+    match spec.values {
+        Values::None => {
+            if let Some(extra) = args.first() {
+                let (code, message, help) = if spec.name == "secret" {
+                    (
+                        "secret-literal",
+                        format!("a literal value is given to secret `{}`", node.key().unwrap_or_default()),
+                        "a spec declares a secret's name and kind, never its value: remove the value and provide it at deploy time (env file, k8s Secret); `kiln secrets check` verifies it".to_owned(),
+                    )
+                } else {
+                    ("unexpected-value", format!("{what} takes no value here"), format!("remove it, or set it as a child of {what}"))
+                };
+                diags.push(Diagnostic::error(code, message).with_label(extra.span, "unexpected value").with_help(help));
+            }
+        }
+        Values::One(ty) | Values::Optional(ty) => {
+            match args.first() {
+                None if matches!(spec.values, Values::One(_)) => diags.push(missing_value(node, ty)),
+                None => {}
+                Some(v) if v.value == Value::Null && spec.is_setting() => {} // `#null` unsets
+                Some(v) => {
+                    check_type(v, ty, &what, diags);
+                }
+            }
+            if let Some(extra) = args.get(1) {
+                diags.push(
+                    Diagnostic::error("unexpected-value", format!("{what} takes one value"))
+                        .with_label(extra.span, "extra value")
+                        .with_help("remove the extra values"),
+                );
+            }
+        }
+        Values::Many(ty) => {
+            if args.is_empty() {
+                diags.push(missing_value(node, ty));
+            }
+            for v in args {
+                if v.value == Value::Null && spec.is_setting() && args.len() == 1 {
+                    continue;
+                }
+                check_type(v, ty, &what, diags);
+            }
+        }
+    }
+    if node.from_prop {
+        return;
+    }
+    if spec.name == "preset" && spec.key.is_some() {
+        return; // a preset's body is checked against its kind's schema
+    }
+    check(&node.children, spec.children, spec.free, &format!("`{}`", node.name), diags);
+}
+
+fn check_free(node: &Node, ty: Ty, diags: &mut Vec<Diagnostic>) {
+    if node.annotation.is_some() {
+        return;
+    }
+    match node.args.as_slice() {
+        [] => diags.push(missing_value(node, ty)),
+        [v] => {
+            check_type(v, ty, &format!("`{}`", node.name), diags);
+        }
+        [_, extra, ..] => diags.push(
+            Diagnostic::error("unexpected-value", format!("`{}` takes one value", node.name))
+                .with_label(extra.span, "extra value")
+                .with_help("quote the whole value as one string"),
+        ),
+    }
+    if let Some(child) = node.children.first() {
+        diags.push(
+            Diagnostic::error("unexpected-block", format!("`{}` takes no children", node.name))
+                .with_label(child.name_span, "unexpected child")
+                .with_help("a variable holds a single value"),
+        );
+    }
+    if ty == Ty::Scalar && !is_env_name(&node.name) && node.name.chars().any(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')) {
+        diags.push(
+            Diagnostic::error("invalid-name", format!("`{}` is not a valid name here", node.name))
+                .with_label(node.name_span, "invalid characters")
+                .with_help("use letters, digits and `_`"),
+        );
+    }
+}
+
+fn missing_value(node: &Node, ty: Ty) -> Diagnostic {
+    Diagnostic::error("missing-value", format!("`{}` needs a value", node.name))
+        .with_label(node.name_span, format!("expected {}", describe(ty)))
+        .with_help(format!("write `{} {}`", node.name, example(ty)))
+}
+
+pub fn describe(ty: Ty) -> String {
+    match ty {
+        Ty::Str => "a string".into(),
+        Ty::Name => "a name (lowercase letters, digits, `-`)".into(),
+        Ty::Ident => "an identifier (letters, digits, `_`, `-`, `.`)".into(),
+        Ty::EnvName => "a variable name (letters, digits, `_`)".into(),
+        Ty::Int => "an integer".into(),
+        Ty::Bool => "`#true` or `#false`".into(),
+        Ty::Number => "a number".into(),
+        Ty::Size => "a size such as \"512mb\" or \"4Gi\"".into(),
+        Ty::Duration => "a duration such as 60 (seconds), \"60s\" or \"30d\"".into(),
+        Ty::Port => "a port number (1–65535)".into(),
+        Ty::Path => "an absolute path".into(),
+        Ty::Host => "a host name".into(),
+        Ty::Cidr => "an address or CIDR block".into(),
+        Ty::Rate => "a rate such as \"10r/s\"".into(),
+        Ty::Date => "a date YYYY-MM-DD".into(),
+        Ty::Scalar => "a value".into(),
+        Ty::Enum(options) => format!("one of {}", options.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ")),
+        Ty::PortOrName => "a port number, a range \"8000:8010\", or `ssh`/`http`/`https`".into(),
+    }
+}
+
+fn example(ty: Ty) -> String {
+    match ty {
+        Ty::Str | Ty::Scalar => "\"…\"".into(),
+        Ty::Name => "web".into(),
+        Ty::Ident => "app_user".into(),
+        Ty::EnvName => "SECRET_KEY".into(),
+        Ty::Int | Ty::Number => "2".into(),
+        Ty::Bool => "#true".into(),
+        Ty::Size => "\"512mb\"".into(),
+        Ty::Duration => "\"60s\"".into(),
+        Ty::Port => "8000".into(),
+        Ty::Path => "\"/var/www/app\"".into(),
+        Ty::Host => "\"app.example.com\"".into(),
+        Ty::Cidr => "\"10.0.0.0/8\"".into(),
+        Ty::Rate => "\"10r/s\"".into(),
+        Ty::Date => "\"2027-01-31\"".into(),
+        Ty::Enum(options) => options.first().copied().unwrap_or("…").into(),
+        Ty::PortOrName => "https".into(),
+    }
+}
+
+/// Checks one value against a type; reports a `type-mismatch` at the value.
+pub fn check_type(v: &Scalar, ty: Ty, what: &str, diags: &mut Vec<Diagnostic>) -> bool {
+    let ok = match (&v.value, ty) {
+        (_, Ty::Scalar) => true,
+        (Value::Str(s), Ty::Str) => !s.contains('\0'),
+        (Value::Str(s), Ty::Name) => is_dns_label(s),
+        (Value::Str(s), Ty::Ident) => is_ident(s),
+        (Value::Str(s), Ty::EnvName) => is_env_name(s),
+        (Value::Int(_), Ty::Int) => true,
+        (Value::Bool(_), Ty::Bool) => true,
+        (Value::Int(i), Ty::Number) => *i >= 0,
+        (Value::Float(f), Ty::Number) => *f >= 0.0,
+        (Value::Str(s), Ty::Number) => parse_cpu(s).is_some(),
+        (Value::Int(i), Ty::Size) => *i >= 0,
+        (Value::Str(s), Ty::Size) => parse_size(s).is_some(),
+        (Value::Int(i), Ty::Duration) => *i >= 0,
+        (Value::Str(s), Ty::Duration) => parse_duration(s).is_some(),
+        (Value::Int(i), Ty::Port) => (1..=65535).contains(i),
+        (Value::Str(s), Ty::Path) => s.starts_with('/') && !s.contains("/../") && !s.ends_with("/..") && !s.contains(char::is_whitespace),
+        (Value::Str(s), Ty::Host) => is_host(s),
+        (Value::Str(s), Ty::Cidr) => is_cidr(s),
+        (Value::Str(s), Ty::Rate) => parse_rate(s).is_some(),
+        (Value::Str(s), Ty::Date) => is_date(s),
+        (Value::Str(s), Ty::Enum(options)) => options.contains(&s.as_str()),
+        (Value::Int(i), Ty::Enum(options)) => options.contains(&i.to_string().as_str()),
+        (Value::Int(i), Ty::PortOrName) => (1..=65535).contains(i),
+        (Value::Str(s), Ty::PortOrName) => ["ssh", "http", "https"].contains(&s.as_str()) || parse_port_range(s).is_some(),
+        _ => false,
+    };
+    if !ok {
+        let mut diag = Diagnostic::error("type-mismatch", format!("{what} must be {}", describe(ty)))
+            .with_label(v.span, format!("this is {}", v.value.type_name()));
+        diag = match (ty, &v.value) {
+            (Ty::Enum(options), Value::Str(s)) => diag.with_help(unknown_name_help(s, "value", options)),
+            (Ty::Int | Ty::Port, Value::Str(s)) if s.parse::<i64>().is_ok() => diag.with_help(format!("write the number without quotes: {s}")),
+            (Ty::Bool, Value::Str(s)) if ["true", "false", "yes", "no"].contains(&s.to_lowercase().as_str()) => {
+                diag.with_help("booleans are `#true` and `#false` in KDL v2")
+            }
+            _ => diag.with_help(format!("write {}, for example `{}`", describe(ty), example(ty))),
+        };
+        diags.push(diag);
+    }
+    ok
+}
+
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+pub fn is_ident(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        && !s.starts_with(['-', '.'])
+}
+
+pub fn is_env_name(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !s.as_bytes()[0].is_ascii_digit()
+}
+
+pub fn is_host(s: &str) -> bool {
+    let s = s.strip_prefix("*.").unwrap_or(s);
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+pub fn is_cidr(s: &str) -> bool {
+    let (addr, prefix) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let max = if addr.parse::<std::net::Ipv4Addr>().is_ok() {
+        32
+    } else if addr.parse::<std::net::Ipv6Addr>().is_ok() {
+        128
+    } else {
+        return false;
+    };
+    prefix.is_none_or(|p| p.parse::<u32>().is_ok_and(|p| p <= max))
+}
+
+fn is_date(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 3
+        && parts[0].len() == 4
+        && parts[1].len() == 2
+        && parts[2].len() == 2
+        && parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        && (1..=12).contains(&parts[1].parse::<u32>().unwrap_or(0))
+        && (1..=31).contains(&parts[2].parse::<u32>().unwrap_or(0))
+}
+
+/// Bytes in a size such as `512mb`, `4Gi`, `10M` (nginx style), `1024`.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let num: f64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "ki" | "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mi" | "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gi" | "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "ti" | "tib" => 1 << 40,
+        _ => return None,
+    };
+    (num >= 0.0 && num.is_finite()).then(|| (num * mult as f64) as u64)
+}
+
+/// Seconds in a duration such as `60s`, `10m`, `1h`, `30d`, `1y`.
+pub fn parse_duration(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let num: u64 = num.parse().ok()?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "ms" => return Some(num / 1000),
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        "M" => 2_592_000,
+        "y" => 31_536_000,
+        _ => return None,
+    };
+    num.checked_mul(mult)
+}
+
+/// Millicores in a CPU amount such as `2`, `0.5`, `500m`.
+pub fn parse_cpu(s: &str) -> Option<u64> {
+    if let Some(m) = s.strip_suffix('m') {
+        return m.parse::<u64>().ok().filter(|&v| v > 0);
+    }
+    let v: f64 = s.parse().ok()?;
+    (v > 0.0 && v.is_finite()).then(|| (v * 1000.0).round() as u64)
+}
+
+pub fn parse_rate(s: &str) -> Option<(u64, char)> {
+    let (n, unit) = s.split_once("r/")?;
+    let unit = match unit {
+        "s" => 's',
+        "m" => 'm',
+        _ => return None,
+    };
+    Some((n.parse().ok().filter(|&n| n > 0)?, unit))
+}
+
+pub fn parse_port_range(s: &str) -> Option<(u16, u16)> {
+    match s.split_once(':') {
+        Some((a, b)) => {
+            let (a, b): (u16, u16) = (a.parse().ok()?, b.parse().ok()?);
+            (a > 0 && a <= b).then_some((a, b))
+        }
+        None => s.parse::<u16>().ok().filter(|&p| p > 0).map(|p| (p, p)),
+    }
+}

@@ -1,0 +1,8 @@
+//! The `compose` target.
+
+use crate::Output;
+use kiln_core::model::Model;
+
+pub fn emit(_model: &Model) -> Output {
+    Output::default()
+}
