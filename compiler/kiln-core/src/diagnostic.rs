@@ -46,7 +46,11 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(severity: Severity, code: impl Into<String>, message: impl Into<String>) -> Diagnostic {
+    pub fn new(
+        severity: Severity,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         Diagnostic {
             severity,
             code: code.into(),
@@ -66,7 +70,10 @@ impl Diagnostic {
     }
 
     pub fn with_label(mut self, span: Span, message: impl Into<String>) -> Diagnostic {
-        self.labels.push(Label { span, message: message.into() });
+        self.labels.push(Label {
+            span,
+            message: message.into(),
+        });
         self
     }
 
@@ -99,7 +106,10 @@ pub fn normalize(diagnostics: &mut Vec<Diagnostic>) {
 }
 
 /// "Did you mean …?" for an unknown name, by Jaro-Winkler similarity.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(name, c), c))
@@ -136,7 +146,10 @@ pub struct RenderOptions {
 
 impl Default for RenderOptions {
     fn default() -> Self {
-        RenderOptions { color: false, width: 80 }
+        RenderOptions {
+            color: false,
+            width: 80,
+        }
     }
 }
 
@@ -189,9 +202,14 @@ impl Report {
             help: d.help.clone(),
             related: Vec::new(),
         };
-        let Some(primary) = d.primary_span() else { return report };
+        let Some(primary) = d.primary_span() else {
+            return report;
+        };
         let file = sources.get(primary.file);
-        report.source = Some(miette::NamedSource::new(file.name.clone(), file.text.clone()));
+        report.source = Some(miette::NamedSource::new(
+            file.name.clone(),
+            file.text.clone(),
+        ));
         for (i, label) in d.labels.iter().enumerate() {
             let text = (!label.message.is_empty()).then(|| label.message.clone());
             if label.span.file == primary.file {
@@ -207,8 +225,14 @@ impl Report {
                     severity: Severity::Info,
                     code: String::new(),
                     message: label.message.clone(),
-                    source: Some(miette::NamedSource::new(other.name.clone(), other.text.clone())),
-                    labels: vec![miette::LabeledSpan::new_primary_with_span(None, label.span.to_miette())],
+                    source: Some(miette::NamedSource::new(
+                        other.name.clone(),
+                        other.text.clone(),
+                    )),
+                    labels: vec![miette::LabeledSpan::new_primary_with_span(
+                        None,
+                        label.span.to_miette(),
+                    )],
                     help: None,
                     related: Vec::new(),
                 });
@@ -240,7 +264,9 @@ impl miette::Diagnostic for Report {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
@@ -248,12 +274,15 @@ impl miette::Diagnostic for Report {
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
-        (!self.labels.is_empty()).then(|| Box::new(self.labels.iter().cloned()) as Box<dyn Iterator<Item = _>>)
+        (!self.labels.is_empty())
+            .then(|| Box::new(self.labels.iter().cloned()) as Box<dyn Iterator<Item = _>>)
     }
 
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
-        (!self.related.is_empty())
-            .then(|| Box::new(self.related.iter().map(|r| r as &dyn miette::Diagnostic)) as Box<dyn Iterator<Item = _>>)
+        (!self.related.is_empty()).then(|| {
+            Box::new(self.related.iter().map(|r| r as &dyn miette::Diagnostic))
+                as Box<dyn Iterator<Item = _>>
+        })
     }
 }
 
@@ -288,7 +317,10 @@ impl JsonDiagnostic {
             labels: d
                 .labels
                 .iter()
-                .map(|l| JsonLabel { location: sources.location(l.span), message: l.message.clone() })
+                .map(|l| JsonLabel {
+                    location: sources.location(l.span),
+                    message: l.message.clone(),
+                })
                 .collect(),
             help: d.help.clone(),
             notes: d.notes.clone(),

@@ -10,29 +10,51 @@ use crate::schema::{NodeSpec, Ty};
 use crate::syntax::{Node, Value};
 
 /// Merges the nodes of a higher layer (`over`) into `base`.
-pub fn merge(base: &mut Vec<Node>, over: &[Node], specs: &'static [NodeSpec], free: Option<Ty>, diags: &mut Vec<Diagnostic>) {
+pub fn merge(
+    base: &mut Vec<Node>,
+    over: &[Node],
+    specs: &'static [NodeSpec],
+    free: Option<Ty>,
+    diags: &mut Vec<Diagnostic>,
+) {
     for node in over {
         let spec = specs.iter().find(|s| s.name == node.name);
         if spec.is_none() && free.is_none() {
             continue; // unknown: reported by schema::check
+        }
+        if node
+            .annotation
+            .as_ref()
+            .is_some_and(|(a, _)| a != "remove" && a != "replace")
+        {
+            continue; // an unknown annotation: reported by schema::check
         }
         if spec.is_some_and(|s| s.repeat) {
             base.push(node.clone());
             continue;
         }
         let keyed = spec.is_some_and(|s| s.key.is_some());
-        let position = base.iter().rposition(|b| b.name == node.name && (!keyed || b.key() == node.key()));
+        let position = base
+            .iter()
+            .rposition(|b| b.name == node.name && (!keyed || b.key() == node.key()));
         let annotation = node.annotation.as_ref().map(|(a, _)| a.as_str());
         match (annotation, position) {
             (Some("remove"), Some(i)) => {
                 base.remove(i);
             }
             (Some("remove"), None) => {
-                let what = if keyed { format!("{} {}", node.name, node.key().unwrap_or_default()) } else { node.name.clone() };
+                let what = if keyed {
+                    format!("{} {}", node.name, node.key().unwrap_or_default())
+                } else {
+                    node.name.clone()
+                };
                 diags.push(
-                    Diagnostic::warning("nothing-to-remove", format!("`(remove){what}` removes nothing"))
-                        .with_label(node.span, "no such node in the layers below")
-                        .with_help("check the name, or delete this line"),
+                    Diagnostic::warning(
+                        "nothing-to-remove",
+                        format!("`(remove){what}` removes nothing"),
+                    )
+                    .with_label(node.span, "no such node in the layers below")
+                    .with_help("check the name, or delete this line"),
                 );
             }
             (Some("replace"), Some(i)) => {
@@ -60,14 +82,22 @@ pub fn merge(base: &mut Vec<Node>, over: &[Node], specs: &'static [NodeSpec], fr
                 }
                 let target = &mut base[i];
                 if !new_values.is_empty() {
-                    target.overrides.insert(0, (target.value_span(), target.layer.clone()));
+                    target
+                        .overrides
+                        .insert(0, (target.value_span(), target.layer.clone()));
                     target.args = node.args.clone();
                     target.name_span = node.name_span;
                     target.span = node.span;
                     target.layer = node.layer.clone();
                 }
                 let spec = spec.expect("checked above");
-                merge(&mut target.children, &node.children, spec.children, spec.free, diags);
+                merge(
+                    &mut target.children,
+                    &node.children,
+                    spec.children,
+                    spec.free,
+                    diags,
+                );
             }
         }
     }

@@ -81,7 +81,11 @@ pub struct Versions {
 impl Versions {
     /// `true` when `version` (like "1.22" or "1.29.3") is at least `min`.
     pub fn at_least(version: &str, min: &str) -> bool {
-        let parse = |v: &str| v.split('.').map(|p| p.parse::<u32>().unwrap_or(0)).collect::<Vec<_>>();
+        let parse = |v: &str| {
+            v.split('.')
+                .map(|p| p.parse::<u32>().unwrap_or(0))
+                .collect::<Vec<_>>()
+        };
         parse(version) >= parse(min)
     }
 }
@@ -195,7 +199,9 @@ impl Serialize for EnvValue {
                 m.serialize_entry("secret", name)?;
                 m.end()
             }
-            EnvValue::Wired(_) if !self.is_secret() => s.serialize_str(&self.template(&|h| h.to_owned())),
+            EnvValue::Wired(_) if !self.is_secret() => {
+                s.serialize_str(&self.template(&|h| h.to_owned()))
+            }
             EnvValue::Wired(_) => {
                 let mut m = s.serialize_map(Some(2))?;
                 m.serialize_entry("template", &self.template(&|h| h.to_owned()))?;
@@ -498,7 +504,13 @@ pub enum Target {
 }
 
 impl Target {
-    pub const ALL: [Target; 5] = [Target::Compose, Target::Systemd, Target::Nginx, Target::Pgbouncer, Target::K8s];
+    pub const ALL: [Target; 5] = [
+        Target::Compose,
+        Target::Systemd,
+        Target::Nginx,
+        Target::Pgbouncer,
+        Target::K8s,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -615,7 +627,10 @@ pub fn pointer_segment(s: &str) -> String {
 
 /// Builds a JSON pointer from segments.
 pub fn pointer(segments: &[&str]) -> String {
-    segments.iter().map(|s| format!("/{}", pointer_segment(s))).collect()
+    segments
+        .iter()
+        .map(|s| format!("/{}", pointer_segment(s)))
+        .collect()
 }
 
 impl Model {

@@ -12,14 +12,35 @@ use crate::syntax::{self, Layer, Node};
 
 /// The stdlib presets, embedded in the binary.
 pub const STDLIB_PRESETS: &[(&str, &str)] = &[
-    ("celery-beat", include_str!("../../../stdlib/presets/celery-beat.kdl")),
-    ("celery-worker", include_str!("../../../stdlib/presets/celery-worker.kdl")),
+    (
+        "celery-beat",
+        include_str!("../../../stdlib/presets/celery-beat.kdl"),
+    ),
+    (
+        "celery-worker",
+        include_str!("../../../stdlib/presets/celery-worker.kdl"),
+    ),
     ("daphne", include_str!("../../../stdlib/presets/daphne.kdl")),
-    ("django-web", include_str!("../../../stdlib/presets/django-web.kdl")),
-    ("fastapi-web", include_str!("../../../stdlib/presets/fastapi-web.kdl")),
-    ("nginx-site", include_str!("../../../stdlib/presets/nginx-site.kdl")),
-    ("pgbouncer", include_str!("../../../stdlib/presets/pgbouncer.kdl")),
-    ("postgres", include_str!("../../../stdlib/presets/postgres.kdl")),
+    (
+        "django-web",
+        include_str!("../../../stdlib/presets/django-web.kdl"),
+    ),
+    (
+        "fastapi-web",
+        include_str!("../../../stdlib/presets/fastapi-web.kdl"),
+    ),
+    (
+        "nginx-site",
+        include_str!("../../../stdlib/presets/nginx-site.kdl"),
+    ),
+    (
+        "pgbouncer",
+        include_str!("../../../stdlib/presets/pgbouncer.kdl"),
+    ),
+    (
+        "postgres",
+        include_str!("../../../stdlib/presets/postgres.kdl"),
+    ),
     ("redis", include_str!("../../../stdlib/presets/redis.kdl")),
 ];
 
@@ -80,7 +101,9 @@ pub fn load(loader: &mut Loader<'_>) -> (Project, Vec<Diagnostic>) {
                 for node in nodes {
                     if node.name == "include" {
                         for arg in &node.args {
-                            let Some(rel) = arg.value.as_str() else { continue };
+                            let Some(rel) = arg.value.as_str() else {
+                                continue;
+                            };
                             match resolve_include(&name, rel) {
                                 Ok(path) if sources.find(&path).is_some() || queue.iter().any(|(n, _)| *n == path) => {
                                     diags.push(
@@ -132,7 +155,11 @@ pub fn load(loader: &mut Loader<'_>) -> (Project, Vec<Diagnostic>) {
     };
 
     for (name, text) in STDLIB_PRESETS {
-        let file = project.sources.add(format!("<stdlib>/presets/{name}.kdl"), *text, SourceOrigin::Stdlib);
+        let file = project.sources.add(
+            format!("<stdlib>/presets/{name}.kdl"),
+            *text,
+            SourceOrigin::Stdlib,
+        );
         let (nodes, mut d) = syntax::parse(&project.sources, file);
         diags.append(&mut d);
         for node in nodes {
@@ -162,7 +189,10 @@ pub fn load(loader: &mut Loader<'_>) -> (Project, Vec<Diagnostic>) {
         [] if project.files.is_empty() || diags.iter().any(|d| d.code == "kdl-syntax") => {}
         [] => diags.push(
             Diagnostic::error("missing-project", "no `project` node")
-                .with_label(Span::new(project.files[0], 0, 0), "expected `project NAME { … }`")
+                .with_label(
+                    Span::new(project.files[0], 0, 0),
+                    "expected `project NAME { … }`",
+                )
                 .with_help("start kiln.kdl with `project myapp { output \"generated\" }`"),
         ),
         [p, rest @ ..] => {
@@ -184,7 +214,9 @@ pub fn load(loader: &mut Loader<'_>) -> (Project, Vec<Diagnostic>) {
                     Err(why) => diags.push(
                         Diagnostic::error("invalid-output", format!("output folder `{s}` {why}"))
                             .with_label(v.span, "not allowed")
-                            .with_help("use a relative folder inside the project, such as \"generated\""),
+                            .with_help(
+                                "use a relative folder inside the project, such as \"generated\"",
+                            ),
                     ),
                 }
             }
@@ -208,7 +240,9 @@ fn check_output_dir(s: &str) -> Result<(), &'static str> {
     if s.is_empty() || s.starts_with('/') || s.contains('\\') {
         return Err("must be a relative path");
     }
-    if s.split('/').any(|seg| seg == ".." || seg == "." || seg.is_empty() && !s.ends_with('/')) {
+    if s.split('/')
+        .any(|seg| seg == ".." || seg == "." || seg.is_empty() && !s.ends_with('/'))
+    {
         return Err("must stay inside the project folder");
     }
     Ok(())
@@ -240,16 +274,21 @@ fn resolve_include(from: &str, rel: &str) -> Result<String, &'static str> {
 
 fn add_environment(project: &mut Project, node: Node, diags: &mut Vec<Diagnostic>) {
     let Some(key) = node.args.first() else { return };
-    let Some(name) = key.value.as_str().map(str::to_owned) else { return };
+    let Some(name) = key.value.as_str().map(str::to_owned) else {
+        return;
+    };
     if !schema::is_dns_label(&name) {
         return; // reported by the schema check
     }
     if let Some(prev) = project.environments.get(&name) {
         diags.push(
-            Diagnostic::error("duplicate", format!("environment `{name}` is declared twice"))
-                .with_label(key.span, "declared again here")
-                .with_label(prev.name_span, "first declared here")
-                .with_help("rename one, or make one extend the other"),
+            Diagnostic::error(
+                "duplicate",
+                format!("environment `{name}` is declared twice"),
+            )
+            .with_label(key.span, "declared again here")
+            .with_label(prev.name_span, "first declared here")
+            .with_help("rename one, or make one extend the other"),
         );
         return;
     }
@@ -266,21 +305,40 @@ fn add_environment(project: &mut Project, node: Node, diags: &mut Vec<Diagnostic
                     extends = Some((s.to_owned(), v.span));
                 }
             }
-            "abstract" => is_abstract = child.args.first().is_some_and(|v| v.value == syntax::Value::Bool(true)),
+            "abstract" => {
+                is_abstract = child
+                    .args
+                    .first()
+                    .is_some_and(|v| v.value == syntax::Value::Bool(true))
+            }
             _ => {
                 child.set_layer(&layer);
                 body.push(child);
             }
         }
     }
-    project.environments.insert(name.clone(), EnvDecl { name, name_span: key.span, extends, is_abstract, body });
+    project.environments.insert(
+        name.clone(),
+        EnvDecl {
+            name,
+            name_span: key.span,
+            extends,
+            is_abstract,
+            body,
+        },
+    );
 }
 
 fn add_preset(project: &mut Project, node: Node, stdlib: bool, diags: &mut Vec<Diagnostic>) {
     let Some(key) = node.args.first() else { return };
-    let Some(name) = key.value.as_str().map(str::to_owned) else { return };
+    let Some(name) = key.value.as_str().map(str::to_owned) else {
+        return;
+    };
     let kind_node = node.child("for");
-    let kind = kind_node.and_then(|k| k.args.first()).and_then(|v| v.value.as_str()).map(str::to_owned);
+    let kind = kind_node
+        .and_then(|k| k.args.first())
+        .and_then(|v| v.value.as_str())
+        .map(str::to_owned);
     let Some(kind) = kind else {
         diags.push(
             Diagnostic::error("missing-value", format!("preset `{name}` does not say what it is for"))
@@ -298,7 +356,12 @@ fn add_preset(project: &mut Project, node: Node, stdlib: bool, diags: &mut Vec<D
         );
         return;
     };
-    let body: Vec<Node> = node.children.iter().filter(|c| c.name != "for").cloned().collect();
+    let body: Vec<Node> = node
+        .children
+        .iter()
+        .filter(|c| c.name != "for")
+        .cloned()
+        .collect();
     schema::check(&body, body_schema, None, &format!("a {kind} preset"), diags);
     if let Some(prev) = project.presets.get(&name)
         && !prev.stdlib
@@ -316,7 +379,16 @@ fn add_preset(project: &mut Project, node: Node, stdlib: bool, diags: &mut Vec<D
     for c in &mut body {
         c.set_layer(&layer);
     }
-    project.presets.insert(name.clone(), PresetDecl { name, kind, body, span: key.span, stdlib });
+    project.presets.insert(
+        name.clone(),
+        PresetDecl {
+            name,
+            kind,
+            body,
+            span: key.span,
+            stdlib,
+        },
+    );
 }
 
 /// Dangling `extends` and cycles, reported once per project.
@@ -327,9 +399,15 @@ fn check_extends(project: &Project, diags: &mut Vec<Diagnostic>) {
             && !project.environments.contains_key(parent)
         {
             diags.push(
-                Diagnostic::error("unknown-reference", format!("environment `{}` extends `{parent}`, which does not exist", env.name))
-                    .with_label(*span, "no such environment")
-                    .with_help(unknown_name_help(parent, "environment", &names)),
+                Diagnostic::error(
+                    "unknown-reference",
+                    format!(
+                        "environment `{}` extends `{parent}`, which does not exist",
+                        env.name
+                    ),
+                )
+                .with_label(*span, "no such environment")
+                .with_help(unknown_name_help(parent, "environment", &names)),
             );
         }
     }
@@ -339,7 +417,9 @@ fn check_extends(project: &Project, diags: &mut Vec<Diagnostic>) {
         let mut chain: Vec<&str> = vec![&start.name];
         let mut current = start;
         while let Some((parent, _)) = &current.extends {
-            let Some(next) = project.environments.get(parent) else { break };
+            let Some(next) = project.environments.get(parent) else {
+                break;
+            };
             if let Some(pos) = chain.iter().position(|n| *n == next.name) {
                 let mut cycle: Vec<String> = chain[pos..].iter().map(|s| s.to_string()).collect();
                 let mut sorted = cycle.clone();
@@ -348,11 +428,26 @@ fn check_extends(project: &Project, diags: &mut Vec<Diagnostic>) {
                     reported.push(sorted);
                     cycle.push(next.name.clone());
                     let first = project.environments.get(&cycle[0]).expect("in chain");
-                    let mut d = Diagnostic::error("extends-cycle", format!("environments extend each other in a cycle: {}", cycle.join(" → ")))
-                        .with_label(first.extends.as_ref().expect("in a cycle").1, "this `extends` closes the cycle");
+                    let mut d = Diagnostic::error(
+                        "extends-cycle",
+                        format!(
+                            "environments extend each other in a cycle: {}",
+                            cycle.join(" → ")
+                        ),
+                    )
+                    .with_label(
+                        first.extends.as_ref().expect("in a cycle").1,
+                        "this `extends` closes the cycle",
+                    );
                     for name in &cycle[1..cycle.len() - 1] {
                         let e = project.environments.get(name).expect("in chain");
-                        d = d.with_label(e.extends.as_ref().expect("in a cycle").1, format!("`{name}` extends `{}`", e.extends.as_ref().expect("cycle").0));
+                        d = d.with_label(
+                            e.extends.as_ref().expect("in a cycle").1,
+                            format!(
+                                "`{name}` extends `{}`",
+                                e.extends.as_ref().expect("cycle").0
+                            ),
+                        );
                     }
                     diags.push(d.with_help("an environment can only extend one that does not, directly or not, extend it back"));
                 }
@@ -367,7 +462,11 @@ fn check_extends(project: &Project, diags: &mut Vec<Diagnostic>) {
 impl Project {
     /// Environments that are compiled (not abstract), in declaration order.
     pub fn compiled_environments(&self) -> Vec<&str> {
-        self.environments.values().filter(|e| !e.is_abstract).map(|e| e.name.as_str()).collect()
+        self.environments
+            .values()
+            .filter(|e| !e.is_abstract)
+            .map(|e| e.name.as_str())
+            .collect()
     }
 
     /// The extends chain of `env`, root first; `None` on a cycle or dangling parent.

@@ -18,12 +18,15 @@ pub fn resolve(project: &Project, env: &str) -> (Option<Model>, Vec<Diagnostic>)
     let Some(decl) = project.environments.get(env) else {
         let names = project.compiled_environments();
         diags.push(
-            Diagnostic::error("unknown-environment", format!("no environment named `{env}`"))
-                .with_help(if names.is_empty() {
-                    "declare one: `environment production { tier production … }`".to_owned()
-                } else {
-                    unknown_name_help(env, "environment", &names)
-                }),
+            Diagnostic::error(
+                "unknown-environment",
+                format!("no environment named `{env}`"),
+            )
+            .with_help(if names.is_empty() {
+                "declare one: `environment production { tier production … }`".to_owned()
+            } else {
+                unknown_name_help(env, "environment", &names)
+            }),
         );
         return (None, diags);
     };
@@ -50,7 +53,11 @@ pub fn resolve(project: &Project, env: &str) -> (Option<Model>, Vec<Diagnostic>)
     }
     apply_presets(project, &mut merged, &mut diags);
 
-    let mut lower = Lower { project, diags, prov: Provenance::default() };
+    let mut lower = Lower {
+        project,
+        diags,
+        prov: Provenance::default(),
+    };
     let model = lower.environment(decl.name.as_str(), decl.name_span, &merged);
     let mut diags = lower.diags;
     normalize(&mut diags);
@@ -71,13 +78,19 @@ fn default_preset(kind: &str) -> Option<&'static str> {
 fn apply_presets(project: &Project, nodes: &mut [Node], diags: &mut Vec<Diagnostic>) {
     for node in nodes.iter_mut() {
         let kind = node.name.clone();
-        if !matches!(kind.as_str(), "service" | "postgres" | "redis" | "site" | "pooler") {
+        if !matches!(
+            kind.as_str(),
+            "service" | "postgres" | "redis" | "site" | "pooler"
+        ) {
             continue;
         }
         if kind == "postgres" {
             apply_presets(project, &mut node.children, diags);
         }
-        let explicit = node.child("preset").and_then(|p| p.args.first()).and_then(|v| v.value.as_str().map(|s| (s.to_owned(), v.span)));
+        let explicit = node
+            .child("preset")
+            .and_then(|p| p.args.first())
+            .and_then(|v| v.value.as_str().map(|s| (s.to_owned(), v.span)));
         let name = match &explicit {
             Some((name, _)) => name.clone(),
             None => match default_preset(&kind) {
@@ -87,7 +100,12 @@ fn apply_presets(project: &Project, nodes: &mut [Node], diags: &mut Vec<Diagnost
         };
         let Some(preset) = project.presets.get(&name) else {
             if let Some((name, span)) = &explicit {
-                let candidates: Vec<&str> = project.presets.values().filter(|p| p.kind == kind).map(|p| p.name.as_str()).collect();
+                let candidates: Vec<&str> = project
+                    .presets
+                    .values()
+                    .filter(|p| p.kind == kind)
+                    .map(|p| p.name.as_str())
+                    .collect();
                 diags.push(
                     Diagnostic::error("unknown-reference", format!("unknown preset `{name}`"))
                         .with_label(*span, "no such preset")
@@ -99,9 +117,12 @@ fn apply_presets(project: &Project, nodes: &mut [Node], diags: &mut Vec<Diagnost
         if preset.kind != kind {
             let span = explicit.as_ref().map_or(node.name_span, |e| e.1);
             diags.push(
-                Diagnostic::error("type-mismatch", format!("preset `{name}` is for a {}, not a {kind}", preset.kind))
-                    .with_label(span, format!("a {} preset", preset.kind))
-                    .with_help(format!("use a preset made for a {kind}")),
+                Diagnostic::error(
+                    "type-mismatch",
+                    format!("preset `{name}` is for a {}, not a {kind}", preset.kind),
+                )
+                .with_label(span, format!("a {} preset", preset.kind))
+                .with_help(format!("use a preset made for a {kind}")),
             );
             continue;
         }
@@ -122,8 +143,14 @@ struct Lower<'a> {
 }
 
 fn origins(node: &Node) -> Vec<Origin> {
-    let mut v = vec![Origin { span: node.value_span(), layer: node.layer.to_string() }];
-    v.extend(node.overrides.iter().map(|(span, layer)| Origin { span: *span, layer: layer.to_string() }));
+    let mut v = vec![Origin {
+        span: node.value_span(),
+        layer: node.layer.to_string(),
+    }];
+    v.extend(node.overrides.iter().map(|(span, layer)| Origin {
+        span: *span,
+        layer: layer.to_string(),
+    }));
     v
 }
 
@@ -167,7 +194,8 @@ impl Lower<'_> {
     }
 
     fn uint(&mut self, parent: &Node, name: &str, ptr: &str) -> Option<u32> {
-        self.int(parent, name, ptr).and_then(|i| u32::try_from(i).ok())
+        self.int(parent, name, ptr)
+            .and_then(|i| u32::try_from(i).ok())
     }
 
     fn boolean(&mut self, parent: &Node, name: &str, ptr: &str, default: bool) -> bool {
@@ -196,7 +224,9 @@ impl Lower<'_> {
 
     /// A list setting: the arguments of a child node, or a comma-separated property.
     fn list(&mut self, parent: &Node, name: &str, ptr: &str) -> Vec<String> {
-        let Some(node) = parent.child(name) else { return Vec::new() };
+        let Some(node) = parent.child(name) else {
+            return Vec::new();
+        };
         if matches!(node.args.as_slice(), [v] if v.value == Value::Null) {
             return Vec::new();
         }
@@ -205,7 +235,12 @@ impl Lower<'_> {
         for arg in &node.args {
             let text = arg.value.to_text();
             if node.from_prop || text.contains(',') {
-                out.extend(text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned));
+                out.extend(
+                    text.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned),
+                );
             } else {
                 out.push(text);
             }
@@ -213,7 +248,11 @@ impl Lower<'_> {
         out
     }
 
-    fn free_map(&mut self, parent: Option<&Node>, ptr: &str) -> BTreeMap<String, serde_json::Value> {
+    fn free_map(
+        &mut self,
+        parent: Option<&Node>,
+        ptr: &str,
+    ) -> BTreeMap<String, serde_json::Value> {
         let mut out = BTreeMap::new();
         let Some(parent) = parent else { return out };
         for child in &parent.children {
@@ -226,7 +265,12 @@ impl Lower<'_> {
         out
     }
 
-    fn environment(&mut self, name: &str, name_span: crate::source::Span, nodes: &[Node]) -> Option<Model> {
+    fn environment(
+        &mut self,
+        name: &str,
+        name_span: crate::source::Span,
+        nodes: &[Node],
+    ) -> Option<Model> {
         let root = Node {
             name: "environment".to_owned(),
             name_span,
@@ -239,9 +283,17 @@ impl Lower<'_> {
             overrides: Vec::new(),
         };
         let project = self.project;
-        let pname = if project.name.is_empty() { "app".to_owned() } else { project.name.clone() };
+        let pname = if project.name.is_empty() {
+            "app".to_owned()
+        } else {
+            project.name.clone()
+        };
 
-        let tier = match self.string(&root, "tier", "/tier").as_deref().and_then(Tier::parse) {
+        let tier = match self
+            .string(&root, "tier", "/tier")
+            .as_deref()
+            .and_then(Tier::parse)
+        {
             Some(t) => t,
             None => match Tier::parse(name) {
                 Some(t) => t,
@@ -257,24 +309,50 @@ impl Lower<'_> {
             },
         };
 
-        let versions_node = root.child("versions").cloned().unwrap_or_else(|| empty("versions", name_span));
+        let versions_node = root
+            .child("versions")
+            .cloned()
+            .unwrap_or_else(|| empty("versions", name_span));
         let versions = Versions {
-            nginx: self.string(&versions_node, "nginx", "/versions/nginx").unwrap_or_else(|| "1.22".into()),
-            pgbouncer: self.string(&versions_node, "pgbouncer", "/versions/pgbouncer").unwrap_or_else(|| "1.18".into()),
-            openssl: self.string(&versions_node, "openssl", "/versions/openssl").unwrap_or_else(|| "3.0".into()),
-            systemd: self.uint(&versions_node, "systemd", "/versions/systemd").unwrap_or(252),
+            nginx: self
+                .string(&versions_node, "nginx", "/versions/nginx")
+                .unwrap_or_else(|| "1.22".into()),
+            pgbouncer: self
+                .string(&versions_node, "pgbouncer", "/versions/pgbouncer")
+                .unwrap_or_else(|| "1.18".into()),
+            openssl: self
+                .string(&versions_node, "openssl", "/versions/openssl")
+                .unwrap_or_else(|| "3.0".into()),
+            systemd: self
+                .uint(&versions_node, "systemd", "/versions/systemd")
+                .unwrap_or(252),
         };
 
-        let host_node = root.child("host").cloned().unwrap_or_else(|| empty("host", name_span));
-        let user = self.string(&host_node, "user", "/host/user").unwrap_or_else(|| pname.replace('-', "_"));
+        let host_node = root
+            .child("host")
+            .cloned()
+            .unwrap_or_else(|| empty("host", name_span));
+        let user = self
+            .string(&host_node, "user", "/host/user")
+            .unwrap_or_else(|| pname.replace('-', "_"));
         let uid = self.uint(&host_node, "uid", "/host/uid").unwrap_or(10001);
-        let app_root = self.string(&host_node, "root", "/host/root").unwrap_or_else(|| format!("/opt/{pname}"));
+        let app_root = self
+            .string(&host_node, "root", "/host/root")
+            .unwrap_or_else(|| format!("/opt/{pname}"));
         let host = Host {
-            group: self.string(&host_node, "group", "/host/group").unwrap_or_else(|| user.clone()),
+            group: self
+                .string(&host_node, "group", "/host/group")
+                .unwrap_or_else(|| user.clone()),
             gid: self.uint(&host_node, "gid", "/host/gid").unwrap_or(uid),
-            venv: self.string(&host_node, "venv", "/host/venv").unwrap_or_else(|| format!("{app_root}/venv")),
-            env_file: self.string(&host_node, "env-file", "/host/env-file").unwrap_or_else(|| format!("/etc/{pname}/{name}.env")),
-            log_dir: self.string(&host_node, "log-dir", "/host/log-dir").unwrap_or_else(|| format!("/var/log/{pname}")),
+            venv: self
+                .string(&host_node, "venv", "/host/venv")
+                .unwrap_or_else(|| format!("{app_root}/venv")),
+            env_file: self
+                .string(&host_node, "env-file", "/host/env-file")
+                .unwrap_or_else(|| format!("/etc/{pname}/{name}.env")),
+            log_dir: self
+                .string(&host_node, "log-dir", "/host/log-dir")
+                .unwrap_or_else(|| format!("/var/log/{pname}")),
             writable: self.list(&host_node, "writable", "/host/writable"),
             user,
             uid,
@@ -301,7 +379,11 @@ impl Lower<'_> {
         let targets = match root.child("targets") {
             Some(t) => {
                 self.record("/targets", t);
-                let mut v: Vec<Target> = t.args.iter().filter_map(|a| a.value.as_str().and_then(Target::parse)).collect();
+                let mut v: Vec<Target> = t
+                    .args
+                    .iter()
+                    .filter_map(|a| a.value.as_str().and_then(Target::parse))
+                    .collect();
                 v.sort();
                 v.dedup();
                 v
@@ -309,30 +391,56 @@ impl Lower<'_> {
             None => Target::ALL.to_vec(),
         };
 
-        let k8s_node = root.child("kubernetes").cloned().unwrap_or_else(|| empty("kubernetes", name_span));
-        let namespace = self.string(&k8s_node, "namespace", "/kubernetes/namespace").unwrap_or_else(|| format!("{pname}-{name}"));
+        let k8s_node = root
+            .child("kubernetes")
+            .cloned()
+            .unwrap_or_else(|| empty("kubernetes", name_span));
+        let namespace = self
+            .string(&k8s_node, "namespace", "/kubernetes/namespace")
+            .unwrap_or_else(|| format!("{pname}-{name}"));
         if !schema::is_dns_label(&namespace) {
             self.diags.push(
-                Diagnostic::error("invalid-name", format!("namespace `{namespace}` is not a valid Kubernetes name"))
-                    .with_label(name_span, "derived from the project and environment names")
-                    .with_help("set `kubernetes { namespace \"short-name\" }` (at most 63 characters)"),
+                Diagnostic::error(
+                    "invalid-name",
+                    format!("namespace `{namespace}` is not a valid Kubernetes name"),
+                )
+                .with_label(name_span, "derived from the project and environment names")
+                .with_help("set `kubernetes { namespace \"short-name\" }` (at most 63 characters)"),
             );
         }
         let kubernetes = Kubernetes {
             namespace,
-            ingress_class: self.string(&k8s_node, "ingress-class", "/kubernetes/ingress-class").unwrap_or_else(|| "nginx".into()),
+            ingress_class: self
+                .string(&k8s_node, "ingress-class", "/kubernetes/ingress-class")
+                .unwrap_or_else(|| "nginx".into()),
             cluster_issuer: self.string(&k8s_node, "cluster-issuer", "/kubernetes/cluster-issuer"),
-            image_pull_policy: self.string(&k8s_node, "image-pull-policy", "/kubernetes/image-pull-policy").unwrap_or_else(|| "IfNotPresent".into()),
+            image_pull_policy: self
+                .string(
+                    &k8s_node,
+                    "image-pull-policy",
+                    "/kubernetes/image-pull-policy",
+                )
+                .unwrap_or_else(|| "IfNotPresent".into()),
         };
-        let compose_node = root.child("compose").cloned().unwrap_or_else(|| empty("compose", name_span));
+        let compose_node = root
+            .child("compose")
+            .cloned()
+            .unwrap_or_else(|| empty("compose", name_span));
         let compose = Compose {
-            project_name: self.string(&compose_node, "project-name", "/compose/project-name").unwrap_or_else(|| format!("{pname}-{name}")),
-            nginx_image: self.string(&compose_node, "nginx-image", "/compose/nginx-image").unwrap_or_else(|| "nginx:1.27-alpine".into()),
+            project_name: self
+                .string(&compose_node, "project-name", "/compose/project-name")
+                .unwrap_or_else(|| format!("{pname}-{name}")),
+            nginx_image: self
+                .string(&compose_node, "nginx-image", "/compose/nginx-image")
+                .unwrap_or_else(|| "nginx:1.27-alpine".into()),
         };
 
         let mut model = Model {
             schema: MODEL_SCHEMA,
-            project: ProjectInfo { name: pname, output: project.output.clone() },
+            project: ProjectInfo {
+                name: pname,
+                output: project.output.clone(),
+            },
             environment: name.to_owned(),
             tier,
             versions,
@@ -351,7 +459,7 @@ impl Lower<'_> {
             provenance: Provenance::default(),
         };
 
-        let names = self.check_names(&root, &model);
+        self.check_names(&root, &model);
         for node in root.children_named("service") {
             if let Some((k, s)) = self.service(node, &model, &secret_nodes) {
                 model.services.insert(k, s);
@@ -369,7 +477,6 @@ impl Lower<'_> {
             model.policies = self.policies(p);
         }
         self.check_ports(&root, &model);
-        let _ = names;
         model.provenance = std::mem::take(&mut self.prov);
         Some(model)
     }
@@ -379,16 +486,26 @@ impl Lower<'_> {
         let ptr = format!("{prefix}/secrets/{}", pointer_segment(&key));
         self.record(&ptr, node);
         let secret = Secret {
-            kind: self.string(node, "kind", &format!("{ptr}/kind")).unwrap_or_else(|| "generic".into()),
+            kind: self
+                .string(node, "kind", &format!("{ptr}/kind"))
+                .unwrap_or_else(|| "generic".into()),
             optional: self.boolean(node, "optional", &format!("{ptr}/optional"), false),
             description: self.string(node, "description", &format!("{ptr}/description")),
         };
         Some((key, secret))
     }
 
-    fn env_block(&mut self, env_node: &Node, ptr: &str, secrets: &BTreeMap<String, Secret>, out: &mut BTreeMap<String, EnvValue>) {
+    fn env_block(
+        &mut self,
+        env_node: &Node,
+        ptr: &str,
+        secrets: &BTreeMap<String, Secret>,
+        out: &mut BTreeMap<String, EnvValue>,
+    ) {
         for child in &env_node.children {
-            let Some(v) = child.args.first() else { continue };
+            let Some(v) = child.args.first() else {
+                continue;
+            };
             if secrets.contains_key(&child.name) && v.value != Value::Null {
                 self.diags.push(
                     Diagnostic::error("secret-literal", format!("`{}` is a secret, but a value is written here", child.name))
@@ -409,18 +526,27 @@ impl Lower<'_> {
         }
     }
 
-    fn secret_ref(&mut self, parent: &Node, name: &str, ptr: &str, secrets: &BTreeMap<String, Secret>) -> Option<String> {
+    fn secret_ref(
+        &mut self,
+        parent: &Node,
+        name: &str,
+        ptr: &str,
+        secrets: &BTreeMap<String, Secret>,
+    ) -> Option<String> {
         let v = self.value(parent, name, ptr)?;
         let s = v.value.as_str()?.to_owned();
         if !secrets.contains_key(&s) {
             let names: Vec<&str> = secrets.keys().map(String::as_str).collect();
             self.diags.push(
-                Diagnostic::error("unknown-reference", format!("`{name}` names secret `{s}`, which is not declared"))
-                    .with_label(v.span, "no such secret")
-                    .with_help(match unknown_name_help(&s, "secret", &names) {
-                        h if h.starts_with("did you mean") => h,
-                        _ => format!("declare it in the environment: `secret {s} kind=password`"),
-                    }),
+                Diagnostic::error(
+                    "unknown-reference",
+                    format!("`{name}` names secret `{s}`, which is not declared"),
+                )
+                .with_label(v.span, "no such secret")
+                .with_help(match unknown_name_help(&s, "secret", &names) {
+                    h if h.starts_with("did you mean") => h,
+                    _ => format!("declare it in the environment: `secret {s} kind=password`"),
+                }),
             );
             return None;
         }
@@ -428,18 +554,24 @@ impl Lower<'_> {
     }
 
     fn resources(&mut self, parent: &Node, ptr: &str) -> Resources {
-        let Some(node) = parent.child("resources") else { return Resources::default() };
-        let cpu = |l: &mut Self, n: &str| match l.value(node, n, &format!("{ptr}/{n}")).map(|v| &v.value) {
-            Some(Value::Int(i)) => u64::try_from(*i).ok().map(|c| c * 1000),
-            Some(Value::Float(f)) => Some((f * 1000.0).round() as u64),
-            Some(Value::Str(s)) => parse_cpu(s),
-            _ => None,
+        let Some(node) = parent.child("resources") else {
+            return Resources::default();
         };
-        let mem = |l: &mut Self, n: &str| match l.value(node, n, &format!("{ptr}/{n}")).map(|v| &v.value) {
-            Some(Value::Int(i)) => u64::try_from(*i).ok(),
-            Some(Value::Str(s)) => parse_size(s),
-            _ => None,
-        };
+        let cpu =
+            |l: &mut Self, n: &str| match l.value(node, n, &format!("{ptr}/{n}")).map(|v| &v.value)
+            {
+                Some(Value::Int(i)) => u64::try_from(*i).ok().map(|c| c * 1000),
+                Some(Value::Float(f)) => Some((f * 1000.0).round() as u64),
+                Some(Value::Str(s)) => parse_cpu(s),
+                _ => None,
+            };
+        let mem =
+            |l: &mut Self, n: &str| match l.value(node, n, &format!("{ptr}/{n}")).map(|v| &v.value)
+            {
+                Some(Value::Int(i)) => u64::try_from(*i).ok(),
+                Some(Value::Str(s)) => parse_size(s),
+                _ => None,
+            };
         let mut r = Resources {
             cpu: cpu(self, "cpu"),
             memory: mem(self, "memory"),
@@ -456,34 +588,53 @@ impl Lower<'_> {
         r
     }
 
-    fn postgres_all(&mut self, root: &Node, secrets: &BTreeMap<String, Secret>) -> BTreeMap<String, Postgres> {
+    fn postgres_all(
+        &mut self,
+        root: &Node,
+        secrets: &BTreeMap<String, Secret>,
+    ) -> BTreeMap<String, Postgres> {
         let mut out = BTreeMap::new();
         for node in root.children_named("postgres") {
             let Some(key) = node.key() else { continue };
             let ptr = format!("/postgres/{}", pointer_segment(&key));
             self.record(&ptr, node);
-            let version = self.uint(node, "version", &format!("{ptr}/version")).unwrap_or(15);
-            let pooler = node.child("pooler").map(|p| self.pooler(p, &key, &format!("{ptr}/pooler")));
+            let version = self
+                .uint(node, "version", &format!("{ptr}/version"))
+                .unwrap_or(15);
+            let pooler = node
+                .child("pooler")
+                .map(|p| self.pooler(p, &key, &format!("{ptr}/pooler")));
             let database = self.string(node, "database", &format!("{ptr}/database"));
             let user = self.string(node, "user", &format!("{ptr}/user"));
             for (what, v) in [("database", &database), ("user", &user)] {
                 if v.is_none() {
                     self.diags.push(
-                        Diagnostic::error("missing-value", format!("postgres `{key}` has no {what}"))
-                            .with_label(node.value_span(), format!("no `{what}`"))
-                            .with_help(format!("add `{what} NAME` to the postgres block")),
+                        Diagnostic::error(
+                            "missing-value",
+                            format!("postgres `{key}` has no {what}"),
+                        )
+                        .with_label(node.value_span(), format!("no `{what}`"))
+                        .with_help(format!("add `{what} NAME` to the postgres block")),
                     );
                 }
             }
             let pg = Postgres {
-                image: self.string(node, "image", &format!("{ptr}/image")).unwrap_or_else(|| format!("postgres:{version}")),
+                image: self
+                    .string(node, "image", &format!("{ptr}/image"))
+                    .unwrap_or_else(|| format!("postgres:{version}")),
                 version,
                 database: database.unwrap_or_default(),
                 user: user.unwrap_or_default(),
                 password: self.secret_ref(node, "password", &format!("{ptr}/password"), secrets),
-                port: self.uint(node, "port", &format!("{ptr}/port")).map_or(5432, |p| p as u16),
-                host: self.string(node, "host", &format!("{ptr}/host")).unwrap_or_else(|| "127.0.0.1".into()),
-                replicas: self.uint(node, "replicas", &format!("{ptr}/replicas")).unwrap_or(0),
+                port: self
+                    .uint(node, "port", &format!("{ptr}/port"))
+                    .map_or(5432, |p| p as u16),
+                host: self
+                    .string(node, "host", &format!("{ptr}/host"))
+                    .unwrap_or_else(|| "127.0.0.1".into()),
+                replicas: self
+                    .uint(node, "replicas", &format!("{ptr}/replicas"))
+                    .unwrap_or(0),
                 settings: self.free_map(node.child("settings"), &format!("{ptr}/settings")),
                 pooler,
                 resources: self.resources(node, &format!("{ptr}/resources")),
@@ -498,7 +649,11 @@ impl Lower<'_> {
         let u = |l: &mut Self, n: &str| l.uint(node, n, &format!("{ptr}/{n}"));
         let s = |l: &mut Self, n: &str| l.string(node, n, &format!("{ptr}/{n}"));
         Pooler {
-            kind: node.args.first().map(|v| v.value.to_text()).unwrap_or_else(|| "pgbouncer".into()),
+            kind: node
+                .args
+                .first()
+                .map(|v| v.value.to_text())
+                .unwrap_or_else(|| "pgbouncer".into()),
             name: format!("{db}-pgbouncer"),
             image: s(self, "image").unwrap_or_else(|| "edoburu/pgbouncer:v1.23.1-p3".into()),
             port: u(self, "port").map_or(6432, |p| p as u16),
@@ -518,30 +673,49 @@ impl Lower<'_> {
             max_prepared_statements: u(self, "max-prepared-statements"),
             admin_users: self.list(node, "admin-users", &format!("{ptr}/admin-users")),
             stats_users: self.list(node, "stats-users", &format!("{ptr}/stats-users")),
-            ignore_startup_parameters: self.list(node, "ignore-startup-parameters", &format!("{ptr}/ignore-startup-parameters")),
+            ignore_startup_parameters: self.list(
+                node,
+                "ignore-startup-parameters",
+                &format!("{ptr}/ignore-startup-parameters"),
+            ),
             client_tls_sslmode: s(self, "client-tls-sslmode"),
             server_tls_sslmode: s(self, "server-tls-sslmode"),
             resources: self.resources(node, &format!("{ptr}/resources")),
         }
     }
 
-    fn redis_all(&mut self, root: &Node, secrets: &BTreeMap<String, Secret>) -> BTreeMap<String, Redis> {
+    fn redis_all(
+        &mut self,
+        root: &Node,
+        secrets: &BTreeMap<String, Secret>,
+    ) -> BTreeMap<String, Redis> {
         let mut out = BTreeMap::new();
         for node in root.children_named("redis") {
             let Some(key) = node.key() else { continue };
             let ptr = format!("/redis/{}", pointer_segment(&key));
             self.record(&ptr, node);
-            let version = self.uint(node, "version", &format!("{ptr}/version")).unwrap_or(7);
-            let maxmemory = match self.value(node, "maxmemory", &format!("{ptr}/maxmemory")).map(|v| &v.value) {
+            let version = self
+                .uint(node, "version", &format!("{ptr}/version"))
+                .unwrap_or(7);
+            let maxmemory = match self
+                .value(node, "maxmemory", &format!("{ptr}/maxmemory"))
+                .map(|v| &v.value)
+            {
                 Some(Value::Int(i)) => u64::try_from(*i).ok(),
                 Some(Value::Str(s)) => parse_size(s),
                 _ => None,
             };
             let r = Redis {
-                image: self.string(node, "image", &format!("{ptr}/image")).unwrap_or_else(|| format!("redis:{version}")),
+                image: self
+                    .string(node, "image", &format!("{ptr}/image"))
+                    .unwrap_or_else(|| format!("redis:{version}")),
                 version,
-                port: self.uint(node, "port", &format!("{ptr}/port")).map_or(6379, |p| p as u16),
-                host: self.string(node, "host", &format!("{ptr}/host")).unwrap_or_else(|| "127.0.0.1".into()),
+                port: self
+                    .uint(node, "port", &format!("{ptr}/port"))
+                    .map_or(6379, |p| p as u16),
+                host: self
+                    .string(node, "host", &format!("{ptr}/host"))
+                    .unwrap_or_else(|| "127.0.0.1".into()),
                 maxmemory,
                 eviction: self.string(node, "eviction", &format!("{ptr}/eviction")),
                 password: self.secret_ref(node, "password", &format!("{ptr}/password"), secrets),
@@ -555,11 +729,33 @@ impl Lower<'_> {
     }
 
     /// Services, databases, caches and poolers share one network namespace.
-    fn check_names(&mut self, root: &Node, model: &Model) -> Vec<String> {
+    fn check_names(&mut self, root: &Node, model: &Model) {
+        let mut claims: Vec<(crate::source::Span, String, &'static str)> = Vec::new();
+        for (kind, label) in [
+            ("postgres", "database"),
+            ("redis", "cache"),
+            ("service", "service"),
+        ] {
+            for node in root.children_named(kind) {
+                let Some(k) = node.key() else { continue };
+                if kind == "postgres"
+                    && let Some(p) = model.postgres.get(&k).and_then(|pg| pg.pooler.as_ref())
+                {
+                    claims.push((
+                        node.child("pooler")
+                            .map_or(node.value_span(), |p| p.name_span),
+                        p.name.clone(),
+                        "pooler",
+                    ));
+                }
+                claims.push((node.value_span(), k, label));
+            }
+        }
+        claims.sort_by_key(|c| c.0);
         let mut seen: BTreeMap<String, (&str, crate::source::Span)> = BTreeMap::new();
-        let mut add = |lower: &mut Self, name: String, kind: &'static str, span: crate::source::Span| {
+        for (span, name, kind) in claims {
             if let Some((other, first)) = seen.get(&name) {
-                lower.diags.push(
+                self.diags.push(
                     Diagnostic::error("duplicate", format!("`{name}` names both a {other} and a {kind}"))
                         .with_label(span, format!("the {kind}"))
                         .with_label(*first, format!("the {other}"))
@@ -568,28 +764,27 @@ impl Lower<'_> {
             } else {
                 seen.insert(name, (kind, span));
             }
-        };
-        for (kind, label) in [("postgres", "database"), ("redis", "cache"), ("service", "service")] {
-            for node in root.children_named(kind) {
-                if let Some(k) = node.key() {
-                    add(self, k, label, node.value_span());
-                    if kind == "postgres"
-                        && let Some(pg) = model.postgres.get(&node.key().unwrap_or_default())
-                        && let Some(p) = &pg.pooler
-                    {
-                        add(self, p.name.clone(), "pooler", node.child("pooler").map_or(node.value_span(), |p| p.name_span));
-                    }
-                }
-            }
         }
-        seen.into_keys().collect()
     }
 
-    fn service(&mut self, node: &Node, model: &Model, secret_nodes: &BTreeMap<String, &Node>) -> Option<(String, Service)> {
+    fn service(
+        &mut self,
+        node: &Node,
+        model: &Model,
+        secret_nodes: &BTreeMap<String, &Node>,
+    ) -> Option<(String, Service)> {
         let key = node.key()?;
         let ptr = format!("/services/{}", pointer_segment(&key));
         self.record(&ptr, node);
         let Some(run_node) = node.child("run") else {
+            let preset_unknown = node
+                .child("preset")
+                .and_then(|p| p.args.first())
+                .and_then(|v| v.value.as_str())
+                .is_some_and(|p| !self.project.presets.contains_key(p));
+            if preset_unknown {
+                return None; // the unknown preset is reported
+            }
             self.diags.push(
                 Diagnostic::error("missing-value", format!("service `{key}` has nothing to run"))
                     .with_label(node.value_span(), "no `run` and no preset that sets one")
@@ -611,10 +806,12 @@ impl Lower<'_> {
             Some("task") => ServiceKind::Task,
             _ => derived_kind,
         };
-        let port = self.uint(node, "port", &format!("{ptr}/port")).map(|p| p as u16);
+        let port = self
+            .uint(node, "port", &format!("{ptr}/port"))
+            .map(|p| p as u16);
         let mut run = run;
         run.argv = run.command_line("0.0.0.0", port);
-        if kind == ServiceKind::Web && port.is_none() {
+        if kind == ServiceKind::Web && port.is_none() && node.child("port").is_none() {
             self.diags.push(
                 Diagnostic::error("missing-value", format!("web service `{key}` has no port"))
                     .with_label(node.value_span(), "no `port`")
@@ -627,10 +824,18 @@ impl Lower<'_> {
             self.record(&hp, h);
             Some(Health {
                 path,
-                interval: self.duration(h, "interval", &format!("{hp}/interval")).unwrap_or(30),
-                timeout: self.duration(h, "timeout", &format!("{hp}/timeout")).unwrap_or(5),
-                retries: self.uint(h, "retries", &format!("{hp}/retries")).unwrap_or(3),
-                start_period: self.duration(h, "start-period", &format!("{hp}/start-period")).unwrap_or(20),
+                interval: self
+                    .duration(h, "interval", &format!("{hp}/interval"))
+                    .unwrap_or(30),
+                timeout: self
+                    .duration(h, "timeout", &format!("{hp}/timeout"))
+                    .unwrap_or(5),
+                retries: self
+                    .uint(h, "retries", &format!("{hp}/retries"))
+                    .unwrap_or(3),
+                start_period: self
+                    .duration(h, "start-period", &format!("{hp}/start-period"))
+                    .unwrap_or(20),
             })
         });
 
@@ -667,10 +872,18 @@ impl Lower<'_> {
         let mut volumes = BTreeMap::new();
         for v in node.children_named("volume") {
             let Some(vk) = v.key() else { continue };
-            let Some(path) = v.args.get(1).and_then(|a| a.value.as_str()) else { continue };
+            let Some(path) = v.args.get(1).and_then(|a| a.value.as_str()) else {
+                continue;
+            };
             let vp = format!("{ptr}/volumes/{}", pointer_segment(&vk));
             self.record(&vp, v);
-            volumes.insert(vk, Volume { path: path.to_owned(), read_only: self.boolean(v, "read-only", &format!("{vp}/read-only"), false) });
+            volumes.insert(
+                vk,
+                Volume {
+                    path: path.to_owned(),
+                    read_only: self.boolean(v, "read-only", &format!("{vp}/read-only"), false),
+                },
+            );
         }
         let tmpfs = match node.child("tmpfs") {
             Some(_) => self.list(node, "tmpfs", &format!("{ptr}/tmpfs")),
@@ -678,42 +891,84 @@ impl Lower<'_> {
         };
         let service = Service {
             kind,
-            preset: node.child("preset").and_then(|p| p.args.first()).map(|v| v.value.to_text()),
+            preset: node
+                .child("preset")
+                .and_then(|p| p.args.first())
+                .map(|v| v.value.to_text()),
             image: self.string(node, "image", &format!("{ptr}/image")),
             run,
             port,
             health,
-            replicas: self.uint(node, "replicas", &format!("{ptr}/replicas")).unwrap_or(1),
+            replicas: self
+                .uint(node, "replicas", &format!("{ptr}/replicas"))
+                .unwrap_or(1),
             resources: self.resources(node, &format!("{ptr}/resources")),
             uses,
             env,
             volumes,
             read_only: self.boolean(node, "read-only", &format!("{ptr}/read-only"), true),
             tmpfs,
-            user: self.string(node, "user", &format!("{ptr}/user")).unwrap_or_else(|| format!("{}:{}", model.host.uid, model.host.gid)),
+            user: self
+                .string(node, "user", &format!("{ptr}/user"))
+                .unwrap_or_else(|| format!("{}:{}", model.host.uid, model.host.gid)),
             cap_add: self.list(node, "cap-add", &format!("{ptr}/cap-add")),
             restart: self
                 .string(node, "restart", &format!("{ptr}/restart"))
-                .unwrap_or_else(|| if kind == ServiceKind::Task { "no".into() } else { "always".into() }),
+                .unwrap_or_else(|| {
+                    if kind == ServiceKind::Task {
+                        "no".into()
+                    } else {
+                        "always".into()
+                    }
+                }),
             stop_timeout: self.duration(node, "stop-timeout", &format!("{ptr}/stop-timeout")),
         };
         Some((key, service))
     }
 
     /// `uses db cache` → DATABASE_URL, REDIS_URL, CELERY_BROKER_URL, CELERY_RESULT_BACKEND.
-    fn wire(&mut self, node: &Node, service: &str, uses: &[String], model: &Model, ptr: &str, env: &mut BTreeMap<String, EnvValue>) {
+    fn wire(
+        &mut self,
+        node: &Node,
+        service: &str,
+        uses: &[String],
+        model: &Model,
+        ptr: &str,
+        env: &mut BTreeMap<String, EnvValue>,
+    ) {
         let uses_node = node.child("uses");
         let mut pg_count = 0;
         let mut redis_count = 0;
         for (i, name) in uses.iter().enumerate() {
-            let span = uses_node.and_then(|u| if u.from_prop { u.args.first() } else { u.args.get(i) }).map_or(node.value_span(), |a| a.span);
-            let origin = vec![Origin { span, layer: uses_node.map_or_else(|| "wiring".to_owned(), |u| u.layer.to_string()) }];
-            let set = |lower: &mut Self, env: &mut BTreeMap<String, EnvValue>, var: String, parts: Vec<Part>| {
-                lower.prov.record(format!("{ptr}/env/{}", pointer_segment(&var)), origin.clone());
+            let span = uses_node
+                .and_then(|u| {
+                    if u.from_prop {
+                        u.args.first()
+                    } else {
+                        u.args.get(i)
+                    }
+                })
+                .map_or(node.value_span(), |a| a.span);
+            let origin = vec![Origin {
+                span,
+                layer: uses_node.map_or_else(|| "wiring".to_owned(), |u| u.layer.to_string()),
+            }];
+            let set = |lower: &mut Self,
+                       env: &mut BTreeMap<String, EnvValue>,
+                       var: String,
+                       parts: Vec<Part>| {
+                lower.prov.record(
+                    format!("{ptr}/env/{}", pointer_segment(&var)),
+                    origin.clone(),
+                );
                 env.insert(var, EnvValue::Wired(parts));
             };
             if let Some(pg) = model.postgres.get(name) {
-                let var = if pg_count == 0 { "DATABASE_URL".to_owned() } else { format!("{}_DATABASE_URL", env_prefix(name)) };
+                let var = if pg_count == 0 {
+                    "DATABASE_URL".to_owned()
+                } else {
+                    format!("{}_DATABASE_URL", env_prefix(name))
+                };
                 pg_count += 1;
                 let (host, port) = match &pg.pooler {
                     Some(p) => (p.name.clone(), p.port),
@@ -729,7 +984,11 @@ impl Lower<'_> {
                 parts.push(Part::Text(format!(":{port}/{}", pg.database)));
                 set(self, env, var, parts);
             } else if let Some(r) = model.redis.get(name) {
-                let prefix = if redis_count == 0 { String::new() } else { format!("{}_", env_prefix(name)) };
+                let prefix = if redis_count == 0 {
+                    String::new()
+                } else {
+                    format!("{}_", env_prefix(name))
+                };
                 redis_count += 1;
                 let base = |db: u32| {
                     let mut parts = vec![Part::Text("redis://".into())];
@@ -746,14 +1005,21 @@ impl Lower<'_> {
                 set(self, env, format!("{prefix}CELERY_BROKER_URL"), base(1));
                 set(self, env, format!("{prefix}CELERY_RESULT_BACKEND"), base(2));
             } else {
-                let mut candidates: Vec<&str> = model.postgres.keys().chain(model.redis.keys()).map(String::as_str).collect();
+                let mut candidates: Vec<&str> = model
+                    .postgres
+                    .keys()
+                    .chain(model.redis.keys())
+                    .map(String::as_str)
+                    .collect();
                 candidates.sort();
                 let help = if uses_node.is_some_and(|_| name == service) {
                     "a service cannot use itself".to_owned()
                 } else {
                     match unknown_name_help(name, "data service", &candidates) {
                         h if h.starts_with("did you mean") => h,
-                        _ if candidates.is_empty() => "declare it: `postgres db { … }` or `redis cache { … }`".to_owned(),
+                        _ if candidates.is_empty() => {
+                            "declare it: `postgres db { … }` or `redis cache { … }`".to_owned()
+                        }
                         h => h,
                     }
                 };
@@ -803,9 +1069,16 @@ impl Lower<'_> {
         for child in &node.children {
             if !allowed.contains(&child.name.as_str()) {
                 self.diags.push(
-                    Diagnostic::error("unknown-property", format!("`{}` is not an option of {program}", child.name))
-                        .with_label(child.name_span, format!("does not apply to {program}"))
-                        .with_help(unknown_name_help(&child.name, "option", allowed)),
+                    Diagnostic::error(
+                        "unknown-property",
+                        format!("`{}` is not an option of {program}", child.name),
+                    )
+                    .with_label(child.name_span, format!("does not apply to {program}"))
+                    .with_help(unknown_name_help(
+                        &child.name,
+                        "option",
+                        allowed,
+                    )),
                 );
                 continue;
             }
@@ -816,27 +1089,40 @@ impl Lower<'_> {
             } else if let Some(v) = child.args.first().filter(|v| v.value != Value::Null) {
                 self.record(&p, child);
                 let json = match (&v.value, child.name.as_str()) {
-                    (Value::Str(s), "timeout" | "graceful-timeout" | "keep-alive") => parse_duration(s).map_or_else(|| scalar_json(&v.value), serde_json::Value::from),
+                    (Value::Str(s), "timeout" | "graceful-timeout" | "keep-alive") => {
+                        parse_duration(s)
+                            .map_or_else(|| scalar_json(&v.value), serde_json::Value::from)
+                    }
                     _ => scalar_json(&v.value),
                 };
                 options.insert(child.name.clone(), json);
             }
         }
-        let app = options.remove("app").and_then(|v| v.as_str().map(str::to_owned)).or_else(|| match program {
-            "command" => None,
-            _ => rest.first().cloned(),
-        });
+        let app = options
+            .remove("app")
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .or_else(|| match program {
+                "command" => None,
+                _ => rest.first().cloned(),
+            });
         let extra_positional = match program {
             "command" => &[][..],
             _ if rest.len() > 1 => &rest[1..],
             _ => &[][..],
         };
         if let Some(extra) = extra_positional.first() {
-            let idx = node.args.iter().position(|a| a.value.to_text() == *extra).unwrap_or(0);
+            let idx = node
+                .args
+                .iter()
+                .position(|a| a.value.to_text() == *extra)
+                .unwrap_or(0);
             self.diags.push(
-                Diagnostic::error("unexpected-value", format!("{program} takes one application argument"))
-                    .with_label(node.args[idx].span, "extra argument")
-                    .with_help("pass other flags with `args \"--flag\" \"value\"`"),
+                Diagnostic::error(
+                    "unexpected-value",
+                    format!("{program} takes one application argument"),
+                )
+                .with_label(node.args[idx].span, "extra argument")
+                .with_help("pass other flags with `args \"--flag\" \"value\"`"),
             );
         }
         if program == "command" && rest.is_empty() {
@@ -852,16 +1138,27 @@ impl Lower<'_> {
                 Diagnostic::error("missing-value", format!("{program} needs an application"))
                     .with_label(first.span, "no application given")
                     .with_help(match program {
-                        "celery-worker" | "celery-beat" => "add `app=config` (the Celery app, `-A`)",
-                        "daphne" | "uvicorn" => "add the ASGI application: `run daphne \"config.asgi:application\"`",
+                        "celery-worker" | "celery-beat" => {
+                            "add `app=config` (the Celery app, `-A`)"
+                        }
+                        "daphne" | "uvicorn" => {
+                            "add the ASGI application: `run daphne \"config.asgi:application\"`"
+                        }
                         _ => "add the WSGI application: `run gunicorn \"config.wsgi:application\"`",
                     }),
             );
             return None;
         }
-        let mut process = Process { program: program.to_owned(), app, options, argv: Vec::new() };
+        let mut process = Process {
+            program: program.to_owned(),
+            app,
+            options,
+            argv: Vec::new(),
+        };
         if program == "command" {
-            process.options.insert("command".into(), serde_json::Value::from(rest.to_vec()));
+            process
+                .options
+                .insert("command".into(), serde_json::Value::from(rest.to_vec()));
         }
         process.argv = process.command_line("0.0.0.0", None);
         Some(process)
@@ -874,11 +1171,19 @@ impl Lower<'_> {
         let mut server_names = vec![key.clone()];
         server_names.extend(self.list(node, "aliases", &format!("{ptr}/aliases")));
 
-        let web_services: Vec<&str> = model.services.iter().filter(|(_, s)| s.kind == ServiceKind::Web).map(|(k, _)| k.as_str()).collect();
+        let web_services: Vec<&str> = model
+            .services
+            .iter()
+            .filter(|(_, s)| s.kind == ServiceKind::Web)
+            .map(|(k, _)| k.as_str())
+            .collect();
         let upstream = match node.child("upstream").and_then(|u| u.args.first()) {
             Some(v) => {
                 let name = v.value.to_text();
-                self.record(&format!("{ptr}/upstream"), node.child("upstream").expect("present"));
+                self.record(
+                    &format!("{ptr}/upstream"),
+                    node.child("upstream").expect("present"),
+                );
                 self.check_upstream(&name, v.span, model, &web_services);
                 name
             }
@@ -898,12 +1203,18 @@ impl Lower<'_> {
             },
         };
 
-        let tls_node = node.child("tls").cloned().unwrap_or_else(|| empty("tls", node.name_span));
+        let tls_node = node
+            .child("tls")
+            .cloned()
+            .unwrap_or_else(|| empty("tls", node.name_span));
         let tp = format!("{ptr}/tls");
         if node.child("tls").is_some() {
             self.record(&tp, &tls_node);
         }
-        let mode = tls_node.args.first().map_or_else(|| "acme".to_owned(), |v| v.value.to_text());
+        let mode = tls_node
+            .args
+            .first()
+            .map_or_else(|| "acme".to_owned(), |v| v.value.to_text());
         let mut cert = self.string(&tls_node, "cert", &format!("{tp}/cert"));
         let mut tkey = self.string(&tls_node, "key", &format!("{tp}/key"));
         if mode == "acme" {
@@ -919,24 +1230,48 @@ impl Lower<'_> {
         let tls = Tls {
             cert,
             key: tkey,
-            profile: self.string(&tls_node, "profile", &format!("{tp}/profile")).unwrap_or_else(|| "intermediate".into()),
+            profile: self
+                .string(&tls_node, "profile", &format!("{tp}/profile"))
+                .unwrap_or_else(|| "intermediate".into()),
             protocols: {
                 let p = self.list(&tls_node, "protocols", &format!("{tp}/protocols"));
-                if p.is_empty() { vec!["TLSv1.2".into(), "TLSv1.3".into()] } else { p }
+                if p.is_empty() {
+                    vec!["TLSv1.2".into(), "TLSv1.3".into()]
+                } else {
+                    p
+                }
             },
             ciphers: self.string(&tls_node, "ciphers", &format!("{tp}/ciphers")),
             ecdh_curve: self.string(&tls_node, "ecdh-curve", &format!("{tp}/ecdh-curve")),
-            prefer_server_ciphers: self.boolean(&tls_node, "prefer-server-ciphers", &format!("{tp}/prefer-server-ciphers"), false),
-            session_timeout: self.duration_text(&tls_node, "session-timeout", &format!("{tp}/session-timeout")),
+            prefer_server_ciphers: self.boolean(
+                &tls_node,
+                "prefer-server-ciphers",
+                &format!("{tp}/prefer-server-ciphers"),
+                false,
+            ),
+            session_timeout: self.duration_text(
+                &tls_node,
+                "session-timeout",
+                &format!("{tp}/session-timeout"),
+            ),
             session_cache: self.string(&tls_node, "session-cache", &format!("{tp}/session-cache")),
-            session_tickets: self.boolean(&tls_node, "session-tickets", &format!("{tp}/session-tickets"), false),
+            session_tickets: self.boolean(
+                &tls_node,
+                "session-tickets",
+                &format!("{tp}/session-tickets"),
+                false,
+            ),
             http2: self.boolean(&tls_node, "http2", &format!("{tp}/http2"), true),
             stapling: self.boolean(&tls_node, "stapling", &format!("{tp}/stapling"), false),
             mode,
         };
 
         let hsts = match node.child("hsts") {
-            Some(h) if h.args.first().is_some_and(|v| v.value == Value::Bool(false)) => {
+            Some(h)
+                if h.args
+                    .first()
+                    .is_some_and(|v| v.value == Value::Bool(false)) =>
+            {
                 self.record(&format!("{ptr}/hsts"), h);
                 None
             }
@@ -944,8 +1279,15 @@ impl Lower<'_> {
                 let hp = format!("{ptr}/hsts");
                 self.record(&hp, h);
                 Some(Hsts {
-                    max_age: self.int(h, "max-age", &format!("{hp}/max-age")).map_or(63_072_000, |v| v.max(0) as u64),
-                    include_subdomains: self.boolean(h, "include-subdomains", &format!("{hp}/include-subdomains"), true),
+                    max_age: self
+                        .int(h, "max-age", &format!("{hp}/max-age"))
+                        .map_or(63_072_000, |v| v.max(0) as u64),
+                    include_subdomains: self.boolean(
+                        h,
+                        "include-subdomains",
+                        &format!("{hp}/include-subdomains"),
+                        true,
+                    ),
                     preload: self.boolean(h, "preload", &format!("{hp}/preload"), false),
                 })
             }
@@ -954,7 +1296,9 @@ impl Lower<'_> {
 
         let mut headers = BTreeMap::new();
         for h in node.children_named("header") {
-            if let (Some(name), Some(value)) = (h.key(), h.args.get(1).and_then(|v| v.value.as_str())) {
+            if let (Some(name), Some(value)) =
+                (h.key(), h.args.get(1).and_then(|v| v.value.as_str()))
+            {
                 self.record(&format!("{ptr}/headers/{}", pointer_segment(&name)), h);
                 headers.insert(name, value.to_owned());
             }
@@ -979,7 +1323,9 @@ impl Lower<'_> {
                     rate,
                     burst: self.uint(r, "burst", &format!("{rp}/burst")),
                     nodelay: self.boolean(r, "nodelay", &format!("{rp}/nodelay"), false),
-                    size: self.string(r, "size", &format!("{rp}/size")).unwrap_or_else(|| "10m".into()),
+                    size: self
+                        .string(r, "size", &format!("{rp}/size"))
+                        .unwrap_or_else(|| "10m".into()),
                     paths: self.list(r, "paths", &format!("{rp}/paths")),
                 },
             );
@@ -998,17 +1344,23 @@ impl Lower<'_> {
                 self.record(&lp, l);
                 if !path.starts_with('/') {
                     self.diags.push(
-                        Diagnostic::error("type-mismatch", format!("location `{path}` must start with `/`"))
-                            .with_label(l.value_span(), "not a path")
-                            .with_help(format!("write \"/{path}\"")),
+                        Diagnostic::error(
+                            "type-mismatch",
+                            format!("location `{path}` must start with `/`"),
+                        )
+                        .with_label(l.value_span(), "not a path")
+                        .with_help(format!("write \"/{path}\"")),
                     );
                     continue;
                 }
                 if locations.contains_key(&path) {
                     self.diags.push(
-                        Diagnostic::error("duplicate", format!("path `{path}` is declared twice in site `{key}`"))
-                            .with_label(l.value_span(), "declared again")
-                            .with_help("each path prefix can have one behaviour"),
+                        Diagnostic::error(
+                            "duplicate",
+                            format!("path `{path}` is declared twice in site `{key}`"),
+                        )
+                        .with_label(l.value_span(), "declared again")
+                        .with_help("each path prefix can have one behaviour"),
                     );
                     continue;
                 }
@@ -1019,15 +1371,24 @@ impl Lower<'_> {
                 }
                 if matches!(kind, LocationKind::Static | LocationKind::Media) && root.is_none() {
                     self.diags.push(
-                        Diagnostic::error("missing-value", format!("`{node_name} \"{path}\"` has no folder"))
-                            .with_label(l.value_span(), "no `root`")
-                            .with_help(format!("add `root=\"/var/www/{}/static/\"`", model.project.name)),
+                        Diagnostic::error(
+                            "missing-value",
+                            format!("`{node_name} \"{path}\"` has no folder"),
+                        )
+                        .with_label(l.value_span(), "no `root`")
+                        .with_help(format!(
+                            "add `root=\"/var/www/{}/static/\"`",
+                            model.project.name
+                        )),
                     );
                 }
                 let upstream = match l.child("upstream").and_then(|u| u.args.first()) {
                     Some(v) => {
                         let name = v.value.to_text();
-                        self.record(&format!("{lp}/upstream"), l.child("upstream").expect("present"));
+                        self.record(
+                            &format!("{lp}/upstream"),
+                            l.child("upstream").expect("present"),
+                        );
                         self.check_upstream(&name, v.span, model, &web_services);
                         Some(name)
                     }
@@ -1039,15 +1400,25 @@ impl Lower<'_> {
                         if !rate_limits.contains_key(&zone) {
                             let zones: Vec<&str> = rate_limits.keys().map(String::as_str).collect();
                             self.diags.push(
-                                Diagnostic::error("unknown-reference", format!("rate limit `{zone}` is not declared in site `{key}`"))
-                                    .with_label(v.span, "no such zone")
-                                    .with_help(match unknown_name_help(&zone, "zone", &zones) {
+                                Diagnostic::error(
+                                    "unknown-reference",
+                                    format!("rate limit `{zone}` is not declared in site `{key}`"),
+                                )
+                                .with_label(v.span, "no such zone")
+                                .with_help(
+                                    match unknown_name_help(&zone, "zone", &zones) {
                                         h if h.starts_with("did you mean") => h,
-                                        _ => format!("declare it: `rate-limit {zone} rate=\"10r/s\"`"),
-                                    }),
+                                        _ => format!(
+                                            "declare it: `rate-limit {zone} rate=\"10r/s\"`"
+                                        ),
+                                    },
+                                ),
                             );
                         }
-                        self.record(&format!("{lp}/rate-limit"), l.child("rate-limit").expect("present"));
+                        self.record(
+                            &format!("{lp}/rate-limit"),
+                            l.child("rate-limit").expect("present"),
+                        );
                         Some(zone)
                     }
                     None => None,
@@ -1060,20 +1431,33 @@ impl Lower<'_> {
                     cache_control: self.string(l, "cache-control", &format!("{lp}/cache-control")),
                     access_log: self.boolean(l, "access-log", &format!("{lp}/access-log"), true),
                     rate_limit,
-                    read_timeout: self.duration_text(l, "read-timeout", &format!("{lp}/read-timeout")),
+                    read_timeout: self.duration_text(
+                        l,
+                        "read-timeout",
+                        &format!("{lp}/read-timeout"),
+                    ),
                     max_body_size: self.string(l, "max-body-size", &format!("{lp}/max-body-size")),
                     allow: self.list(l, "allow", &format!("{lp}/allow")),
-                    websocket: kind == LocationKind::Websocket || self.boolean(l, "websocket", &format!("{lp}/websocket"), false),
+                    websocket: kind == LocationKind::Websocket
+                        || self.boolean(l, "websocket", &format!("{lp}/websocket"), false),
                 };
                 locations.insert(path, location);
             }
         }
 
         let gzip = match node.child("gzip") {
-            Some(g) if !g.args.first().is_some_and(|v| v.value == Value::Bool(false)) => {
+            Some(g)
+                if !g
+                    .args
+                    .first()
+                    .is_some_and(|v| v.value == Value::Bool(false)) =>
+            {
                 let gp = format!("{ptr}/gzip");
                 self.record(&gp, g);
-                Some(Gzip { types: self.list(g, "types", &format!("{gp}/types")), min_length: self.uint(g, "min-length", &format!("{gp}/min-length")) })
+                Some(Gzip {
+                    types: self.list(g, "types", &format!("{gp}/types")),
+                    min_length: self.uint(g, "min-length", &format!("{gp}/min-length")),
+                })
             }
             _ => None,
         };
@@ -1085,9 +1469,16 @@ impl Lower<'_> {
             },
             None => Timeouts::default(),
         };
-        let listen_node = node.child("listen").cloned().unwrap_or_else(|| empty("listen", node.name_span));
+        let listen_node = node
+            .child("listen")
+            .cloned()
+            .unwrap_or_else(|| empty("listen", node.name_span));
         let site = Site {
-            preset: node.child("preset").and_then(|p| p.args.first()).map(|v| v.value.to_text()).or_else(|| Some("nginx-site".into())),
+            preset: node
+                .child("preset")
+                .and_then(|p| p.args.first())
+                .map(|v| v.value.to_text())
+                .or_else(|| Some("nginx-site".into())),
             server_names,
             upstream,
             tls,
@@ -1099,33 +1490,59 @@ impl Lower<'_> {
             gzip,
             timeouts,
             deny_hidden: self.boolean(node, "deny-hidden", &format!("{ptr}/deny-hidden"), true),
-            redirect_code: self.string(node, "redirect-code", &format!("{ptr}/redirect-code")).and_then(|s| s.parse().ok()).unwrap_or(308),
-            acme_root: self.string(node, "acme-root", &format!("{ptr}/acme-root")).unwrap_or_else(|| "/var/www/letsencrypt".into()),
-            server_tokens: self.boolean(node, "server-tokens", &format!("{ptr}/server-tokens"), false),
+            redirect_code: self
+                .string(node, "redirect-code", &format!("{ptr}/redirect-code"))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(308),
+            acme_root: self
+                .string(node, "acme-root", &format!("{ptr}/acme-root"))
+                .unwrap_or_else(|| "/var/www/letsencrypt".into()),
+            server_tokens: self.boolean(
+                node,
+                "server-tokens",
+                &format!("{ptr}/server-tokens"),
+                false,
+            ),
             listen: Listen {
-                http: self.uint(&listen_node, "http", &format!("{ptr}/listen/http")).map_or(80, |p| p as u16),
-                https: self.uint(&listen_node, "https", &format!("{ptr}/listen/https")).map_or(443, |p| p as u16),
+                http: self
+                    .uint(&listen_node, "http", &format!("{ptr}/listen/http"))
+                    .map_or(80, |p| p as u16),
+                https: self
+                    .uint(&listen_node, "https", &format!("{ptr}/listen/https"))
+                    .map_or(443, |p| p as u16),
                 ipv6: self.boolean(&listen_node, "ipv6", &format!("{ptr}/listen/ipv6"), true),
             },
         };
         Some((key, site))
     }
 
-    fn check_upstream(&mut self, name: &str, span: crate::source::Span, model: &Model, web: &[&str]) {
+    fn check_upstream(
+        &mut self,
+        name: &str,
+        span: crate::source::Span,
+        model: &Model,
+        web: &[&str],
+    ) {
         match model.services.get(name) {
             Some(s) if s.kind == ServiceKind::Web => {}
             Some(_) => self.diags.push(
-                Diagnostic::error("unknown-reference", format!("upstream `{name}` is not a web service"))
-                    .with_label(span, "this service serves no HTTP")
-                    .with_help(match web.first() {
-                        Some(w) => format!("point it at a web service such as `{w}`"),
-                        None => "declare a web service to proxy to".into(),
-                    }),
+                Diagnostic::error(
+                    "unknown-reference",
+                    format!("upstream `{name}` is not a web service"),
+                )
+                .with_label(span, "this service serves no HTTP")
+                .with_help(match web.first() {
+                    Some(w) => format!("point it at a web service such as `{w}`"),
+                    None => "declare a web service to proxy to".into(),
+                }),
             ),
             None => self.diags.push(
-                Diagnostic::error("unknown-reference", format!("upstream `{name}` is not a declared service"))
-                    .with_label(span, "no such service")
-                    .with_help(unknown_name_help(name, "web service", web)),
+                Diagnostic::error(
+                    "unknown-reference",
+                    format!("upstream `{name}` is not a declared service"),
+                )
+                .with_label(span, "no such service")
+                .with_help(unknown_name_help(name, "web service", web)),
             ),
         }
     }
@@ -1147,7 +1564,9 @@ impl Lower<'_> {
                 key,
                 FirewallRule {
                     port,
-                    proto: self.string(rule, "proto", &format!("{rp}/proto")).unwrap_or_else(|| "tcp".into()),
+                    proto: self
+                        .string(rule, "proto", &format!("{rp}/proto"))
+                        .unwrap_or_else(|| "tcp".into()),
                     from: self.list(rule, "from", &format!("{rp}/from")),
                     limit: self.boolean(rule, "limit", &format!("{rp}/limit"), false),
                     comment: self.string(rule, "comment", &format!("{rp}/comment")),
@@ -1155,7 +1574,9 @@ impl Lower<'_> {
             );
         }
         Firewall {
-            backend: self.string(node, "backend", "/firewall/backend").unwrap_or_else(|| "ufw".into()),
+            backend: self
+                .string(node, "backend", "/firewall/backend")
+                .unwrap_or_else(|| "ufw".into()),
             default_incoming: "deny".into(),
             allow,
         }
@@ -1178,12 +1599,16 @@ impl Lower<'_> {
                 "settings" => {
                     let sp = format!("/policies/settings/{}", pointer_segment(&key));
                     let map = self.free_map(Some(child), &sp);
-                    config.settings.insert(key, serde_json::Value::Object(map.into_iter().collect()));
+                    config
+                        .settings
+                        .insert(key, serde_json::Value::Object(map.into_iter().collect()));
                 }
                 "rule" => {
                     let rp = format!("/policies/rules/{}", pointer_segment(&key));
                     self.record(&rp, child);
-                    let severity = self.string(child, "severity", &format!("{rp}/severity")).unwrap_or_else(|| "error".into());
+                    let severity = self
+                        .string(child, "severity", &format!("{rp}/severity"))
+                        .unwrap_or_else(|| "error".into());
                     let reason = self.string(child, "reason", &format!("{rp}/reason"));
                     if severity == "off" && reason.is_none() {
                         self.diags.push(
@@ -1192,22 +1617,43 @@ impl Lower<'_> {
                                 .with_help("add `reason=\"…\"`: reviewers need to know why a check does not apply"),
                         );
                     }
-                    config.rules.insert(key, RuleOverride { severity, reason, span: Some(child.value_span()) });
+                    config.rules.insert(
+                        key,
+                        RuleOverride {
+                            severity,
+                            reason,
+                            span: Some(child.value_span()),
+                        },
+                    );
                 }
                 "waive" => {
-                    let reason = child.child("reason").and_then(|r| r.args.first()).map(|v| v.value.to_text());
+                    let reason = child
+                        .child("reason")
+                        .and_then(|r| r.args.first())
+                        .map(|v| v.value.to_text());
                     if reason.is_none() {
                         self.diags.push(
-                            Diagnostic::error("missing-value", format!("the waiver of `{key}` has no reason"))
-                                .with_label(child.value_span(), "no `reason`")
-                                .with_help("add `reason=\"…\"`, and preferably `expires=\"YYYY-MM-DD\"`"),
+                            Diagnostic::error(
+                                "missing-value",
+                                format!("the waiver of `{key}` has no reason"),
+                            )
+                            .with_label(child.value_span(), "no `reason`")
+                            .with_help(
+                                "add `reason=\"…\"`, and preferably `expires=\"YYYY-MM-DD\"`",
+                            ),
                         );
                     }
                     config.waivers.push(Waiver {
                         rule: key,
-                        path: child.child("path").and_then(|r| r.args.first()).map(|v| v.value.to_text()),
+                        path: child
+                            .child("path")
+                            .and_then(|r| r.args.first())
+                            .map(|v| v.value.to_text()),
                         reason,
-                        expires: child.child("expires").and_then(|r| r.args.first()).map(|v| v.value.to_text()),
+                        expires: child
+                            .child("expires")
+                            .and_then(|r| r.args.first())
+                            .map(|v| v.value.to_text()),
                         span: Some(child.value_span()),
                     });
                 }
@@ -1220,10 +1666,20 @@ impl Lower<'_> {
     /// On a host deployment every listener shares one address space.
     fn check_ports(&mut self, root: &Node, model: &Model) {
         let mut taken: Vec<(u16, String, crate::source::Span)> = Vec::new();
+        let sources = &self.project.sources;
+        // Blame the user's spec: the `port` line when the spec sets it, else the node's name.
         let span_of = |kind: &str, name: &str| -> crate::source::Span {
             root.children_named(kind)
                 .find(|n| n.key().as_deref() == Some(name))
-                .map(|n| n.child("port").map_or(n.value_span(), |p| p.value_span()))
+                .map(|n| match n.child("port") {
+                    Some(p)
+                        if sources.get(p.value_span().file).origin
+                            == crate::source::Origin::Project =>
+                    {
+                        p.value_span()
+                    }
+                    _ => n.value_span(),
+                })
                 .unwrap_or(root.name_span)
         };
         let mut claims: Vec<(u16, String, crate::source::Span)> = Vec::new();
@@ -1233,9 +1689,17 @@ impl Lower<'_> {
             }
         }
         for (name, pg) in &model.postgres {
-            claims.push((pg.port, format!("postgres `{name}`"), span_of("postgres", name)));
+            claims.push((
+                pg.port,
+                format!("postgres `{name}`"),
+                span_of("postgres", name),
+            ));
             if let Some(pool) = &pg.pooler {
-                claims.push((pool.port, format!("pgbouncer of `{name}`"), span_of("postgres", name)));
+                claims.push((
+                    pool.port,
+                    format!("pgbouncer of `{name}`"),
+                    span_of("postgres", name),
+                ));
             }
         }
         for (name, r) in &model.redis {
@@ -1243,12 +1707,17 @@ impl Lower<'_> {
         }
         if !model.sites.is_empty() {
             let site = model.sites.values().next().expect("non-empty");
-            let span = root.children_named("site").next().map_or(root.name_span, |n| n.value_span());
+            let span = root
+                .children_named("site")
+                .next()
+                .map_or(root.name_span, |n| n.value_span());
             claims.push((site.listen.http, "nginx".into(), span));
             claims.push((site.listen.https, "nginx".into(), span));
         }
+        claims.sort_by_key(|c| c.2);
         for (port, who, span) in claims {
-            if let Some((_, other, first)) = taken.iter().find(|(p, o, _)| *p == port && *o != who) {
+            if let Some((_, other, first)) = taken.iter().find(|(p, o, _)| *p == port && *o != who)
+            {
                 self.diags.push(
                     Diagnostic::error("port-collision", format!("port {port} is used by both {other} and {who}"))
                         .with_label(span, format!("{who} listens on {port}"))
@@ -1299,7 +1768,16 @@ fn allowed_options(program: &str) -> &'static [&'static str] {
             "access-log",
             "args",
         ],
-        "uvicorn" => &["app", "workers", "keep-alive", "proxy-headers", "forwarded-allow-ips", "log-level", "access-log", "args"],
+        "uvicorn" => &[
+            "app",
+            "workers",
+            "keep-alive",
+            "proxy-headers",
+            "forwarded-allow-ips",
+            "log-level",
+            "access-log",
+            "args",
+        ],
         "daphne" => &["app", "proxy-headers", "access-log", "args"],
         "celery-worker" => &[
             "app",
@@ -1334,10 +1812,18 @@ impl Process {
             }
         };
         let port = port.unwrap_or(0);
-        let port_text = if port == 0 { "${PORT}".to_owned() } else { port.to_string() };
+        let port_text = if port == 0 {
+            "${PORT}".to_owned()
+        } else {
+            port.to_string()
+        };
         match self.program.as_str() {
             "gunicorn" => {
-                argv.extend(["gunicorn".into(), self.app.clone().unwrap_or_default(), format!("--bind={bind}:{port_text}")]);
+                argv.extend([
+                    "gunicorn".into(),
+                    self.app.clone().unwrap_or_default(),
+                    format!("--bind={bind}:{port_text}"),
+                ]);
                 for (name, key) in [
                     ("--workers", "workers"),
                     ("--threads", "threads"),
@@ -1360,7 +1846,12 @@ impl Process {
                 argv.push("--error-logfile=-".into());
             }
             "uvicorn" => {
-                argv.extend(["uvicorn".into(), self.app.clone().unwrap_or_default(), format!("--host={bind}"), format!("--port={port_text}")]);
+                argv.extend([
+                    "uvicorn".into(),
+                    self.app.clone().unwrap_or_default(),
+                    format!("--host={bind}"),
+                    format!("--port={port_text}"),
+                ]);
                 for (name, key) in [
                     ("--workers", "workers"),
                     ("--timeout-keep-alive", "keep-alive"),
@@ -1369,7 +1860,10 @@ impl Process {
                 ] {
                     flag(&mut argv, name, key);
                 }
-                if opt("proxy-headers").and_then(|v| v.as_bool()).unwrap_or(true) {
+                if opt("proxy-headers")
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(true)
+                {
                     argv.push("--proxy-headers".into());
                 }
                 if !opt("access-log").and_then(|v| v.as_bool()).unwrap_or(true) {
@@ -1377,8 +1871,17 @@ impl Process {
                 }
             }
             "daphne" => {
-                argv.extend(["daphne".into(), "-b".into(), bind.to_owned(), "-p".into(), port_text]);
-                if opt("proxy-headers").and_then(|v| v.as_bool()).unwrap_or(true) {
+                argv.extend([
+                    "daphne".into(),
+                    "-b".into(),
+                    bind.to_owned(),
+                    "-p".into(),
+                    port_text,
+                ]);
+                if opt("proxy-headers")
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(true)
+                {
                     argv.push("--proxy-headers".into());
                 }
                 if opt("access-log").and_then(|v| v.as_bool()).unwrap_or(true) {
@@ -1387,11 +1890,22 @@ impl Process {
                 argv.push(self.app.clone().unwrap_or_default());
             }
             "celery-worker" => {
-                argv.extend(["celery".into(), "-A".into(), self.app.clone().unwrap_or_default(), "worker".into()]);
-                argv.push(format!("--loglevel={}", opt("log-level").map_or("info".into(), text)));
+                argv.extend([
+                    "celery".into(),
+                    "-A".into(),
+                    self.app.clone().unwrap_or_default(),
+                    "worker".into(),
+                ]);
+                argv.push(format!(
+                    "--loglevel={}",
+                    opt("log-level").map_or("info".into(), text)
+                ));
                 flag(&mut argv, "--concurrency", "concurrency");
                 if let Some(serde_json::Value::Array(q)) = opt("queues") {
-                    argv.push(format!("--queues={}", q.iter().map(text).collect::<Vec<_>>().join(",")));
+                    argv.push(format!(
+                        "--queues={}",
+                        q.iter().map(text).collect::<Vec<_>>().join(",")
+                    ));
                 }
                 for (name, key) in [
                     ("--pool", "pool"),
@@ -1405,8 +1919,16 @@ impl Process {
                 }
             }
             "celery-beat" => {
-                argv.extend(["celery".into(), "-A".into(), self.app.clone().unwrap_or_default(), "beat".into()]);
-                argv.push(format!("--loglevel={}", opt("log-level").map_or("info".into(), text)));
+                argv.extend([
+                    "celery".into(),
+                    "-A".into(),
+                    self.app.clone().unwrap_or_default(),
+                    "beat".into(),
+                ]);
+                argv.push(format!(
+                    "--loglevel={}",
+                    opt("log-level").map_or("info".into(), text)
+                ));
                 match opt("scheduler") {
                     Some(s) => argv.push(format!("--scheduler={}", text(s))),
                     None => argv.push("--schedule=/tmp/celerybeat-schedule".into()),
@@ -1428,6 +1950,9 @@ impl Process {
 
     /// The executable (argv[0]).
     pub fn executable(&self) -> String {
-        self.command_line("0.0.0.0", Some(1)).into_iter().next().unwrap_or_default()
+        self.command_line("0.0.0.0", Some(1))
+            .into_iter()
+            .next()
+            .unwrap_or_default()
     }
 }

@@ -70,7 +70,10 @@ pub struct NodeSpec {
 
 impl NodeSpec {
     pub const fn is_setting(&self) -> bool {
-        self.key.is_none() && self.children.is_empty() && self.free.is_none() && !matches!(self.values, Values::None)
+        self.key.is_none()
+            && self.children.is_empty()
+            && self.free.is_none()
+            && !matches!(self.values, Values::None)
     }
 
     pub fn child(&self, name: &str) -> Option<&'static NodeSpec> {
@@ -79,23 +82,69 @@ impl NodeSpec {
 }
 
 const fn setting(name: &'static str, ty: Ty, doc: &'static str) -> NodeSpec {
-    NodeSpec { name, doc, key: None, values: Values::One(ty), children: &[], free: None, repeat: false }
+    NodeSpec {
+        name,
+        doc,
+        key: None,
+        values: Values::One(ty),
+        children: &[],
+        free: None,
+        repeat: false,
+    }
 }
 
 const fn list(name: &'static str, ty: Ty, doc: &'static str) -> NodeSpec {
-    NodeSpec { name, doc, key: None, values: Values::Many(ty), children: &[], free: None, repeat: false }
+    NodeSpec {
+        name,
+        doc,
+        key: None,
+        values: Values::Many(ty),
+        children: &[],
+        free: None,
+        repeat: false,
+    }
 }
 
 const fn block(name: &'static str, doc: &'static str, children: &'static [NodeSpec]) -> NodeSpec {
-    NodeSpec { name, doc, key: None, values: Values::None, children, free: None, repeat: false }
+    NodeSpec {
+        name,
+        doc,
+        key: None,
+        values: Values::None,
+        children,
+        free: None,
+        repeat: false,
+    }
 }
 
 const fn free_block(name: &'static str, ty: Ty, doc: &'static str) -> NodeSpec {
-    NodeSpec { name, doc, key: None, values: Values::None, children: &[], free: Some(ty), repeat: false }
+    NodeSpec {
+        name,
+        doc,
+        key: None,
+        values: Values::None,
+        children: &[],
+        free: Some(ty),
+        repeat: false,
+    }
 }
 
-const fn keyed(name: &'static str, key: Ty, values: Values, doc: &'static str, children: &'static [NodeSpec]) -> NodeSpec {
-    NodeSpec { name, doc, key: Some(key), values, children, free: None, repeat: false }
+const fn keyed(
+    name: &'static str,
+    key: Ty,
+    values: Values,
+    doc: &'static str,
+    children: &'static [NodeSpec],
+) -> NodeSpec {
+    NodeSpec {
+        name,
+        doc,
+        key: Some(key),
+        values,
+        children,
+        free: None,
+        repeat: false,
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -119,8 +168,23 @@ pub const PROGRAMS: &[&str] = &["gunicorn", "uvicorn", "daphne", "celery", "comm
 pub const SERVICE_KINDS: &[&str] = &["web", "worker", "beat", "task"];
 pub const LOG_LEVELS: &[&str] = &["debug", "info", "warning", "error", "critical"];
 pub const POOL_MODES: &[&str] = &["session", "transaction", "statement"];
-pub const PGBOUNCER_AUTH: &[&str] = &["scram-sha-256", "md5", "hba", "cert", "trust", "plain", "any"];
-pub const TLS_SSLMODES: &[&str] = &["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
+pub const PGBOUNCER_AUTH: &[&str] = &[
+    "scram-sha-256",
+    "md5",
+    "hba",
+    "cert",
+    "trust",
+    "plain",
+    "any",
+];
+pub const TLS_SSLMODES: &[&str] = &[
+    "disable",
+    "allow",
+    "prefer",
+    "require",
+    "verify-ca",
+    "verify-full",
+];
 pub const EVICTIONS: &[&str] = &[
     "noeviction",
     "allkeys-lru",
@@ -145,11 +209,27 @@ const RESOURCES: NodeSpec = block(
     "resources",
     "CPU and memory limits (and requests) of a process.",
     &[
-        setting("cpu", Ty::Number, "CPU limit in cores (`2`, `\"0.5\"`, `\"500m\"`)."),
+        setting(
+            "cpu",
+            Ty::Number,
+            "CPU limit in cores (`2`, `\"0.5\"`, `\"500m\"`).",
+        ),
         setting("memory", Ty::Size, "Memory limit (`\"4Gi\"`, `\"512mb\"`)."),
-        setting("cpu-request", Ty::Number, "CPU the scheduler reserves (k8s requests); defaults to half the limit."),
-        setting("memory-request", Ty::Size, "Memory the scheduler reserves (k8s requests); defaults to half the limit."),
-        setting("pids", Ty::Int, "Maximum number of processes/threads (compose `pids_limit`, systemd `TasksMax=`)."),
+        setting(
+            "cpu-request",
+            Ty::Number,
+            "CPU the scheduler reserves (k8s requests); defaults to half the limit.",
+        ),
+        setting(
+            "memory-request",
+            Ty::Size,
+            "Memory the scheduler reserves (k8s requests); defaults to half the limit.",
+        ),
+        setting(
+            "pids",
+            Ty::Int,
+            "Maximum number of processes/threads (compose `pids_limit`, systemd `TasksMax=`).",
+        ),
     ],
 );
 
@@ -159,8 +239,16 @@ const SECRET: NodeSpec = keyed(
     Values::None,
     "Declares a secret: its name and kind, never its value. Delivered as an environment variable through each target's secret channel.",
     &[
-        setting("kind", Ty::Enum(SECRET_KINDS), "What the secret is; `kiln secrets check` judges real values by it."),
-        setting("optional", Ty::Bool, "The app runs without it (default `#false`)."),
+        setting(
+            "kind",
+            Ty::Enum(SECRET_KINDS),
+            "What the secret is; `kiln secrets check` judges real values by it.",
+        ),
+        setting(
+            "optional",
+            Ty::Bool,
+            "The app runs without it (default `#false`).",
+        ),
         setting("description", Ty::Str, "Shown in `.env.example`."),
     ],
 );
@@ -177,31 +265,99 @@ const RUN: NodeSpec = NodeSpec {
     key: None,
     values: Values::Many(Ty::Str),
     children: &[
-        setting("app", Ty::Str, "The WSGI/ASGI application (`config.wsgi:application`), or the Celery app (`-A`)."),
+        setting(
+            "app",
+            Ty::Str,
+            "The WSGI/ASGI application (`config.wsgi:application`), or the Celery app (`-A`).",
+        ),
         setting("workers", Ty::Int, "gunicorn/uvicorn worker processes."),
         setting("threads", Ty::Int, "gunicorn threads per worker."),
         setting("timeout", Ty::Duration, "gunicorn worker timeout."),
-        setting("graceful-timeout", Ty::Duration, "gunicorn graceful shutdown timeout."),
-        setting("keep-alive", Ty::Duration, "Keep-alive timeout (gunicorn `--keep-alive`, uvicorn `--timeout-keep-alive`)."),
-        setting("worker-class", Ty::Str, "gunicorn worker class (`uvicorn.workers.UvicornWorker`)."),
-        setting("worker-connections", Ty::Int, "gunicorn `--worker-connections`."),
-        setting("max-requests", Ty::Int, "Restart a worker after this many requests."),
-        setting("max-requests-jitter", Ty::Int, "Random jitter added to `max-requests`."),
-        setting("worker-tmp-dir", Ty::Path, "gunicorn heartbeat folder (`/dev/shm` on a read-only root)."),
-        setting("forwarded-allow-ips", Ty::Str, "Proxies trusted for X-Forwarded-* headers."),
-        setting("proxy-headers", Ty::Bool, "uvicorn/daphne: trust X-Forwarded-* from the proxy."),
+        setting(
+            "graceful-timeout",
+            Ty::Duration,
+            "gunicorn graceful shutdown timeout.",
+        ),
+        setting(
+            "keep-alive",
+            Ty::Duration,
+            "Keep-alive timeout (gunicorn `--keep-alive`, uvicorn `--timeout-keep-alive`).",
+        ),
+        setting(
+            "worker-class",
+            Ty::Str,
+            "gunicorn worker class (`uvicorn.workers.UvicornWorker`).",
+        ),
+        setting(
+            "worker-connections",
+            Ty::Int,
+            "gunicorn `--worker-connections`.",
+        ),
+        setting(
+            "max-requests",
+            Ty::Int,
+            "Restart a worker after this many requests.",
+        ),
+        setting(
+            "max-requests-jitter",
+            Ty::Int,
+            "Random jitter added to `max-requests`.",
+        ),
+        setting(
+            "worker-tmp-dir",
+            Ty::Path,
+            "gunicorn heartbeat folder (`/dev/shm` on a read-only root).",
+        ),
+        setting(
+            "forwarded-allow-ips",
+            Ty::Str,
+            "Proxies trusted for X-Forwarded-* headers.",
+        ),
+        setting(
+            "proxy-headers",
+            Ty::Bool,
+            "uvicorn/daphne: trust X-Forwarded-* from the proxy.",
+        ),
         setting("log-level", Ty::Enum(LOG_LEVELS), "Log level."),
         setting("access-log", Ty::Bool, "Log requests to stdout."),
         setting("concurrency", Ty::Int, "celery worker `--concurrency`."),
-        list("queues", Ty::Str, "celery worker queues (`queues default integrations` or `queues=\"default,integrations\"`)."),
-        setting("pool", Ty::Enum(&["prefork", "threads", "solo", "gevent", "eventlet"]), "celery worker pool."),
-        setting("max-tasks-per-child", Ty::Int, "celery `--max-tasks-per-child`."),
-        setting("max-memory-per-child", Ty::Int, "celery `--max-memory-per-child` (KiB)."),
+        list(
+            "queues",
+            Ty::Str,
+            "celery worker queues (`queues default integrations` or `queues=\"default,integrations\"`).",
+        ),
+        setting(
+            "pool",
+            Ty::Enum(&["prefork", "threads", "solo", "gevent", "eventlet"]),
+            "celery worker pool.",
+        ),
+        setting(
+            "max-tasks-per-child",
+            Ty::Int,
+            "celery `--max-tasks-per-child`.",
+        ),
+        setting(
+            "max-memory-per-child",
+            Ty::Int,
+            "celery `--max-memory-per-child` (KiB).",
+        ),
         setting("time-limit", Ty::Int, "celery hard time limit (seconds)."),
-        setting("soft-time-limit", Ty::Int, "celery soft time limit (seconds)."),
-        setting("prefetch-multiplier", Ty::Int, "celery `--prefetch-multiplier`."),
+        setting(
+            "soft-time-limit",
+            Ty::Int,
+            "celery soft time limit (seconds).",
+        ),
+        setting(
+            "prefetch-multiplier",
+            Ty::Int,
+            "celery `--prefetch-multiplier`.",
+        ),
         setting("scheduler", Ty::Str, "celery beat scheduler class."),
-        list("args", Ty::Str, "Extra arguments appended to the command line."),
+        list(
+            "args",
+            Ty::Str,
+            "Extra arguments appended to the command line.",
+        ),
     ],
     free: None,
     repeat: false,
@@ -213,10 +369,22 @@ const HEALTH: NodeSpec = NodeSpec {
     key: None,
     values: Values::One(Ty::Str),
     children: &[
-        setting("interval", Ty::Duration, "Time between checks (default 30s)."),
-        setting("timeout", Ty::Duration, "Time before a check fails (default 5s)."),
+        setting(
+            "interval",
+            Ty::Duration,
+            "Time between checks (default 30s).",
+        ),
+        setting(
+            "timeout",
+            Ty::Duration,
+            "Time before a check fails (default 5s).",
+        ),
         setting("retries", Ty::Int, "Failures before unhealthy (default 3)."),
-        setting("start-period", Ty::Duration, "Grace period at start (default 20s)."),
+        setting(
+            "start-period",
+            Ty::Duration,
+            "Grace period at start (default 20s).",
+        ),
     ],
     free: None,
     repeat: false,
@@ -231,24 +399,72 @@ const VOLUME: NodeSpec = keyed(
 );
 
 pub const SERVICE_BODY: &[NodeSpec] = &[
-    setting("preset", Ty::Name, "A preset from the stdlib or the project, the lowest layer of this service."),
-    setting("kind", Ty::Enum(SERVICE_KINDS), "web, worker, beat or task; derived from `run` when omitted."),
-    setting("image", Ty::Str, "Container image, pinned by tag and preferably digest."),
+    setting(
+        "preset",
+        Ty::Name,
+        "A preset from the stdlib or the project, the lowest layer of this service.",
+    ),
+    setting(
+        "kind",
+        Ty::Enum(SERVICE_KINDS),
+        "web, worker, beat or task; derived from `run` when omitted.",
+    ),
+    setting(
+        "image",
+        Ty::Str,
+        "Container image, pinned by tag and preferably digest.",
+    ),
     RUN,
-    setting("port", Ty::Port, "The port the process listens on (web processes)."),
+    setting(
+        "port",
+        Ty::Port,
+        "The port the process listens on (web processes).",
+    ),
     HEALTH,
-    setting("replicas", Ty::Int, "Number of instances (containers, pods)."),
+    setting(
+        "replicas",
+        Ty::Int,
+        "Number of instances (containers, pods).",
+    ),
     RESOURCES,
-    list("uses", Ty::Name, "Data services this process connects to; kiln wires DATABASE_URL, REDIS_URL, CELERY_BROKER_URL …"),
+    list(
+        "uses",
+        Ty::Name,
+        "Data services this process connects to; kiln wires DATABASE_URL, REDIS_URL, CELERY_BROKER_URL …",
+    ),
     ENV,
     SECRET,
     VOLUME,
-    setting("read-only", Ty::Bool, "Read-only root file system (default `#true`)."),
-    list("tmpfs", Ty::Path, "Writable in-memory folders (default `/tmp`)."),
-    setting("user", Ty::Str, "Container user `uid:gid` (defaults to the host block's uid and gid)."),
-    list("cap-add", Ty::Str, "Linux capabilities added back after dropping all."),
-    setting("restart", Ty::Enum(RESTART), "Restart policy (default `always`; `no` for tasks)."),
-    setting("stop-timeout", Ty::Duration, "Grace period before the process is killed."),
+    setting(
+        "read-only",
+        Ty::Bool,
+        "Read-only root file system (default `#true`).",
+    ),
+    list(
+        "tmpfs",
+        Ty::Path,
+        "Writable in-memory folders (default `/tmp`).",
+    ),
+    setting(
+        "user",
+        Ty::Str,
+        "Container user `uid:gid` (defaults to the host block's uid and gid).",
+    ),
+    list(
+        "cap-add",
+        Ty::Str,
+        "Linux capabilities added back after dropping all.",
+    ),
+    setting(
+        "restart",
+        Ty::Enum(RESTART),
+        "Restart policy (default `always`; `no` for tasks).",
+    ),
+    setting(
+        "stop-timeout",
+        Ty::Duration,
+        "Grace period before the process is killed.",
+    ),
 ];
 
 const POOLER: NodeSpec = NodeSpec {
@@ -257,28 +473,88 @@ const POOLER: NodeSpec = NodeSpec {
     key: None,
     values: Values::One(Ty::Enum(POOLERS)),
     children: &[
-        setting("preset", Ty::Name, "Preset for the pooler (default `pgbouncer`)."),
+        setting(
+            "preset",
+            Ty::Name,
+            "Preset for the pooler (default `pgbouncer`).",
+        ),
         setting("image", Ty::Str, "Container image of the pooler."),
         setting("port", Ty::Port, "Listen port (default 6432)."),
-        setting("listen-addr", Ty::Str, "Listen address on a host (default `127.0.0.1`)."),
+        setting(
+            "listen-addr",
+            Ty::Str,
+            "Listen address on a host (default `127.0.0.1`).",
+        ),
         setting("mode", Ty::Enum(POOL_MODES), "pgbouncer `pool_mode`."),
-        setting("auth-type", Ty::Enum(PGBOUNCER_AUTH), "pgbouncer `auth_type`."),
-        setting("auth-file", Ty::Path, "pgbouncer `auth_file` (SCRAM verifiers, never passwords in the config)."),
+        setting(
+            "auth-type",
+            Ty::Enum(PGBOUNCER_AUTH),
+            "pgbouncer `auth_type`.",
+        ),
+        setting(
+            "auth-file",
+            Ty::Path,
+            "pgbouncer `auth_file` (SCRAM verifiers, never passwords in the config).",
+        ),
         setting("max-client-conn", Ty::Int, "pgbouncer `max_client_conn`."),
-        setting("default-pool-size", Ty::Int, "pgbouncer `default_pool_size`."),
+        setting(
+            "default-pool-size",
+            Ty::Int,
+            "pgbouncer `default_pool_size`.",
+        ),
         setting("min-pool-size", Ty::Int, "pgbouncer `min_pool_size`."),
-        setting("reserve-pool-size", Ty::Int, "pgbouncer `reserve_pool_size`."),
-        setting("reserve-pool-timeout", Ty::Int, "pgbouncer `reserve_pool_timeout` (seconds)."),
-        setting("max-db-connections", Ty::Int, "pgbouncer `max_db_connections`."),
-        setting("server-idle-timeout", Ty::Int, "pgbouncer `server_idle_timeout` (seconds)."),
-        setting("server-lifetime", Ty::Int, "pgbouncer `server_lifetime` (seconds)."),
-        setting("query-wait-timeout", Ty::Int, "pgbouncer `query_wait_timeout` (seconds)."),
-        setting("max-prepared-statements", Ty::Int, "pgbouncer ≥ 1.21 `max_prepared_statements`."),
+        setting(
+            "reserve-pool-size",
+            Ty::Int,
+            "pgbouncer `reserve_pool_size`.",
+        ),
+        setting(
+            "reserve-pool-timeout",
+            Ty::Int,
+            "pgbouncer `reserve_pool_timeout` (seconds).",
+        ),
+        setting(
+            "max-db-connections",
+            Ty::Int,
+            "pgbouncer `max_db_connections`.",
+        ),
+        setting(
+            "server-idle-timeout",
+            Ty::Int,
+            "pgbouncer `server_idle_timeout` (seconds).",
+        ),
+        setting(
+            "server-lifetime",
+            Ty::Int,
+            "pgbouncer `server_lifetime` (seconds).",
+        ),
+        setting(
+            "query-wait-timeout",
+            Ty::Int,
+            "pgbouncer `query_wait_timeout` (seconds).",
+        ),
+        setting(
+            "max-prepared-statements",
+            Ty::Int,
+            "pgbouncer ≥ 1.21 `max_prepared_statements`.",
+        ),
         list("admin-users", Ty::Ident, "pgbouncer `admin_users`."),
         list("stats-users", Ty::Ident, "pgbouncer `stats_users`."),
-        list("ignore-startup-parameters", Ty::Str, "pgbouncer `ignore_startup_parameters`."),
-        setting("client-tls-sslmode", Ty::Enum(TLS_SSLMODES), "pgbouncer `client_tls_sslmode`."),
-        setting("server-tls-sslmode", Ty::Enum(TLS_SSLMODES), "pgbouncer `server_tls_sslmode`."),
+        list(
+            "ignore-startup-parameters",
+            Ty::Str,
+            "pgbouncer `ignore_startup_parameters`.",
+        ),
+        setting(
+            "client-tls-sslmode",
+            Ty::Enum(TLS_SSLMODES),
+            "pgbouncer `client_tls_sslmode`.",
+        ),
+        setting(
+            "server-tls-sslmode",
+            Ty::Enum(TLS_SSLMODES),
+            "pgbouncer `server_tls_sslmode`.",
+        ),
         RESOURCES,
     ],
     free: None,
@@ -288,14 +564,30 @@ const POOLER: NodeSpec = NodeSpec {
 pub const POSTGRES_BODY: &[NodeSpec] = &[
     setting("preset", Ty::Name, "Preset (default `postgres`)."),
     setting("version", Ty::Int, "PostgreSQL major version."),
-    setting("image", Ty::Str, "Container image (default `postgres:<version>`)."),
+    setting(
+        "image",
+        Ty::Str,
+        "Container image (default `postgres:<version>`).",
+    ),
     setting("database", Ty::Ident, "Database name."),
     setting("user", Ty::Ident, "Application role."),
-    setting("password", Ty::EnvName, "The secret holding the role's password."),
+    setting(
+        "password",
+        Ty::EnvName,
+        "The secret holding the role's password.",
+    ),
     setting("port", Ty::Port, "Listen port (default 5432)."),
-    setting("host", Ty::Str, "Address on a host deployment (default `127.0.0.1`)."),
+    setting(
+        "host",
+        Ty::Str,
+        "Address on a host deployment (default `127.0.0.1`).",
+    ),
     setting("replicas", Ty::Int, "Streaming read replicas."),
-    free_block("settings", Ty::Scalar, "postgresql.conf settings (`shared_buffers \"4GB\"`)."),
+    free_block(
+        "settings",
+        Ty::Scalar,
+        "postgresql.conf settings (`shared_buffers \"4GB\"`).",
+    ),
     POOLER,
     RESOURCES,
 ];
@@ -303,27 +595,55 @@ pub const POSTGRES_BODY: &[NodeSpec] = &[
 pub const REDIS_BODY: &[NodeSpec] = &[
     setting("preset", Ty::Name, "Preset (default `redis`)."),
     setting("version", Ty::Int, "Redis major version."),
-    setting("image", Ty::Str, "Container image (default `redis:<version>`)."),
+    setting(
+        "image",
+        Ty::Str,
+        "Container image (default `redis:<version>`).",
+    ),
     setting("port", Ty::Port, "Listen port (default 6379)."),
-    setting("host", Ty::Str, "Address on a host deployment (default `127.0.0.1`)."),
+    setting(
+        "host",
+        Ty::Str,
+        "Address on a host deployment (default `127.0.0.1`).",
+    ),
     setting("maxmemory", Ty::Size, "`maxmemory`."),
     setting("eviction", Ty::Enum(EVICTIONS), "`maxmemory-policy`."),
-    setting("password", Ty::EnvName, "The secret holding the password (`requirepass`)."),
+    setting(
+        "password",
+        Ty::EnvName,
+        "The secret holding the password (`requirepass`).",
+    ),
     setting("appendonly", Ty::Bool, "AOF persistence."),
     free_block("settings", Ty::Scalar, "Other redis.conf settings."),
     RESOURCES,
 ];
 
 const LOCATION_SETTINGS: &[NodeSpec] = &[
-    setting("upstream", Ty::Name, "The service requests are proxied to (default: the site's)."),
-    setting("root", Ty::Path, "Serve files from this folder instead of proxying."),
+    setting(
+        "upstream",
+        Ty::Name,
+        "The service requests are proxied to (default: the site's).",
+    ),
+    setting(
+        "root",
+        Ty::Path,
+        "Serve files from this folder instead of proxying.",
+    ),
     setting("expires", Ty::Duration, "`expires` for served files."),
-    setting("cache-control", Ty::Str, "`Cache-Control` for served files."),
+    setting(
+        "cache-control",
+        Ty::Str,
+        "`Cache-Control` for served files.",
+    ),
     setting("access-log", Ty::Bool, "Log requests (default `#true`)."),
     setting("rate-limit", Ty::Name, "A `rate-limit` zone applied here."),
     setting("read-timeout", Ty::Duration, "`proxy_read_timeout`."),
     setting("max-body-size", Ty::Size, "`client_max_body_size` here."),
-    list("allow", Ty::Cidr, "Only these addresses may reach this location (`deny all` for the rest)."),
+    list(
+        "allow",
+        Ty::Cidr,
+        "Only these addresses may reach this location (`deny all` for the rest).",
+    ),
     setting("websocket", Ty::Bool, "Proxy WebSocket upgrades."),
 ];
 
@@ -336,9 +656,17 @@ const LOCATION: NodeSpec = keyed(
 );
 
 pub const SITE_BODY: &[NodeSpec] = &[
-    setting("preset", Ty::Name, "Preset (default `nginx-site`: Mozilla intermediate TLS, OWASP baseline headers)."),
+    setting(
+        "preset",
+        Ty::Name,
+        "Preset (default `nginx-site`: Mozilla intermediate TLS, OWASP baseline headers).",
+    ),
     list("aliases", Ty::Host, "More server names."),
-    setting("upstream", Ty::Name, "The web service this site proxies to."),
+    setting(
+        "upstream",
+        Ty::Name,
+        "The web service this site proxies to.",
+    ),
     NodeSpec {
         name: "tls",
         doc: "TLS: `tls acme` (Let's Encrypt paths), `tls files cert=… key=…`, or `tls off`.",
@@ -347,16 +675,28 @@ pub const SITE_BODY: &[NodeSpec] = &[
         children: &[
             setting("cert", Ty::Path, "Certificate chain."),
             setting("key", Ty::Path, "Private key."),
-            setting("profile", Ty::Enum(TLS_PROFILES), "Mozilla profile (default `intermediate`)."),
+            setting(
+                "profile",
+                Ty::Enum(TLS_PROFILES),
+                "Mozilla profile (default `intermediate`).",
+            ),
             list("protocols", Ty::Enum(TLS_PROTOCOLS), "`ssl_protocols`."),
             setting("ciphers", Ty::Str, "`ssl_ciphers` for TLS 1.2."),
             setting("ecdh-curve", Ty::Str, "`ssl_ecdh_curve`."),
-            setting("prefer-server-ciphers", Ty::Bool, "`ssl_prefer_server_ciphers`."),
+            setting(
+                "prefer-server-ciphers",
+                Ty::Bool,
+                "`ssl_prefer_server_ciphers`.",
+            ),
             setting("session-timeout", Ty::Duration, "`ssl_session_timeout`."),
             setting("session-cache", Ty::Str, "`ssl_session_cache`."),
             setting("session-tickets", Ty::Bool, "`ssl_session_tickets`."),
             setting("http2", Ty::Bool, "Serve HTTP/2."),
-            setting("stapling", Ty::Bool, "OCSP stapling (off by default: Let's Encrypt ended OCSP in 2025)."),
+            setting(
+                "stapling",
+                Ty::Bool,
+                "OCSP stapling (off by default: Let's Encrypt ended OCSP in 2025).",
+            ),
         ],
         free: None,
         repeat: false,
@@ -369,7 +709,11 @@ pub const SITE_BODY: &[NodeSpec] = &[
         children: &[
             setting("max-age", Ty::Int, "Seconds."),
             setting("include-subdomains", Ty::Bool, "`includeSubDomains`."),
-            setting("preload", Ty::Bool, "`preload` (only with hstspreload.org's requirements met)."),
+            setting(
+                "preload",
+                Ty::Bool,
+                "`preload` (only with hstspreload.org's requirements met).",
+            ),
         ],
         free: None,
         repeat: false,
@@ -381,9 +725,27 @@ pub const SITE_BODY: &[NodeSpec] = &[
         "A response header on every response (`always`): `header Content-Security-Policy \"default-src 'self'\"`. `(remove)header NAME` drops a preset header.",
         &[],
     ),
-    keyed("static", Ty::Str, Values::None, "Static files: `static \"/static/\" root=\"/var/www/app/static/\" expires=\"30d\"`.", LOCATION_SETTINGS),
-    keyed("media", Ty::Str, Values::None, "User-uploaded media files, like `static`.", LOCATION_SETTINGS),
-    keyed("websocket", Ty::Str, Values::None, "A WebSocket path: `websocket \"/ws/\" upstream=asgi`.", LOCATION_SETTINGS),
+    keyed(
+        "static",
+        Ty::Str,
+        Values::None,
+        "Static files: `static \"/static/\" root=\"/var/www/app/static/\" expires=\"30d\"`.",
+        LOCATION_SETTINGS,
+    ),
+    keyed(
+        "media",
+        Ty::Str,
+        Values::None,
+        "User-uploaded media files, like `static`.",
+        LOCATION_SETTINGS,
+    ),
+    keyed(
+        "websocket",
+        Ty::Str,
+        Values::None,
+        "A WebSocket path: `websocket \"/ws/\" upstream=asgi`.",
+        LOCATION_SETTINGS,
+    ),
     LOCATION,
     keyed(
         "rate-limit",
@@ -404,7 +766,10 @@ pub const SITE_BODY: &[NodeSpec] = &[
         doc: "Compression: `gzip #true` or `gzip #true { types \"text/css\" … }`.",
         key: None,
         values: Values::Optional(Ty::Bool),
-        children: &[list("types", Ty::Str, "`gzip_types`."), setting("min-length", Ty::Int, "`gzip_min_length`.")],
+        children: &[
+            list("types", Ty::Str, "`gzip_types`."),
+            setting("min-length", Ty::Int, "`gzip_min_length`."),
+        ],
         free: None,
         repeat: false,
     },
@@ -417,11 +782,35 @@ pub const SITE_BODY: &[NodeSpec] = &[
             setting("read", Ty::Duration, "`proxy_read_timeout`."),
         ],
     ),
-    setting("deny-hidden", Ty::Bool, "Refuse paths with a dot segment such as `/.git` (default `#true`; `/.well-known/` stays open)."),
-    setting("redirect-code", Ty::Enum(&["301", "302", "307", "308"]), "Status of the HTTP → HTTPS redirect (default 308)."),
-    setting("acme-root", Ty::Path, "Folder served at `/.well-known/acme-challenge/`."),
-    setting("server-tokens", Ty::Bool, "Show the nginx version (default `#false`)."),
-    block("listen", "Listen ports.", &[setting("http", Ty::Port, "Plain HTTP port (80)."), setting("https", Ty::Port, "TLS port (443)."), setting("ipv6", Ty::Bool, "Also listen on IPv6.")]),
+    setting(
+        "deny-hidden",
+        Ty::Bool,
+        "Refuse paths with a dot segment such as `/.git` (default `#true`; `/.well-known/` stays open).",
+    ),
+    setting(
+        "redirect-code",
+        Ty::Enum(&["301", "302", "307", "308"]),
+        "Status of the HTTP → HTTPS redirect (default 308).",
+    ),
+    setting(
+        "acme-root",
+        Ty::Path,
+        "Folder served at `/.well-known/acme-challenge/`.",
+    ),
+    setting(
+        "server-tokens",
+        Ty::Bool,
+        "Show the nginx version (default `#false`).",
+    ),
+    block(
+        "listen",
+        "Listen ports.",
+        &[
+            setting("http", Ty::Port, "Plain HTTP port (80)."),
+            setting("https", Ty::Port, "TLS port (443)."),
+            setting("ipv6", Ty::Bool, "Also listen on IPv6."),
+        ],
+    ),
 ];
 
 pub const POLICIES_BODY: &[NodeSpec] = &[
@@ -430,7 +819,10 @@ pub const POLICIES_BODY: &[NodeSpec] = &[
         Ty::Str,
         Values::None,
         "An extra policy module, by path relative to the project, pinned by hash: `module \"policies/org.wasm\" blake3=\"…\"`.",
-        &[setting("blake3", Ty::Str, "The module's blake3 hash (hex)."), free_block("settings", Ty::Scalar, "Settings passed to the module.")],
+        &[
+            setting("blake3", Ty::Str, "The module's blake3 hash (hex)."),
+            free_block("settings", Ty::Scalar, "Settings passed to the module."),
+        ],
     ),
     NodeSpec {
         name: "settings",
@@ -446,7 +838,14 @@ pub const POLICIES_BODY: &[NodeSpec] = &[
         Ty::Str,
         Values::None,
         "Changes a rule's severity: `rule http.baseline-headers severity=warn`; `severity=off` needs a `reason`.",
-        &[setting("severity", Ty::Enum(SEVERITIES), "error, warn, info or off."), setting("reason", Ty::Str, "Why.")],
+        &[
+            setting(
+                "severity",
+                Ty::Enum(SEVERITIES),
+                "error, warn, info or off.",
+            ),
+            setting("reason", Ty::Str, "Why."),
+        ],
     ),
     NodeSpec {
         name: "waive",
@@ -454,9 +853,17 @@ pub const POLICIES_BODY: &[NodeSpec] = &[
         key: Some(Ty::Str),
         values: Values::None,
         children: &[
-            setting("path", Ty::Str, "The finding's JSON pointer (or a prefix of it); all findings of the rule when omitted."),
+            setting(
+                "path",
+                Ty::Str,
+                "The finding's JSON pointer (or a prefix of it); all findings of the rule when omitted.",
+            ),
             setting("reason", Ty::Str, "Why (required)."),
-            setting("expires", Ty::Date, "After this date the waiver is an error."),
+            setting(
+                "expires",
+                Ty::Date,
+                "After this date the waiver is an error.",
+            ),
         ],
         free: None,
         repeat: true,
@@ -465,15 +872,35 @@ pub const POLICIES_BODY: &[NodeSpec] = &[
 
 pub const ENV_BODY: &[NodeSpec] = &[
     setting("extends", Ty::Name, "The environment this one layers on."),
-    setting("abstract", Ty::Bool, "Only a layer for others: not compiled."),
-    setting("tier", Ty::Enum(TIERS), "production, staging or development: selects policy severities."),
+    setting(
+        "abstract",
+        Ty::Bool,
+        "Only a layer for others: not compiled.",
+    ),
+    setting(
+        "tier",
+        Ty::Enum(TIERS),
+        "production, staging or development: selects policy severities.",
+    ),
     block(
         "versions",
         "Versions of the programs that read the output (they decide which directives kiln may emit).",
         &[
-            setting("nginx", Ty::Str, "nginx version (default \"1.22\", Debian bookworm)."),
-            setting("pgbouncer", Ty::Str, "pgbouncer version (default \"1.18\")."),
-            setting("openssl", Ty::Str, "OpenSSL version of nginx (default \"3.0\")."),
+            setting(
+                "nginx",
+                Ty::Str,
+                "nginx version (default \"1.22\", Debian bookworm).",
+            ),
+            setting(
+                "pgbouncer",
+                Ty::Str,
+                "pgbouncer version (default \"1.18\").",
+            ),
+            setting(
+                "openssl",
+                Ty::Str,
+                "OpenSSL version of nginx (default \"3.0\").",
+            ),
             setting("systemd", Ty::Int, "systemd version (default 252)."),
         ],
     ),
@@ -481,28 +908,84 @@ pub const ENV_BODY: &[NodeSpec] = &[
         "host",
         "The Linux host layout (systemd target).",
         &[
-            setting("user", Ty::Ident, "System user running the app (default: the project name)."),
+            setting(
+                "user",
+                Ty::Ident,
+                "System user running the app (default: the project name).",
+            ),
             setting("group", Ty::Ident, "System group (default: the user)."),
-            setting("uid", Ty::Int, "Numeric uid, also the container user (default 10001)."),
+            setting(
+                "uid",
+                Ty::Int,
+                "Numeric uid, also the container user (default 10001).",
+            ),
             setting("gid", Ty::Int, "Numeric gid (default the uid)."),
-            setting("root", Ty::Path, "Application folder, the WorkingDirectory (default `/opt/<project>`)."),
-            setting("venv", Ty::Path, "Python virtualenv (default `<root>/venv`)."),
-            setting("env-file", Ty::Path, "File holding secrets and settings (default `/etc/<project>/<env>.env`)."),
-            setting("log-dir", Ty::Path, "Log folder (default `/var/log/<project>`)."),
-            list("writable", Ty::Path, "More writable folders (`ReadWritePaths=`)."),
+            setting(
+                "root",
+                Ty::Path,
+                "Application folder, the WorkingDirectory (default `/opt/<project>`).",
+            ),
+            setting(
+                "venv",
+                Ty::Path,
+                "Python virtualenv (default `<root>/venv`).",
+            ),
+            setting(
+                "env-file",
+                Ty::Path,
+                "File holding secrets and settings (default `/etc/<project>/<env>.env`).",
+            ),
+            setting(
+                "log-dir",
+                Ty::Path,
+                "Log folder (default `/var/log/<project>`).",
+            ),
+            list(
+                "writable",
+                Ty::Path,
+                "More writable folders (`ReadWritePaths=`).",
+            ),
         ],
     ),
     ENV,
     SECRET,
-    keyed("service", Ty::Name, Values::None, "An application process: web server, Celery worker or beat, one-off task.", SERVICE_BODY),
-    keyed("postgres", Ty::Name, Values::None, "A PostgreSQL database, optionally behind pgbouncer.", POSTGRES_BODY),
-    keyed("redis", Ty::Name, Values::None, "A Redis cache/broker.", REDIS_BODY),
-    keyed("site", Ty::Host, Values::None, "A public site served by nginx.", SITE_BODY),
+    keyed(
+        "service",
+        Ty::Name,
+        Values::None,
+        "An application process: web server, Celery worker or beat, one-off task.",
+        SERVICE_BODY,
+    ),
+    keyed(
+        "postgres",
+        Ty::Name,
+        Values::None,
+        "A PostgreSQL database, optionally behind pgbouncer.",
+        POSTGRES_BODY,
+    ),
+    keyed(
+        "redis",
+        Ty::Name,
+        Values::None,
+        "A Redis cache/broker.",
+        REDIS_BODY,
+    ),
+    keyed(
+        "site",
+        Ty::Host,
+        Values::None,
+        "A public site served by nginx.",
+        SITE_BODY,
+    ),
     block(
         "firewall",
         "Host firewall (ufw): default deny inbound, then the allowed ports.",
         &[
-            setting("backend", Ty::Enum(FIREWALL_BACKENDS), "Firewall program (default `ufw`)."),
+            setting(
+                "backend",
+                Ty::Enum(FIREWALL_BACKENDS),
+                "Firewall program (default `ufw`).",
+            ),
             keyed(
                 "allow",
                 Ty::PortOrName,
@@ -517,23 +1000,54 @@ pub const ENV_BODY: &[NodeSpec] = &[
             ),
         ],
     ),
-    list("targets", Ty::Enum(TARGETS), "What to emit: compose, systemd, nginx, pgbouncer, k8s."),
+    list(
+        "targets",
+        Ty::Enum(TARGETS),
+        "What to emit: compose, systemd, nginx, pgbouncer, k8s.",
+    ),
     block(
         "kubernetes",
         "Kubernetes settings.",
         &[
-            setting("namespace", Ty::Name, "Namespace (default `<project>-<environment>`)."),
-            setting("ingress-class", Ty::Str, "`ingressClassName` (default `nginx`)."),
-            setting("cluster-issuer", Ty::Str, "cert-manager ClusterIssuer for `tls acme`."),
-            setting("image-pull-policy", Ty::Enum(PULL_POLICIES), "`imagePullPolicy`."),
+            setting(
+                "namespace",
+                Ty::Name,
+                "Namespace (default `<project>-<environment>`).",
+            ),
+            setting(
+                "ingress-class",
+                Ty::Str,
+                "`ingressClassName` (default `nginx`).",
+            ),
+            setting(
+                "cluster-issuer",
+                Ty::Str,
+                "cert-manager ClusterIssuer for `tls acme`.",
+            ),
+            setting(
+                "image-pull-policy",
+                Ty::Enum(PULL_POLICIES),
+                "`imagePullPolicy`.",
+            ),
         ],
     ),
     block(
         "compose",
         "Docker compose settings.",
-        &[setting("project-name", Ty::Name, "Compose project `name` (default `<project>-<environment>`)."), setting("nginx-image", Ty::Str, "Image of the nginx container.")],
+        &[
+            setting(
+                "project-name",
+                Ty::Name,
+                "Compose project `name` (default `<project>-<environment>`).",
+            ),
+            setting("nginx-image", Ty::Str, "Image of the nginx container."),
+        ],
     ),
-    block("policies", "Policy configuration for this environment.", POLICIES_BODY),
+    block(
+        "policies",
+        "Policy configuration for this environment.",
+        POLICIES_BODY,
+    ),
 ];
 
 pub const PRESET_KINDS: &[&str] = &["service", "postgres", "redis", "site", "pooler"];
@@ -544,10 +1058,27 @@ pub const TOP: &[NodeSpec] = &[
         Ty::Name,
         Values::None,
         "The project: its name and where output goes.",
-        &[setting("output", Ty::Str, "Output folder, relative to the project (default `generated`)."), setting("description", Ty::Str, "Free text.")],
+        &[
+            setting(
+                "output",
+                Ty::Str,
+                "Output folder, relative to the project (default `generated`).",
+            ),
+            setting("description", Ty::Str, "Free text."),
+        ],
     ),
-    list("include", Ty::Str, "More spec files, relative to this one: `include \"environments/production.kdl\"`."),
-    keyed("environment", Ty::Name, Values::None, "A deployment environment.", ENV_BODY),
+    list(
+        "include",
+        Ty::Str,
+        "More spec files, relative to this one: `include \"environments/production.kdl\"`.",
+    ),
+    keyed(
+        "environment",
+        Ty::Name,
+        Values::None,
+        "A deployment environment.",
+        ENV_BODY,
+    ),
     NodeSpec {
         name: "preset",
         doc: "A project preset: `preset hardened-web for=service { … }`, used with `preset=hardened-web`.",
@@ -557,7 +1088,11 @@ pub const TOP: &[NodeSpec] = &[
         free: None,
         repeat: false,
     },
-    block("policies", "Policy configuration for every environment.", POLICIES_BODY),
+    block(
+        "policies",
+        "Policy configuration for every environment.",
+        POLICIES_BODY,
+    ),
 ];
 
 /// The body schema of a preset for a node kind.
@@ -577,7 +1112,13 @@ pub fn preset_body(kind: &str) -> Option<&'static [NodeSpec]> {
 
 /// Checks nodes against a schema level: unknown names, value types, required
 /// arguments, duplicates. Reports everything it finds.
-pub fn check(nodes: &[Node], specs: &'static [NodeSpec], free: Option<Ty>, parent: &str, diags: &mut Vec<Diagnostic>) {
+pub fn check(
+    nodes: &[Node],
+    specs: &'static [NodeSpec],
+    free: Option<Ty>,
+    parent: &str,
+    diags: &mut Vec<Diagnostic>,
+) {
     let mut seen: Vec<(String, &Node)> = Vec::new();
     for node in nodes {
         let spec = specs.iter().find(|s| s.name == node.name);
@@ -611,7 +1152,11 @@ pub fn check(nodes: &[Node], specs: &'static [NodeSpec], free: Option<Ty>, paren
 }
 
 fn duplicate(node: &Node, first: &Node, keyed: bool) -> Diagnostic {
-    let what = if keyed { format!("`{} {}`", node.name, node.key().unwrap_or_default()) } else { format!("`{}`", node.name) };
+    let what = if keyed {
+        format!("`{} {}`", node.name, node.key().unwrap_or_default())
+    } else {
+        format!("`{}`", node.name)
+    };
     Diagnostic::error("duplicate", format!("{what} is declared twice"))
         .with_label(node.value_span_or_name(), "declared again here")
         .with_label(first.value_span_or_name(), "first declared here")
@@ -620,21 +1165,36 @@ fn duplicate(node: &Node, first: &Node, keyed: bool) -> Diagnostic {
 
 impl Node {
     fn value_span_or_name(&self) -> crate::source::Span {
-        if self.from_prop { self.name_span } else { self.args.first().map_or(self.name_span, |a| a.span) }
+        if self.from_prop {
+            self.name_span
+        } else {
+            self.args.first().map_or(self.name_span, |a| a.span)
+        }
     }
 }
 
 fn unknown(node: &Node, specs: &[NodeSpec], parent: &str) -> Diagnostic {
     let names: Vec<&str> = if node.from_prop {
-        specs.iter().filter(|s| s.is_setting()).map(|s| s.name).collect()
+        specs
+            .iter()
+            .filter(|s| s.is_setting())
+            .map(|s| s.name)
+            .collect()
     } else {
         specs.iter().map(|s| s.name).collect()
     };
     let what = if node.from_prop { "property" } else { "node" };
-    let code = if node.from_prop { "unknown-property" } else { "unknown-node" };
+    let code = if node.from_prop {
+        "unknown-property"
+    } else {
+        "unknown-node"
+    };
     let mut help = unknown_name_help(&node.name, what, &names);
     if node.from_prop && specs.iter().any(|s| s.name == node.name) {
-        help = format!("`{}` is a block: write it as a child node `{} {{ … }}`", node.name, node.name);
+        help = format!(
+            "`{}` is a block: write it as a child node `{} {{ … }}`",
+            node.name, node.name
+        );
     }
     Diagnostic::error(code, format!("unknown {what} `{}` in {parent}", node.name))
         .with_label(node.name_span, format!("not a {parent} {what}"))
@@ -648,9 +1208,12 @@ fn check_annotation(node: &Node, diags: &mut Vec<Diagnostic>) {
     {
         let help = unknown_name_help(ann, "annotation", &["remove", "replace"]);
         diags.push(
-            Diagnostic::error("invalid-annotation", format!("unknown annotation `({ann})`"))
-                .with_label(*span, "not `(remove)` or `(replace)`")
-                .with_help(help),
+            Diagnostic::error(
+                "invalid-annotation",
+                format!("unknown annotation `({ann})`"),
+            )
+            .with_label(*span, "not `(remove)` or `(replace)`")
+            .with_help(help),
         );
     }
 }
@@ -688,14 +1251,24 @@ fn check_node(node: &Node, spec: &'static NodeSpec, diags: &mut Vec<Diagnostic>)
                         "a spec declares a secret's name and kind, never its value: remove the value and provide it at deploy time (env file, k8s Secret); `kiln secrets check` verifies it".to_owned(),
                     )
                 } else {
-                    ("unexpected-value", format!("{what} takes no value here"), format!("remove it, or set it as a child of {what}"))
+                    (
+                        "unexpected-value",
+                        format!("{what} takes no value here"),
+                        format!("remove it, or set it as a child of {what}"),
+                    )
                 };
-                diags.push(Diagnostic::error(code, message).with_label(extra.span, "unexpected value").with_help(help));
+                diags.push(
+                    Diagnostic::error(code, message)
+                        .with_label(extra.span, "unexpected value")
+                        .with_help(help),
+                );
             }
         }
         Values::One(ty) | Values::Optional(ty) => {
             match args.first() {
-                None if matches!(spec.values, Values::One(_)) => diags.push(missing_value(node, ty)),
+                None if matches!(spec.values, Values::One(_)) => {
+                    diags.push(missing_value(node, ty))
+                }
                 None => {}
                 Some(v) if v.value == Value::Null && spec.is_setting() => {} // `#null` unsets
                 Some(v) => {
@@ -728,7 +1301,13 @@ fn check_node(node: &Node, spec: &'static NodeSpec, diags: &mut Vec<Diagnostic>)
     if spec.name == "preset" && spec.key.is_some() {
         return; // a preset's body is checked against its kind's schema
     }
-    check(&node.children, spec.children, spec.free, &format!("`{}`", node.name), diags);
+    check(
+        &node.children,
+        spec.children,
+        spec.free,
+        &format!("`{}`", node.name),
+        diags,
+    );
 }
 
 fn check_free(node: &Node, ty: Ty, diags: &mut Vec<Diagnostic>) {
@@ -741,23 +1320,38 @@ fn check_free(node: &Node, ty: Ty, diags: &mut Vec<Diagnostic>) {
             check_type(v, ty, &format!("`{}`", node.name), diags);
         }
         [_, extra, ..] => diags.push(
-            Diagnostic::error("unexpected-value", format!("`{}` takes one value", node.name))
-                .with_label(extra.span, "extra value")
-                .with_help("quote the whole value as one string"),
+            Diagnostic::error(
+                "unexpected-value",
+                format!("`{}` takes one value", node.name),
+            )
+            .with_label(extra.span, "extra value")
+            .with_help("quote the whole value as one string"),
         ),
     }
     if let Some(child) = node.children.first() {
         diags.push(
-            Diagnostic::error("unexpected-block", format!("`{}` takes no children", node.name))
-                .with_label(child.name_span, "unexpected child")
-                .with_help("a variable holds a single value"),
+            Diagnostic::error(
+                "unexpected-block",
+                format!("`{}` takes no children", node.name),
+            )
+            .with_label(child.name_span, "unexpected child")
+            .with_help("a variable holds a single value"),
         );
     }
-    if ty == Ty::Scalar && !is_env_name(&node.name) && node.name.chars().any(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')) {
+    if ty == Ty::Scalar
+        && !is_env_name(&node.name)
+        && node
+            .name
+            .chars()
+            .any(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-'))
+    {
         diags.push(
-            Diagnostic::error("invalid-name", format!("`{}` is not a valid name here", node.name))
-                .with_label(node.name_span, "invalid characters")
-                .with_help("use letters, digits and `_`"),
+            Diagnostic::error(
+                "invalid-name",
+                format!("`{}` is not a valid name here", node.name),
+            )
+            .with_label(node.name_span, "invalid characters")
+            .with_help("use letters, digits and `_`"),
         );
     }
 }
@@ -786,7 +1380,14 @@ pub fn describe(ty: Ty) -> String {
         Ty::Rate => "a rate such as \"10r/s\"".into(),
         Ty::Date => "a date YYYY-MM-DD".into(),
         Ty::Scalar => "a value".into(),
-        Ty::Enum(options) => format!("one of {}", options.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ")),
+        Ty::Enum(options) => format!(
+            "one of {}",
+            options
+                .iter()
+                .map(|o| format!("`{o}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         Ty::PortOrName => "a port number, a range \"8000:8010\", or `ssh`/`http`/`https`".into(),
     }
 }
@@ -830,7 +1431,12 @@ pub fn check_type(v: &Scalar, ty: Ty, what: &str, diags: &mut Vec<Diagnostic>) -
         (Value::Int(i), Ty::Duration) => *i >= 0,
         (Value::Str(s), Ty::Duration) => parse_duration(s).is_some(),
         (Value::Int(i), Ty::Port) => (1..=65535).contains(i),
-        (Value::Str(s), Ty::Path) => s.starts_with('/') && !s.contains("/../") && !s.ends_with("/..") && !s.contains(char::is_whitespace),
+        (Value::Str(s), Ty::Path) => {
+            s.starts_with('/')
+                && !s.contains("/../")
+                && !s.ends_with("/..")
+                && !s.contains(char::is_whitespace)
+        }
         (Value::Str(s), Ty::Host) => is_host(s),
         (Value::Str(s), Ty::Cidr) => is_cidr(s),
         (Value::Str(s), Ty::Rate) => parse_rate(s).is_some(),
@@ -838,19 +1444,32 @@ pub fn check_type(v: &Scalar, ty: Ty, what: &str, diags: &mut Vec<Diagnostic>) -
         (Value::Str(s), Ty::Enum(options)) => options.contains(&s.as_str()),
         (Value::Int(i), Ty::Enum(options)) => options.contains(&i.to_string().as_str()),
         (Value::Int(i), Ty::PortOrName) => (1..=65535).contains(i),
-        (Value::Str(s), Ty::PortOrName) => ["ssh", "http", "https"].contains(&s.as_str()) || parse_port_range(s).is_some(),
+        (Value::Str(s), Ty::PortOrName) => {
+            ["ssh", "http", "https"].contains(&s.as_str()) || parse_port_range(s).is_some()
+        }
         _ => false,
     };
     if !ok {
-        let mut diag = Diagnostic::error("type-mismatch", format!("{what} must be {}", describe(ty)))
-            .with_label(v.span, format!("this is {}", v.value.type_name()));
+        let mut diag =
+            Diagnostic::error("type-mismatch", format!("{what} must be {}", describe(ty)))
+                .with_label(v.span, format!("this is {}", v.value.type_name()));
         diag = match (ty, &v.value) {
-            (Ty::Enum(options), Value::Str(s)) => diag.with_help(unknown_name_help(s, "value", options)),
-            (Ty::Int | Ty::Port, Value::Str(s)) if s.parse::<i64>().is_ok() => diag.with_help(format!("write the number without quotes: {s}")),
-            (Ty::Bool, Value::Str(s)) if ["true", "false", "yes", "no"].contains(&s.to_lowercase().as_str()) => {
+            (Ty::Enum(options), Value::Str(s)) => {
+                diag.with_help(unknown_name_help(s, "value", options))
+            }
+            (Ty::Int | Ty::Port, Value::Str(s)) if s.parse::<i64>().is_ok() => {
+                diag.with_help(format!("write the number without quotes: {s}"))
+            }
+            (Ty::Bool, Value::Str(s))
+                if ["true", "false", "yes", "no"].contains(&s.to_lowercase().as_str()) =>
+            {
                 diag.with_help("booleans are `#true` and `#false` in KDL v2")
             }
-            _ => diag.with_help(format!("write {}, for example `{}`", describe(ty), example(ty))),
+            _ => diag.with_help(format!(
+                "write {}, for example `{}`",
+                describe(ty),
+                example(ty)
+            )),
         };
         diags.push(diag);
     }
@@ -860,7 +1479,8 @@ pub fn check_type(v: &Scalar, ty: Ty, what: &str, diags: &mut Vec<Diagnostic>) -
 pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -868,12 +1488,15 @@ pub fn is_dns_label(s: &str) -> bool {
 pub fn is_ident(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
         && !s.starts_with(['-', '.'])
 }
 
 pub fn is_env_name(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !s.as_bytes()[0].is_ascii_digit()
+    !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !s.as_bytes()[0].is_ascii_digit()
 }
 
 pub fn is_host(s: &str) -> bool {
@@ -883,7 +1506,9 @@ pub fn is_host(s: &str) -> bool {
         && s.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -918,7 +1543,9 @@ fn is_date(s: &str) -> bool {
 /// Bytes in a size such as `512mb`, `4Gi`, `10M` (nginx style), `1024`.
 pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let num: f64 = num.parse().ok()?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {

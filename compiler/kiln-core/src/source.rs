@@ -17,7 +17,11 @@ pub struct Span {
 
 impl Span {
     pub fn new(file: FileId, start: usize, len: usize) -> Span {
-        Span { file, start: start as u32, end: (start + len) as u32 }
+        Span {
+            file,
+            start: start as u32,
+            end: (start + len) as u32,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -59,19 +63,27 @@ impl SourceFile {
         };
         let start = self.line_starts[line] as usize;
         let end = (offset as usize).min(self.text.len());
-        let col = self.text.get(start..end).map_or(end - start, |s| s.chars().count());
+        let col = self
+            .text
+            .get(start..end)
+            .map_or(end - start, |s| s.chars().count());
         (line + 1, col + 1)
     }
 
     /// The text of a 1-based line, without its line ending.
     pub fn line(&self, line: usize) -> Option<&str> {
         let start = *self.line_starts.get(line.checked_sub(1)?)? as usize;
-        let end = self.line_starts.get(line).map_or(self.text.len(), |&e| e as usize);
+        let end = self
+            .line_starts
+            .get(line)
+            .map_or(self.text.len(), |&e| e as usize);
         Some(self.text[start..end].trim_end_matches(['\n', '\r']))
     }
 
     pub fn slice(&self, span: Span) -> &str {
-        self.text.get(span.start as usize..span.end as usize).unwrap_or("")
+        self.text
+            .get(span.start as usize..span.end as usize)
+            .unwrap_or("")
     }
 }
 
@@ -86,11 +98,21 @@ impl Sources {
         Sources::default()
     }
 
-    pub fn add(&mut self, name: impl Into<String>, text: impl Into<String>, origin: Origin) -> FileId {
+    pub fn add(
+        &mut self,
+        name: impl Into<String>,
+        text: impl Into<String>,
+        origin: Origin,
+    ) -> FileId {
         let text: String = text.into();
         let mut line_starts = vec![0u32];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i as u32 + 1));
-        self.files.push(SourceFile { name: name.into(), text: Arc::new(text), origin, line_starts });
+        self.files.push(SourceFile {
+            name: name.into(),
+            text: Arc::new(text),
+            origin,
+            line_starts,
+        });
         FileId(self.files.len() as u32 - 1)
     }
 
@@ -99,11 +121,17 @@ impl Sources {
     }
 
     pub fn files(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
-        self.files.iter().enumerate().map(|(i, f)| (FileId(i as u32), f))
+        self.files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (FileId(i as u32), f))
     }
 
     pub fn find(&self, name: &str) -> Option<FileId> {
-        self.files.iter().position(|f| f.name == name).map(|i| FileId(i as u32))
+        self.files
+            .iter()
+            .position(|f| f.name == name)
+            .map(|i| FileId(i as u32))
     }
 
     pub fn slice(&self, span: Span) -> &str {
@@ -115,7 +143,13 @@ impl Sources {
         let file = self.get(span.file);
         let (line, column) = file.line_col(span.start);
         let (end_line, end_column) = file.line_col(span.end);
-        Location { file: file.name.clone(), line, column, end_line, end_column }
+        Location {
+            file: file.name.clone(),
+            line,
+            column,
+            end_line,
+            end_column,
+        }
     }
 }
 

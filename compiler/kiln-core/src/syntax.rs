@@ -116,7 +116,11 @@ pub fn parse(sources: &Sources, file: FileId) -> (Vec<Node>, Vec<Diagnostic>) {
             (nodes, diags)
         }
         Err(err) => {
-            let diags = err.diagnostics.iter().map(|d| syntax_diagnostic(d, file, &text)).collect();
+            let diags = err
+                .diagnostics
+                .iter()
+                .map(|d| syntax_diagnostic(d, file, &text))
+                .collect();
             (Vec::new(), diags)
         }
     }
@@ -124,12 +128,21 @@ pub fn parse(sources: &Sources, file: FileId) -> (Vec<Node>, Vec<Diagnostic>) {
 
 fn syntax_diagnostic(d: &kdl::KdlDiagnostic, file: FileId, text: &str) -> Diagnostic {
     let span = narrow(text, file, d.span.offset().min(text.len()), d.span.len());
-    let message = d.message.clone().unwrap_or_else(|| "invalid KDL".to_owned());
+    let message = d
+        .message
+        .clone()
+        .unwrap_or_else(|| "invalid KDL".to_owned());
     let mut diag = Diagnostic::error("kdl-syntax", lowercase_first(message.trim_end_matches('.')))
         .with_label(span, d.label.clone().unwrap_or_default());
-    let snippet = text.get(span.start as usize..span.end as usize).unwrap_or("");
-    let help = if snippet.starts_with(|c: char| c.is_ascii_digit()) && snippet.contains(|c: char| c.is_ascii_alphabetic()) {
-        Some(format!("a value with a unit is a string in KDL: write \"{snippet}\""))
+    let snippet = text
+        .get(span.start as usize..span.end as usize)
+        .unwrap_or("");
+    let help = if snippet.starts_with(|c: char| c.is_ascii_digit())
+        && snippet.contains(|c: char| c.is_ascii_alphabetic())
+    {
+        Some(format!(
+            "a value with a unit is a string in KDL: write \"{snippet}\""
+        ))
     } else {
         d.help.clone()
     };
@@ -151,11 +164,17 @@ fn narrow(text: &str, file: FileId, start: usize, len: usize) -> Span {
     while tok_end > start && bytes[tok_end - 1].is_ascii_whitespace() {
         tok_end -= 1;
     }
-    while tok_end < text.len() && !bytes[tok_end].is_ascii_whitespace() && !matches!(bytes[tok_end], b'{' | b'}' | b';') {
+    while tok_end < text.len()
+        && !bytes[tok_end].is_ascii_whitespace()
+        && !matches!(bytes[tok_end], b'{' | b'}' | b';')
+    {
         tok_end += 1;
     }
     let mut tok_start = tok_end;
-    while tok_start > start && !bytes[tok_start - 1].is_ascii_whitespace() && bytes[tok_start - 1] != b'=' {
+    while tok_start > start
+        && !bytes[tok_start - 1].is_ascii_whitespace()
+        && bytes[tok_start - 1] != b'='
+    {
         tok_start -= 1;
     }
     if tok_start == tok_end {
@@ -172,8 +191,16 @@ fn lowercase_first(s: &str) -> String {
     }
 }
 
-fn lower_document(doc: &kdl::KdlDocument, file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Vec<Node> {
-    doc.nodes().iter().map(|n| lower_node(n, file, text, diags)).collect()
+fn lower_document(
+    doc: &kdl::KdlDocument,
+    file: FileId,
+    text: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<Node> {
+    doc.nodes()
+        .iter()
+        .map(|n| lower_node(n, file, text, diags))
+        .collect()
 }
 
 fn span_of(s: miette::SourceSpan, file: FileId) -> Span {
@@ -187,14 +214,22 @@ fn lower_node(node: &kdl::KdlNode, file: FileId, text: &str, diags: &mut Vec<Dia
         let entry_span = span_of(entry.span(), file);
         if let Some(ty) = entry.ty() {
             diags.push(
-                Diagnostic::error("invalid-annotation", format!("type annotation `({})` on a value", ty.value()))
-                    .with_label(span_of(ty.span(), file), "not allowed here")
-                    .with_help("annotations are only used on nodes: `(remove)` and `(replace)`"),
+                Diagnostic::error(
+                    "invalid-annotation",
+                    format!("type annotation `({})` on a value", ty.value()),
+                )
+                .with_label(span_of(ty.span(), file), "not allowed here")
+                .with_help("annotations are only used on nodes: `(remove)` and `(replace)`"),
             );
         }
-        let Some(value) = convert_value(entry.value(), entry_span, diags) else { continue };
+        let Some(value) = convert_value(entry.value(), entry_span, diags) else {
+            continue;
+        };
         match entry.name() {
-            None => args.push(Scalar { value, span: entry_span }),
+            None => args.push(Scalar {
+                value,
+                span: entry_span,
+            }),
             Some(key) => {
                 let key_span = span_of(key.span(), file);
                 let value_span = prop_value_span(text, entry_span, key_span);
@@ -203,7 +238,10 @@ fn lower_node(node: &kdl::KdlNode, file: FileId, text: &str, diags: &mut Vec<Dia
                     name_span: key_span,
                     span: entry_span,
                     annotation: None,
-                    args: vec![Scalar { value, span: value_span }],
+                    args: vec![Scalar {
+                        value,
+                        span: value_span,
+                    }],
                     children: Vec::new(),
                     from_prop: true,
                     layer: Layer::from(""),
@@ -219,7 +257,9 @@ fn lower_node(node: &kdl::KdlNode, file: FileId, text: &str, diags: &mut Vec<Dia
         name: node.name().value().to_owned(),
         name_span: span_of(node.name().span(), file),
         span: span_of(node.span(), file),
-        annotation: node.ty().map(|t| (t.value().to_owned(), span_of(t.span(), file))),
+        annotation: node
+            .ty()
+            .map(|t| (t.value().to_owned(), span_of(t.span(), file))),
         args,
         children,
         from_prop: false,
@@ -235,7 +275,11 @@ fn prop_value_span(text: &str, entry: Span, key: Span) -> Span {
         .char_indices()
         .find(|&(_, c)| c != '=' && !c.is_whitespace())
         .map_or(rest.len(), |(i, _)| i);
-    Span { file: entry.file, start: key.end + skip as u32, end: entry.end }
+    Span {
+        file: entry.file,
+        start: key.end + skip as u32,
+        end: entry.end,
+    }
 }
 
 fn convert_value(value: &kdl::KdlValue, span: Span, diags: &mut Vec<Diagnostic>) -> Option<Value> {

@@ -1,15 +1,36 @@
+//! `kiln`: compile KDL environment specs into deployment files.
+
+mod cli;
+mod cmd;
+mod disk;
+mod policy_cmd;
+
 use std::process::ExitCode;
 
+use clap::Parser;
+
 fn main() -> ExitCode {
-    let root = std::env::args().nth(1).unwrap_or_else(|| ".".into());
-    let env = std::env::args().nth(2).unwrap_or_else(|| "production".into());
-    let mut loader = |p: &str| std::fs::read_to_string(std::path::Path::new(&root).join(p)).map_err(|e| e.to_string());
-    let (project, mut diags) = kiln_core::project::load(&mut loader);
-    let (model, mut d2) = kiln_core::resolve::resolve(&project, &env);
-    diags.append(&mut d2);
-    eprint!("{}", kiln_core::diagnostic::render(&diags, &project.sources, Default::default()));
-    if let Some(m) = model {
-        println!("{}", serde_json::to_string_pretty(&m.to_json()).unwrap());
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cmd::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
     }
-    ExitCode::SUCCESS
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

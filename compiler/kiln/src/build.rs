@@ -1,0 +1,204 @@
+//! The pure pipeline behind `kiln compile`: resolve every selected
+//! environment, check it, emit its targets, and compute the lock. Nothing here
+//! touches the disk: the CLI writes what [`Build`] holds.
+
+use std::collections::BTreeMap;
+
+use kiln_core::diagnostic::{Diagnostic, normalize, unknown_name_help};
+use kiln_core::model::Model;
+use kiln_core::project::{Project, STDLIB_PRESETS};
+use kiln_core::{Artifact, Span};
+use rayon::prelude::*;
+
+use crate::lock::{Lock, hash};
+
+pub const COMPILER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// One environment's result.
+#[derive(Debug)]
+pub struct EnvBuild {
+    pub name: String,
+    pub model: Option<Model>,
+    /// Paths relative to the project folder (`generated/production/nginx/nginx.conf`).
+    pub artifacts: Vec<Artifact>,
+}
+
+#[derive(Debug)]
+pub struct Build {
+    pub project: Project,
+    pub diagnostics: Vec<Diagnostic>,
+    pub envs: Vec<EnvBuild>,
+}
+
+/// Which environments a command works on: the named ones, or every compiled one.
+pub fn select_environments(
+    project: &Project,
+    requested: &[String],
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<String> {
+    if requested.is_empty() {
+        return project
+            .compiled_environments()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+    }
+    let known: Vec<&str> = project.environments.keys().map(String::as_str).collect();
+    let mut out = Vec::new();
+    for name in requested {
+        match project.environments.get(name) {
+            Some(e) if e.is_abstract => diags.push(
+                Diagnostic::error(
+                    "abstract-environment",
+                    format!("environment `{name}` is abstract and is not compiled"),
+                )
+                .with_label(e.name_span, "declared `abstract=#true` here")
+                .with_help("pick an environment that extends it"),
+            ),
+            Some(_) => out.push(name.clone()),
+            None => diags.push(
+                Diagnostic::error(
+                    "unknown-environment",
+                    format!("no environment named `{name}`"),
+                )
+                .with_help(unknown_name_help(name, "environment", &known)),
+            ),
+        }
+    }
+    out
+}
+
+/// Resolves and emits the selected environments, in parallel.
+pub fn build(project: Project, mut diagnostics: Vec<Diagnostic>, requested: &[String]) -> Build {
+    let syntax_broken = diagnostics
+        .iter()
+        .any(|d| d.code == "kdl-syntax" || d.code == "no-project");
+    let selected = select_environments(&project, requested, &mut diagnostics);
+    if syntax_broken {
+        normalize(&mut diagnostics);
+        return Build {
+            project,
+            diagnostics,
+            envs: Vec::new(),
+        };
+    }
+    let results: Vec<(EnvBuild, Vec<Diagnostic>)> = selected
+        .par_iter()
+        .map(|env| build_env(&project, env))
+        .collect();
+    let mut envs = Vec::new();
+    for (env, mut d) in results {
+        diagnostics.append(&mut d);
+        envs.push(env);
+    }
+    normalize(&mut diagnostics);
+    Build {
+        project,
+        diagnostics,
+        envs,
+    }
+}
+
+fn build_env(project: &Project, env: &str) -> (EnvBuild, Vec<Diagnostic>) {
+    let (model, mut diags) = kiln_core::resolve::resolve(project, env);
+    let mut artifacts = Vec::new();
+    if let Some(model) = &model
+        && !diags.iter().any(Diagnostic::is_error)
+    {
+        let out = kiln_targets::emit_all(model);
+        for u in &out.unsupported {
+            let mut d = Diagnostic::warning("target-unsupported", format!("{} cannot express this setting: {}", u.target.as_str(), u.message))
+                .with_help(format!("the {} output leaves it out; set it another way for that target, or drop it from `targets`", u.target.as_str()));
+            if let Some(span) = span_of(model, &u.pointer) {
+                d = d.with_label(span, format!("not expressible in {}", u.target.as_str()));
+            }
+            diags.push(d.with_note(format!("environment {env}, value {}", u.pointer)));
+        }
+        for mut a in out.artifacts {
+            match safe_relative(&a.path) {
+                true => {
+                    a.path = format!("{}/{env}/{}", project.output, a.path);
+                    artifacts.push(a);
+                }
+                false => diags.push(Diagnostic::error(
+                    "unsafe-output-path",
+                    format!("refusing to write `{}` outside the output folder", a.path),
+                )),
+            }
+        }
+    }
+    (
+        EnvBuild {
+            name: env.to_owned(),
+            model,
+            artifacts,
+        },
+        diags,
+    )
+}
+
+/// The span that set the value at `pointer` (or its nearest parent).
+pub fn span_of(model: &Model, pointer: &str) -> Option<Span> {
+    model
+        .provenance
+        .lookup(pointer)
+        .map(|(_, origins)| origins[0].span)
+}
+
+/// A relative path with no `..`, no empty or `.` segments, no backslashes.
+pub fn safe_relative(path: &str) -> bool {
+    !path.is_empty()
+        && !path.starts_with('/')
+        && !path.contains('\\')
+        && !path.contains('\0')
+        && path
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+}
+
+impl Build {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    /// Every generated file, by path relative to the project folder.
+    pub fn files(&self) -> BTreeMap<&str, &Artifact> {
+        self.envs
+            .iter()
+            .flat_map(|e| e.artifacts.iter())
+            .map(|a| (a.path.as_str(), a))
+            .collect()
+    }
+
+    /// The lock describing this build's inputs and outputs.
+    pub fn lock(&self, policies: &BTreeMap<String, crate::lock::PolicyEntry>) -> Lock {
+        let inputs = self
+            .project
+            .files
+            .iter()
+            .map(|&f| {
+                let file = self.project.sources.get(f);
+                (file.name.clone(), hash(file.text.as_bytes()))
+            })
+            .collect();
+        Lock {
+            compiler: COMPILER_VERSION.to_owned(),
+            inputs,
+            presets: preset_hashes(),
+            policies: policies.clone(),
+            outputs: self
+                .files()
+                .into_iter()
+                .map(|(p, a)| (p.to_owned(), hash(a.text.as_bytes())))
+                .collect(),
+        }
+    }
+}
+
+/// blake3 of every embedded stdlib preset.
+pub fn preset_hashes() -> BTreeMap<String, String> {
+    STDLIB_PRESETS
+        .iter()
+        .map(|(name, text)| ((*name).to_owned(), hash(text.as_bytes())))
+        .collect()
+}

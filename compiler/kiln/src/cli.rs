@@ -1,0 +1,141 @@
+//! The command-line interface (the contract in DESIGN.md).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kiln",
+    version,
+    about = "Compile KDL environment specs into compose, systemd, nginx, pgbouncer and Kubernetes files, checked by WebAssembly policies."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// When to color diagnostics: auto honours NO_COLOR, TERM=dumb and non-terminals.
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+    Sarif,
+    Github,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    Human,
+    Markdown,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct ProjectArgs {
+    /// The project folder (holding kiln.kdl).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check the spec, run the policies, write the outputs and kiln.lock.
+    Compile {
+        #[command(flatten)]
+        project: ProjectArgs,
+        /// Only these environments (repeatable).
+        #[arg(long = "env", value_name = "NAME")]
+        envs: Vec<String>,
+        /// Write nothing; exit 1 if any output is missing, edited, stale or unexpected.
+        #[arg(long)]
+        check: bool,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Show what a compile would change, with the spec lines behind each change.
+    Diff {
+        #[command(flatten)]
+        project: ProjectArgs,
+        #[arg(long = "env", value_name = "NAME")]
+        envs: Vec<String>,
+        #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
+        format: DiffFormat,
+    },
+    /// Print the resolved environment (the policy input) as JSON.
+    Inspect {
+        #[command(flatten)]
+        project: ProjectArgs,
+        #[arg(long = "env", value_name = "NAME")]
+        env: String,
+    },
+    /// Which spec lines produced an output line (FILE[:LINE]), or a rule's documentation (RULE).
+    Explain {
+        /// `generated/production/nginx/sites/api.example.com.conf:12`, or a rule id such as `web.debug-off`.
+        what: String,
+        /// The project folder, when FILE is not inside it.
+        #[arg(long, value_name = "DIR")]
+        project: Option<PathBuf>,
+    },
+    /// Policies in force, and the policy test harness.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Secret values, judged without ever printing them.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+    /// Format spec files canonically.
+    Fmt {
+        #[command(flatten)]
+        project: ProjectArgs,
+        /// Write nothing; exit 1 if a file is not formatted.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// The policies and rules in force for an environment, with their severities.
+    List {
+        #[command(flatten)]
+        project: ProjectArgs,
+        #[arg(long = "env", value_name = "NAME")]
+        env: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Run policy test cases: specs with the findings they must produce.
+    Test {
+        /// A folder of test cases (each a folder with kiln.kdl and expected.json), or one case.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretsCommand {
+    /// Judge the secret values in an env file against their declared kinds.
+    Check {
+        #[command(flatten)]
+        project: ProjectArgs,
+        #[arg(long = "env", value_name = "NAME")]
+        env: String,
+        /// The env file holding the values (KEY=value lines).
+        #[arg(long = "env-file", value_name = "FILE")]
+        env_file: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+}

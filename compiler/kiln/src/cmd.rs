@@ -1,0 +1,588 @@
+//! The commands. Each returns the process exit code: 0 clean, 1 policy
+//! findings or drift, 2 invalid spec, invocation, I/O or internal error.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use kiln::build::{self, Build, COMPILER_VERSION};
+use kiln::compare::{self, Difference, State};
+use kiln::lock::{LOCK_FILE, Lock, hash};
+use kiln_core::diagnostic::{Diagnostic, JsonDiagnostic, RenderOptions, render};
+use kiln_core::project::{self, Project, ROOT_FILE};
+use kiln_core::source::Sources;
+
+use crate::cli::{Cli, Color, Command, DiffFormat, Format};
+use crate::disk;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FINDINGS: u8 = 1;
+pub const EXIT_ERROR: u8 = 2;
+
+pub fn run(cli: Cli) -> Result<u8> {
+    let ui = Ui::new(cli.color);
+    match cli.command {
+        Command::Compile {
+            project,
+            envs,
+            check,
+            format,
+        } => compile(&ui, &project.dir, &envs, check, format),
+        Command::Diff {
+            project,
+            envs,
+            format,
+        } => diff(&ui, &project.dir, &envs, format),
+        Command::Inspect { project, env } => inspect(&ui, &project.dir, &env),
+        Command::Explain { what, project } => explain(&ui, &what, project.as_deref()),
+        Command::Fmt { project, check } => fmt(&ui, &project.dir, check),
+        Command::Policy { command } => crate::policy_cmd::policy(&ui, command),
+        Command::Secrets { command } => crate::policy_cmd::secrets(&ui, command),
+    }
+}
+
+/// Terminal settings, decided once.
+pub struct Ui {
+    pub color: bool,
+    pub width: usize,
+}
+
+impl Ui {
+    fn new(color: Color) -> Ui {
+        let is_tty = std::io::stderr().is_terminal();
+        let color = match color {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::env::var("TERM").map_or(true, |t| t != "dumb")
+                    && is_tty
+            }
+        };
+        let width = if is_tty {
+            std::env::var("COLUMNS")
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(100)
+        } else {
+            80
+        };
+        Ui { color, width }
+    }
+
+    pub fn diagnostics(&self, diags: &[Diagnostic], sources: &Sources) {
+        if diags.is_empty() {
+            return;
+        }
+        let text = render(
+            diags,
+            sources,
+            RenderOptions {
+                color: self.color,
+                width: self.width,
+            },
+        );
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    }
+}
+
+/// Exit code for a set of diagnostics: 2 for spec errors, 1 for policy errors only.
+pub fn exit_code(diags: &[Diagnostic]) -> u8 {
+    let errors: Vec<&Diagnostic> = diags.iter().filter(|d| d.is_error()).collect();
+    if errors.is_empty() {
+        EXIT_OK
+    } else if errors.iter().all(|d| is_policy_code(&d.code)) {
+        EXIT_FINDINGS
+    } else {
+        EXIT_ERROR
+    }
+}
+
+/// Policy rule ids are `policy.rule`; kiln's own checks have no dot.
+pub fn is_policy_code(code: &str) -> bool {
+    code.contains('.')
+}
+
+pub fn out(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+pub fn project_root(dir: &Path) -> Result<PathBuf, Diagnostic> {
+    if dir.join(ROOT_FILE).is_file() {
+        return Ok(dir.to_path_buf());
+    }
+    let what = if dir.is_dir() {
+        format!("no {ROOT_FILE} in `{}`", dir.display())
+    } else {
+        format!("`{}` is not a folder", dir.display())
+    };
+    Err(Diagnostic::error("no-project", what)
+        .with_help("pass the folder holding kiln.kdl: `kiln compile path/to/project`"))
+}
+
+pub fn load(dir: &Path) -> Result<(PathBuf, Project, Vec<Diagnostic>), Diagnostic> {
+    let root = project_root(dir)?;
+    let (project, diags) = {
+        let mut loader = disk::loader(&root);
+        project::load(&mut loader)
+    };
+    Ok((root, project, diags))
+}
+
+/// Loads and builds; on a missing project, prints the diagnostic.
+fn load_and_build(ui: &Ui, dir: &Path, envs: &[String]) -> Result<(PathBuf, Build), u8> {
+    let (root, project, diags) = match load(dir) {
+        Ok(x) => x,
+        Err(d) => {
+            ui.diagnostics(&[d], &Sources::new());
+            return Err(EXIT_ERROR);
+        }
+    };
+    let b = build::build(project, diags, envs);
+    let b = crate::policy_cmd::check_policies(b);
+    Ok((root, b))
+}
+
+fn compile(ui: &Ui, dir: &Path, envs: &[String], check: bool, format: Format) -> Result<u8> {
+    if check {
+        return compile_check(ui, dir, envs, format);
+    }
+    let (root, b) = match load_and_build(ui, dir, envs) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let code = exit_code(&b.diagnostics);
+    report(ui, &b, format, &[])?;
+    if code != EXIT_OK {
+        if format == Format::Human {
+            eprintln!("kiln: nothing written ({})", summary_counts(&b.diagnostics));
+        }
+        return Ok(code);
+    }
+    let previous = match disk::read_lock(&root)? {
+        Some(Ok(lock)) => Some(lock),
+        _ => None,
+    };
+    let (lock, files) = merged_lock(&b, previous.as_ref(), envs);
+    let bytes: BTreeMap<&str, &[u8]> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_bytes()))
+        .collect();
+    let previous_for_removal = previous
+        .as_ref()
+        .map(|p| scoped_lock(p, &b.project.output, &selected_names(&b)));
+    let written = disk::write_compile(
+        &mut disk::RealFs,
+        &root,
+        &b.project.output,
+        &bytes,
+        previous_for_removal.as_ref(),
+        &lock,
+    )?;
+    if format == Format::Human {
+        let envs: Vec<&str> = b.envs.iter().map(|e| e.name.as_str()).collect();
+        eprintln!(
+            "kiln: compiled {} ({}): {} written, {} unchanged, {} removed",
+            b.project.name,
+            envs.join(", "),
+            written.written.len(),
+            written.unchanged,
+            written.removed.len()
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+fn selected_names(b: &Build) -> Vec<String> {
+    b.envs.iter().map(|e| e.name.clone()).collect()
+}
+
+/// The lock after compiling some environments: their outputs replaced, other
+/// environments' entries kept. Returns the lock and the files to write.
+fn merged_lock(
+    b: &Build,
+    previous: Option<&Lock>,
+    requested: &[String],
+) -> (Lock, BTreeMap<String, String>) {
+    let mut lock = b.lock(&crate::policy_cmd::policy_entries());
+    if !requested.is_empty()
+        && let Some(prev) = previous
+    {
+        let selected = selected_names(b);
+        for (path, h) in &prev.outputs {
+            if !in_envs(path, &b.project.output, &selected) {
+                lock.outputs.insert(path.clone(), h.clone());
+            }
+        }
+    }
+    let files = b
+        .files()
+        .into_iter()
+        .map(|(p, a)| (p.to_owned(), a.text.clone()))
+        .collect();
+    (lock, files)
+}
+
+fn in_envs(path: &str, output: &str, envs: &[String]) -> bool {
+    envs.iter()
+        .any(|e| path.starts_with(&format!("{output}/{e}/")))
+}
+
+/// The previous lock restricted to the environments being compiled.
+fn scoped_lock(prev: &Lock, output: &str, envs: &[String]) -> Lock {
+    let mut l = prev.clone();
+    l.outputs.retain(|p, _| in_envs(p, output, envs));
+    l
+}
+
+/// `kiln compile --check`: when every input hash matches the lock, verify
+/// only the outputs' hashes (no parsing, resolving or policies). Otherwise build
+/// in memory and compare.
+fn compile_check(ui: &Ui, dir: &Path, envs: &[String], format: Format) -> Result<u8> {
+    let root = match project_root(dir) {
+        Ok(r) => r,
+        Err(d) => {
+            ui.diagnostics(&[d], &Sources::new());
+            return Ok(EXIT_ERROR);
+        }
+    };
+    let lock = match disk::read_lock(&root)? {
+        Some(Ok(lock)) => Some(lock),
+        Some(Err(e)) => {
+            eprintln!("kiln: {LOCK_FILE} is unreadable ({e}); checking against a fresh build");
+            None
+        }
+        None => None,
+    };
+    if envs.is_empty()
+        && let Some(lock) = &lock
+        && fast_check(&root, lock)?
+    {
+        if format == Format::Json {
+            out(&format!(
+                "{}\n",
+                serde_json::json!({"kiln": COMPILER_VERSION, "ok": true, "diagnostics": [], "files": []})
+            ))?;
+        }
+        return Ok(EXIT_OK);
+    }
+    let (root, b) = match load_and_build(ui, dir, envs) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let code = exit_code(&b.diagnostics);
+    if code != EXIT_OK {
+        report(ui, &b, format, &[])?;
+        return Ok(code);
+    }
+    let mut disk_files = disk::read_outputs(&root, &b.project.output)?;
+    if !envs.is_empty() {
+        let selected = selected_names(&b);
+        disk_files.retain(|p, _| in_envs(p, &b.project.output, &selected));
+    }
+    let mut diffs = compare::compare(&b.files(), &disk_files, lock.as_ref());
+    // The lock itself must match what this build would write.
+    let (expected_lock, _) = merged_lock(&b, lock.as_ref(), envs);
+    let expected_text = expected_lock.render();
+    let actual_lock = std::fs::read_to_string(root.join(LOCK_FILE)).ok();
+    if actual_lock.as_deref() != Some(expected_text.as_str()) {
+        diffs.push(Difference {
+            path: LOCK_FILE.to_owned(),
+            state: if actual_lock.is_none() {
+                State::Missing
+            } else {
+                State::Stale
+            },
+            expected: Some(expected_text),
+            actual: actual_lock,
+        });
+    }
+    report(ui, &b, format, &diffs)?;
+    if format == Format::Human {
+        for d in &diffs {
+            eprintln!("kiln: {} {}", d.path, d.state.describe());
+            if d.state != State::Orphan && d.state != State::Removed || d.actual.is_some() {
+                eprint!("{}", compare::unified_diff(d));
+            }
+        }
+        if diffs.is_empty() {
+            eprintln!("kiln: up to date");
+        } else {
+            eprintln!(
+                "kiln: {} file(s) differ; run `kiln compile` to regenerate",
+                diffs.len()
+            );
+        }
+    }
+    Ok(if diffs.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FINDINGS
+    })
+}
+
+/// Inputs unchanged and every output as locked, with no unexpected file.
+fn fast_check(root: &Path, lock: &Lock) -> Result<bool> {
+    if lock.compiler != COMPILER_VERSION
+        || lock.presets != build::preset_hashes()
+        || lock.policies != crate::policy_cmd::policy_entries()
+    {
+        return Ok(false);
+    }
+    if !lock.inputs.contains_key(ROOT_FILE) {
+        return Ok(false);
+    }
+    for (path, h) in &lock.inputs {
+        match std::fs::read(root.join(path)) {
+            Ok(bytes) if hash(&bytes) == *h => {}
+            _ => return Ok(false),
+        }
+    }
+    for (path, h) in &lock.outputs {
+        match std::fs::read(root.join(path)) {
+            Ok(bytes) if hash(&bytes) == *h => {}
+            _ => return Ok(false),
+        }
+    }
+    // Unexpected files: anything in the output folders not in the lock.
+    let output_dirs: std::collections::BTreeSet<&str> = lock
+        .outputs
+        .keys()
+        .filter_map(|p| p.split('/').next())
+        .collect();
+    for dir in output_dirs {
+        let on_disk = disk::read_outputs(root, dir)?;
+        if on_disk.keys().any(|p| !lock.outputs.contains_key(p)) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn summary_counts(diags: &[Diagnostic]) -> String {
+    let errors = diags.iter().filter(|d| d.is_error()).count();
+    let warnings = diags
+        .iter()
+        .filter(|d| d.severity == kiln_core::Severity::Warning)
+        .count();
+    format!("{errors} error(s), {warnings} warning(s)")
+}
+
+/// Reports diagnostics (and file differences) in the chosen format.
+fn report(ui: &Ui, b: &Build, format: Format, diffs: &[Difference]) -> Result<()> {
+    match format {
+        Format::Human => ui.diagnostics(&b.diagnostics, &b.project.sources),
+        Format::Json => {
+            let doc = serde_json::json!({
+                "kiln": COMPILER_VERSION,
+                "ok": exit_code(&b.diagnostics) == EXIT_OK && diffs.is_empty(),
+                "diagnostics": b.diagnostics.iter().map(|d| JsonDiagnostic::new(d, &b.project.sources)).collect::<Vec<_>>(),
+                "files": diffs.iter().map(|d| serde_json::json!({"path": d.path, "state": d.state, "diff": compare::unified_diff(d)})).collect::<Vec<_>>(),
+            });
+            out(&format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
+        }
+        Format::Sarif => out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&kiln::report::sarif(
+                &b.diagnostics,
+                &b.project.sources,
+                &crate::policy_cmd::rule_infos()
+            ))?
+        ))?,
+        Format::Github => out(&kiln::report::github(
+            &b.diagnostics,
+            &b.project.sources,
+            diffs,
+        ))?,
+    }
+    Ok(())
+}
+
+fn diff(ui: &Ui, dir: &Path, envs: &[String], format: DiffFormat) -> Result<u8> {
+    let (root, b) = match load_and_build(ui, dir, envs) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    ui.diagnostics(&b.diagnostics, &b.project.sources);
+    let code = exit_code(&b.diagnostics);
+    if code == EXIT_ERROR {
+        return Ok(code);
+    }
+    let lock = disk::read_lock(&root)?.and_then(Result::ok);
+    let mut disk_files = disk::read_outputs(&root, &b.project.output)?;
+    let selected = selected_names(&b);
+    disk_files.retain(|p, _| in_envs(p, &b.project.output, &selected));
+    let files = b.files();
+    let diffs = compare::compare(&files, &disk_files, lock.as_ref());
+    let format = match format {
+        DiffFormat::Human => kiln::DiffFormat::Human,
+        DiffFormat::Markdown => kiln::DiffFormat::Markdown,
+        DiffFormat::Json => kiln::DiffFormat::Json,
+    };
+    let text = kiln::report::diff_report(&b, &files, &diffs, format);
+    out(&text)?;
+    Ok(code)
+}
+
+fn inspect(ui: &Ui, dir: &Path, env: &str) -> Result<u8> {
+    let (_, project, mut diags) = match load(dir) {
+        Ok(x) => x,
+        Err(d) => {
+            ui.diagnostics(&[d], &Sources::new());
+            return Ok(EXIT_ERROR);
+        }
+    };
+    let selected = build::select_environments(&project, &[env.to_owned()], &mut diags);
+    let model = if selected.is_empty() || diags.iter().any(|d| d.code == "kdl-syntax") {
+        None
+    } else {
+        let (model, mut d) = kiln_core::resolve::resolve(&project, env);
+        diags.append(&mut d);
+        model
+    };
+    kiln_core::diagnostic::normalize(&mut diags);
+    ui.diagnostics(&diags, &project.sources);
+    if diags.iter().any(Diagnostic::is_error) {
+        return Ok(EXIT_ERROR);
+    }
+    let model = model.context("internal error: no model without an error")?;
+    out(&format!(
+        "{}\n",
+        serde_json::to_string_pretty(&model.to_json())?
+    ))?;
+    Ok(EXIT_OK)
+}
+
+fn explain(ui: &Ui, what: &str, project_dir: Option<&Path>) -> Result<u8> {
+    let (file_part, line) = match what.rsplit_once(':') {
+        Some((f, l)) if l.parse::<usize>().is_ok() => (f, l.parse::<usize>().ok()),
+        _ => (what, None),
+    };
+    let path = Path::new(file_part);
+    if !path.exists() && !file_part.contains('/') {
+        return crate::policy_cmd::explain_rule(ui, what);
+    }
+    let abs = std::fs::canonicalize(path).with_context(|| format!("cannot open {file_part}"))?;
+    let root = match project_dir {
+        Some(p) => {
+            std::fs::canonicalize(p).with_context(|| format!("cannot open {}", p.display()))?
+        }
+        None => match abs
+            .ancestors()
+            .skip(1)
+            .find(|d| d.join(ROOT_FILE).is_file())
+        {
+            Some(r) => r.to_path_buf(),
+            None => {
+                ui.diagnostics(
+                    &[Diagnostic::error(
+                        "no-project",
+                        format!("no {ROOT_FILE} above `{file_part}`"),
+                    )
+                    .with_help("pass the project with `--project DIR`")],
+                    &Sources::new(),
+                );
+                return Ok(EXIT_ERROR);
+            }
+        },
+    };
+    let rel = abs
+        .strip_prefix(&root)
+        .map(|p| p.to_string_lossy().replace('\\', "/"))
+        .unwrap_or_default();
+    let (root, project, diags) = match load(&root) {
+        Ok(x) => x,
+        Err(d) => {
+            ui.diagnostics(&[d], &Sources::new());
+            return Ok(EXIT_ERROR);
+        }
+    };
+    let env = rel
+        .strip_prefix(&format!("{}/", project.output))
+        .and_then(|r| r.split('/').next())
+        .map(str::to_owned);
+    let Some(env) = env else {
+        ui.diagnostics(
+            &[Diagnostic::error(
+                "not-generated",
+                format!("`{rel}` is not in the output folder `{}`", project.output),
+            )
+            .with_help(
+                "explain a file kiln generated, such as generated/production/nginx/nginx.conf",
+            )],
+            &Sources::new(),
+        );
+        return Ok(EXIT_ERROR);
+    };
+    let _ = root;
+    let b = build::build(project, diags, std::slice::from_ref(&env));
+    ui.diagnostics(&b.diagnostics, &b.project.sources);
+    let files = b.files();
+    let Some(artifact) = files.get(rel.as_str()) else {
+        eprintln!("kiln: `{rel}` is not generated by the current spec");
+        return Ok(EXIT_ERROR);
+    };
+    let model = b
+        .envs
+        .iter()
+        .find(|e| e.name == env)
+        .and_then(|e| e.model.as_ref())
+        .context("no model")?;
+    let text = kiln::report::explain_lines(&b.project.sources, model, artifact, line);
+    out(&text)?;
+    Ok(EXIT_OK)
+}
+
+fn fmt(ui: &Ui, dir: &Path, check: bool) -> Result<u8> {
+    let (root, project, diags) = match load(dir) {
+        Ok(x) => x,
+        Err(d) => {
+            ui.diagnostics(&[d], &Sources::new());
+            return Ok(EXIT_ERROR);
+        }
+    };
+    let syntax: Vec<Diagnostic> = diags
+        .into_iter()
+        .filter(|d| d.code == "kdl-syntax")
+        .collect();
+    if !syntax.is_empty() {
+        ui.diagnostics(&syntax, &project.sources);
+        return Ok(EXIT_ERROR);
+    }
+    let mut unformatted = Vec::new();
+    for &file in &project.files {
+        let f = project.sources.get(file);
+        let formatted =
+            kiln::format::format_kdl(&f.text).map_err(|e| anyhow::anyhow!("{}: {e}", f.name))?;
+        if formatted != *f.text {
+            unformatted.push(f.name.clone());
+            if !check {
+                let path = root.join(&f.name);
+                let tmp = path.with_extension("kdl.kiln-tmp");
+                std::fs::write(&tmp, &formatted)
+                    .with_context(|| format!("writing {}", tmp.display()))?;
+                std::fs::rename(&tmp, &path)
+                    .with_context(|| format!("replacing {}", path.display()))?;
+            }
+        }
+    }
+    for name in &unformatted {
+        eprintln!(
+            "kiln: {name} {}",
+            if check {
+                "is not formatted"
+            } else {
+                "formatted"
+            }
+        );
+    }
+    Ok(if check && !unformatted.is_empty() {
+        EXIT_FINDINGS
+    } else {
+        EXIT_OK
+    })
+}

@@ -1,0 +1,217 @@
+//! Everything kiln does to the file system: reading a project, reading the
+//! output folder, and writing a compile atomically under an exclusive lock.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use kiln::build::safe_relative;
+use kiln::lock::{LOCK_FILE, Lock};
+
+/// Name of the advisory lock file kiln holds while writing (inside the output folder).
+pub const WRITE_LOCK: &str = ".kiln-write.lck";
+const TMP_SUFFIX: &str = ".kiln-tmp";
+
+/// Reads project files by relative path, refusing anything outside `root`.
+pub fn loader(root: &Path) -> impl FnMut(&str) -> Result<String, String> + '_ {
+    move |rel: &str| {
+        if !safe_relative(rel) {
+            return Err("the path leaves the project folder".into());
+        }
+        let path = root.join(rel);
+        match fs::read(&path) {
+            Ok(bytes) => String::from_utf8(bytes).map_err(|_| "the file is not UTF-8".to_owned()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err("no such file".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// Every file under the output folder (relative to the project), except kiln's own lock and temp files.
+pub fn read_outputs(root: &Path, output: &str) -> Result<BTreeMap<String, Vec<u8>>> {
+    let dir = root.join(output);
+    let mut files = BTreeMap::new();
+    if !dir.exists() {
+        return Ok(files);
+    }
+    for entry in walkdir::WalkDir::new(&dir).sort_by_file_name() {
+        let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy();
+        if name == WRITE_LOCK || name.ends_with(TMP_SUFFIX) {
+            continue;
+        }
+        let rel = entry
+            .path()
+            .strip_prefix(root)
+            .expect("under root")
+            .to_string_lossy()
+            .replace('\\', "/");
+        let bytes = fs::read(entry.path())
+            .with_context(|| format!("reading {}", entry.path().display()))?;
+        files.insert(rel, bytes);
+    }
+    Ok(files)
+}
+
+pub fn read_lock(root: &Path) -> Result<Option<Result<Lock, String>>> {
+    match fs::read_to_string(root.join(LOCK_FILE)) {
+        Ok(text) => Ok(Some(Lock::parse(&text))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).context("reading kiln.lock"),
+    }
+}
+
+/// The operations a write needs; tests swap in a failing implementation.
+pub trait Fs {
+    fn write_new(&mut self, path: &Path, bytes: &[u8]) -> std::io::Result<()>;
+    fn rename(&mut self, from: &Path, to: &Path) -> std::io::Result<()>;
+    fn remove(&mut self, path: &Path) -> std::io::Result<()>;
+}
+
+pub struct RealFs;
+
+impl Fs for RealFs {
+    fn write_new(&mut self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let mut f = fs::File::create(path)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    }
+    fn rename(&mut self, from: &Path, to: &Path) -> std::io::Result<()> {
+        fs::rename(from, to)
+    }
+    fn remove(&mut self, path: &Path) -> std::io::Result<()> {
+        match fs::remove_file(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// What a write changed.
+#[derive(Debug, Default)]
+pub struct WriteReport {
+    pub written: Vec<String>,
+    pub unchanged: usize,
+    pub removed: Vec<String>,
+}
+
+/// Writes a compile: every changed file to a temp file first, then renames them
+/// into place, removes files the previous lock generated that are no longer
+/// produced, and writes the lock last. A failure before the renames leaves the
+/// previous files and lock as they were.
+pub fn write_compile(
+    fs_ops: &mut dyn Fs,
+    root: &Path,
+    output: &str,
+    files: &BTreeMap<&str, &[u8]>,
+    previous: Option<&Lock>,
+    lock: &Lock,
+) -> Result<WriteReport> {
+    let out_dir = root.join(output);
+    fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let lock_file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(out_dir.join(WRITE_LOCK))
+        .with_context(|| format!("opening {}", out_dir.join(WRITE_LOCK).display()))?;
+    lock_file
+        .lock()
+        .context("waiting for another kiln compile to finish")?;
+
+    clean_temp_files(&out_dir);
+    let mut report = WriteReport::default();
+    let mut staged: Vec<(PathBuf, PathBuf, String)> = Vec::new();
+    let result = (|| -> Result<()> {
+        for (rel, bytes) in files {
+            if !safe_relative(rel) || !rel.starts_with(&format!("{output}/")) {
+                bail!("refusing to write {rel}: outside the output folder");
+            }
+            let path = root.join(rel);
+            if fs::read(&path).is_ok_and(|old| old == *bytes) {
+                report.unchanged += 1;
+                continue;
+            }
+            let tmp = tmp_path(&path);
+            fs_ops
+                .write_new(&tmp, bytes)
+                .with_context(|| format!("writing {}", tmp.display()))?;
+            staged.push((tmp, path, rel.to_string()));
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        for (tmp, _, _) in &staged {
+            let _ = fs::remove_file(tmp);
+        }
+        return Err(e);
+    }
+    for (tmp, path, rel) in staged {
+        fs_ops
+            .rename(&tmp, &path)
+            .with_context(|| format!("replacing {}", path.display()))?;
+        report.written.push(rel);
+    }
+    if let Some(previous) = previous {
+        for old in previous.outputs.keys() {
+            if files.contains_key(old.as_str())
+                || !safe_relative(old)
+                || !old.starts_with(&format!("{output}/"))
+            {
+                continue;
+            }
+            fs_ops
+                .remove(&root.join(old))
+                .with_context(|| format!("removing {old}"))?;
+            report.removed.push(old.clone());
+            remove_empty_parents(&root.join(old), &out_dir);
+        }
+    }
+    let lock_path = root.join(LOCK_FILE);
+    let tmp = tmp_path(&lock_path);
+    fs_ops
+        .write_new(&tmp, lock.render().as_bytes())
+        .context("writing kiln.lock")?;
+    fs_ops
+        .rename(&tmp, &lock_path)
+        .context("replacing kiln.lock")?;
+    Ok(report)
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(format!(".{}{TMP_SUFFIX}", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Temp files left by a compile that was killed.
+fn clean_temp_files(dir: &Path) {
+    for entry in walkdir::WalkDir::new(dir).into_iter().flatten() {
+        if entry.file_type().is_file() && entry.file_name().to_string_lossy().ends_with(TMP_SUFFIX)
+        {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+fn remove_empty_parents(path: &Path, stop: &Path) {
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        if d == stop || !d.starts_with(stop) || fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}

@@ -1,0 +1,18 @@
+//! The kiln command line. The library half holds the pure pipeline (build,
+//! lock, comparison, reports); `main.rs`, `cmd.rs`, `disk.rs` and
+//! `policy_cmd.rs` are the only code that touches the disk, the clock, the
+//! environment or the terminal.
+
+pub mod build;
+pub mod compare;
+pub mod format;
+pub mod lock;
+pub mod report;
+
+/// Output formats of `kiln diff`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum DiffFormat {
+    Human,
+    Markdown,
+    Json,
+}
