@@ -75,7 +75,7 @@ pub fn merge(
                 let old_values = &base[i].args[skip.min(base[i].args.len())..];
                 let new_values = &node.args[skip.min(node.args.len())..];
                 let first_changed = matches!((old_values.first(), new_values.first()), (Some(a), Some(b)) if a.value != b.value);
-                if first_changed || spec.is_none() {
+                if spec.is_none() || (first_changed && spec.is_some_and(|s| s.replace_on_change)) {
                     let old = std::mem::replace(&mut base[i], strip_annotation(node));
                     inherit_history(&mut base[i], &old);
                     continue;

@@ -218,6 +218,8 @@ pub struct Secret {
     pub kind: String,
     pub optional: bool,
     pub description: Option<String>,
+    /// The services that receive it; empty means every application process.
+    pub services: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -304,6 +306,10 @@ pub struct Postgres {
     pub port: u16,
     pub host: String,
     pub replicas: u32,
+    /// Scheme of the wired DATABASE_URL (`postgres`, `postgresql+asyncpg`).
+    pub url_scheme: String,
+    /// Query string of the wired DATABASE_URL, without `?`.
+    pub url_query: Option<String>,
     pub settings: BTreeMap<String, serde_json::Value>,
     pub pooler: Option<Pooler>,
     pub resources: Resources,
@@ -444,6 +450,8 @@ pub struct Location {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct RateLimit {
+    /// Applied to the whole site: no `paths`, and no location names the zone.
+    pub site_wide: bool,
     pub rate: String,
     pub burst: Option<u32>,
     pub nodelay: bool,
@@ -546,7 +554,8 @@ pub struct Compose {
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct PolicyConfig {
-    pub modules: Vec<ModuleRef>,
+    /// Keyed by the module's path relative to the project.
+    pub modules: BTreeMap<String, ModuleRef>,
     pub settings: BTreeMap<String, serde_json::Value>,
     pub rules: BTreeMap<String, RuleOverride>,
     pub waivers: Vec<Waiver>,
@@ -555,7 +564,6 @@ pub struct PolicyConfig {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct ModuleRef {
-    pub path: String,
     pub blake3: Option<String>,
     pub settings: BTreeMap<String, serde_json::Value>,
     #[serde(skip)]

@@ -75,6 +75,8 @@ pub struct EnvDecl {
 pub struct PresetDecl {
     pub name: String,
     pub kind: String,
+    /// The preset this one layers on (`extends=django-web`).
+    pub extends: Option<(String, Span)>,
     pub body: Vec<Node>,
     pub span: Span,
     pub stdlib: bool,
@@ -232,6 +234,7 @@ pub fn load(loader: &mut Loader<'_>) -> (Project, Vec<Diagnostic>) {
     }
 
     check_extends(&project, &mut diags);
+    check_preset_extends(&project, &mut diags);
     normalize(&mut diags);
     (project, diags)
 }
@@ -356,10 +359,14 @@ fn add_preset(project: &mut Project, node: Node, stdlib: bool, diags: &mut Vec<D
         );
         return;
     };
+    let extends = node
+        .child("extends")
+        .and_then(|e| e.args.first())
+        .and_then(|v| v.value.as_str().map(|s| (s.to_owned(), v.span)));
     let body: Vec<Node> = node
         .children
         .iter()
-        .filter(|c| c.name != "for")
+        .filter(|c| c.name != "for" && c.name != "extends")
         .cloned()
         .collect();
     schema::check(&body, body_schema, None, &format!("a {kind} preset"), diags);
@@ -384,6 +391,7 @@ fn add_preset(project: &mut Project, node: Node, stdlib: bool, diags: &mut Vec<D
         PresetDecl {
             name,
             kind,
+            extends,
             body,
             span: key.span,
             stdlib,
@@ -459,7 +467,83 @@ fn check_extends(project: &Project, diags: &mut Vec<Diagnostic>) {
     }
 }
 
+/// A preset's `extends` must name a preset of the same kind, without cycles.
+fn check_preset_extends(project: &Project, diags: &mut Vec<Diagnostic>) {
+    for preset in project.presets.values() {
+        let Some((parent, span)) = &preset.extends else {
+            continue;
+        };
+        match project.presets.get(parent) {
+            None => {
+                let names: Vec<&str> = project
+                    .presets
+                    .values()
+                    .filter(|p| p.kind == preset.kind)
+                    .map(|p| p.name.as_str())
+                    .collect();
+                diags.push(
+                    Diagnostic::error(
+                        "unknown-reference",
+                        format!(
+                            "preset `{}` extends `{parent}`, which does not exist",
+                            preset.name
+                        ),
+                    )
+                    .with_label(*span, "no such preset")
+                    .with_help(unknown_name_help(parent, "preset", &names)),
+                );
+            }
+            Some(p) if p.kind != preset.kind => diags.push(
+                Diagnostic::error(
+                    "type-mismatch",
+                    format!(
+                        "preset `{}` is for a {} but extends `{parent}`, a {} preset",
+                        preset.name, preset.kind, p.kind
+                    ),
+                )
+                .with_label(*span, format!("a {} preset", p.kind))
+                .with_help(format!("extend a preset made for a {}", preset.kind)),
+            ),
+            Some(_) if project.preset_body(&preset.name).is_none() => diags.push(
+                Diagnostic::error(
+                    "extends-cycle",
+                    format!("preset `{}` extends itself through `{parent}`", preset.name),
+                )
+                .with_label(*span, "closes the cycle")
+                .with_help("a preset can only extend one that does not extend it back"),
+            ),
+            Some(_) => {}
+        }
+    }
+}
+
 impl Project {
+    /// A preset's body with the presets it extends merged under it; `None` on a cycle.
+    pub fn preset_body(&self, name: &str) -> Option<Vec<Node>> {
+        let mut chain = Vec::new();
+        let mut current = self.presets.get(name)?;
+        loop {
+            if chain.iter().any(|p: &&PresetDecl| p.name == current.name) {
+                return None;
+            }
+            chain.push(current);
+            match &current.extends {
+                Some((parent, _)) => match self.presets.get(parent) {
+                    Some(p) => current = p,
+                    None => break,
+                },
+                None => break,
+            }
+        }
+        let schema = schema::preset_body(&chain[0].kind)?;
+        let mut body = Vec::new();
+        let mut ignored = Vec::new();
+        for preset in chain.iter().rev() {
+            crate::merge::merge(&mut body, &preset.body, schema, None, &mut ignored);
+        }
+        Some(body)
+    }
+
     /// Environments that are compiled (not abstract), in declaration order.
     pub fn compiled_environments(&self) -> Vec<&str> {
         self.environments

@@ -34,29 +34,25 @@ pub fn resolve(project: &Project, env: &str) -> (Option<Model>, Vec<Diagnostic>)
         return (None, diags); // dangling extends or cycle: reported by project::load
     };
 
-    let mut merged: Vec<Node> = Vec::new();
-    if let Some(first) = project.policies.first() {
-        merged.push(Node {
-            name: "policies".to_owned(),
-            name_span: first.name_span,
-            span: first.span,
-            annotation: None,
-            args: Vec::new(),
-            children: project.policies.clone(),
-            from_prop: false,
-            layer: Layer::from("project"),
-            overrides: Vec::new(),
-        });
-    }
-    for layer in &chain {
-        merge(&mut merged, &layer.body, schema::ENV_BODY, None, &mut diags);
-    }
-    apply_presets(project, &mut merged, &mut diags);
+    // Phase 1 finds each node's preset from the merged layers; phase 2 merges again
+    // with the presets as the lowest layer, so `(remove)` and `(replace)` in any
+    // environment reach preset content too.
+    let mut scratch = Vec::new();
+    let first_pass = layer(project, &chain, Vec::new(), &mut scratch);
+    let presets = preset_layer(project, &first_pass, &mut diags);
+    let merged = layer(project, &chain, presets, &mut diags);
 
+    let celery = merged.iter().filter(|n| n.name == "service").any(|s| {
+        s.child("run")
+            .and_then(|r| r.args.first())
+            .and_then(|a| a.value.as_str())
+            == Some("celery")
+    });
     let mut lower = Lower {
         project,
         diags,
         prov: Provenance::default(),
+        celery,
     };
     let model = lower.environment(decl.name.as_str(), decl.name_span, &merged);
     let mut diags = lower.diags;
@@ -74,72 +70,137 @@ fn default_preset(kind: &str) -> Option<&'static str> {
     }
 }
 
-/// Puts each node's preset under it as its lowest layer.
-fn apply_presets(project: &Project, nodes: &mut [Node], diags: &mut Vec<Diagnostic>) {
-    for node in nodes.iter_mut() {
-        let kind = node.name.clone();
-        if !matches!(
-            kind.as_str(),
-            "service" | "postgres" | "redis" | "site" | "pooler"
-        ) {
-            continue;
-        }
-        if kind == "postgres" {
-            apply_presets(project, &mut node.children, diags);
-        }
-        let explicit = node
-            .child("preset")
-            .and_then(|p| p.args.first())
-            .and_then(|v| v.value.as_str().map(|s| (s.to_owned(), v.span)));
-        let name = match &explicit {
-            Some((name, _)) => name.clone(),
-            None => match default_preset(&kind) {
-                Some(name) => name.to_owned(),
-                None => continue,
-            },
+/// Merges project policies and the environment chain over `base`.
+fn layer(
+    project: &Project,
+    chain: &[&crate::project::EnvDecl],
+    base: Vec<Node>,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<Node> {
+    let mut merged = base;
+    if let Some(first) = project.policies.first() {
+        let policies = Node {
+            name: "policies".to_owned(),
+            name_span: first.name_span,
+            span: first.span,
+            annotation: None,
+            args: Vec::new(),
+            children: project.policies.clone(),
+            from_prop: false,
+            layer: Layer::from("project"),
+            overrides: Vec::new(),
         };
-        let Some(preset) = project.presets.get(&name) else {
-            if let Some((name, span)) = &explicit {
-                let candidates: Vec<&str> = project
-                    .presets
-                    .values()
-                    .filter(|p| p.kind == kind)
-                    .map(|p| p.name.as_str())
-                    .collect();
-                diags.push(
-                    Diagnostic::error("unknown-reference", format!("unknown preset `{name}`"))
-                        .with_label(*span, "no such preset")
-                        .with_help(unknown_name_help(name, "preset", &candidates)),
-                );
-            }
-            continue;
-        };
-        if preset.kind != kind {
-            let span = explicit.as_ref().map_or(node.name_span, |e| e.1);
-            diags.push(
-                Diagnostic::error(
-                    "type-mismatch",
-                    format!("preset `{name}` is for a {}, not a {kind}", preset.kind),
-                )
-                .with_label(span, format!("a {} preset", preset.kind))
-                .with_help(format!("use a preset made for a {kind}")),
-            );
-            continue;
-        }
-        let body_schema = schema::preset_body(&kind).expect("presettable kind");
-        let mut children = preset.body.clone();
-        if kind == "postgres" {
-            apply_presets(project, &mut children, diags);
-        }
-        merge(&mut children, &node.children, body_schema, None, diags);
-        node.children = children;
+        merge(
+            &mut merged,
+            std::slice::from_ref(&policies),
+            schema::ENV_BODY,
+            None,
+            diags,
+        );
     }
+    for env in chain {
+        merge(&mut merged, &env.body, schema::ENV_BODY, None, diags);
+    }
+    merged
+}
+
+/// The preset layer: for every node that has a preset (its own `preset=`, or
+/// its kind's default), a node of the same name and key holding the preset's body.
+fn preset_layer(project: &Project, merged: &[Node], diags: &mut Vec<Diagnostic>) -> Vec<Node> {
+    let mut out = Vec::new();
+    for node in merged {
+        let kind = node.name.as_str();
+        if !matches!(kind, "service" | "postgres" | "redis" | "site") {
+            continue;
+        }
+        let mut children = preset_children(project, node, kind, diags).unwrap_or_default();
+        if kind == "postgres"
+            && let Some(pooler) = node.child("pooler")
+            && let Some(body) = preset_children(project, pooler, "pooler", diags)
+        {
+            children.retain(|c| c.name != "pooler");
+            children.push(Node {
+                children: body,
+                ..shell(pooler)
+            });
+        }
+        if !children.is_empty() {
+            out.push(Node {
+                children,
+                ..shell(node)
+            });
+        }
+    }
+    out
+}
+
+/// A node's identity (name, key, spans) without its content.
+fn shell(node: &Node) -> Node {
+    Node {
+        name: node.name.clone(),
+        name_span: node.name_span,
+        span: node.span,
+        annotation: None,
+        args: node.args.clone(),
+        children: Vec::new(),
+        from_prop: false,
+        layer: node.layer.clone(),
+        overrides: Vec::new(),
+    }
+}
+
+/// The body of the preset a node uses, checking that it exists and fits.
+fn preset_children(
+    project: &Project,
+    node: &Node,
+    kind: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Vec<Node>> {
+    let explicit = node
+        .child("preset")
+        .and_then(|p| p.args.first())
+        .and_then(|v| v.value.as_str().map(|s| (s.to_owned(), v.span)));
+    let name = match &explicit {
+        Some((name, _)) => name.clone(),
+        None => default_preset(kind)?.to_owned(),
+    };
+    let Some(preset) = project.presets.get(&name) else {
+        if let Some((name, span)) = &explicit {
+            let candidates: Vec<&str> = project
+                .presets
+                .values()
+                .filter(|p| p.kind == kind)
+                .map(|p| p.name.as_str())
+                .collect();
+            diags.push(
+                Diagnostic::error("unknown-reference", format!("unknown preset `{name}`"))
+                    .with_label(*span, "no such preset")
+                    .with_help(unknown_name_help(name, "preset", &candidates)),
+            );
+        }
+        return None;
+    };
+    if preset.kind != kind {
+        let span = explicit.as_ref().map_or(node.name_span, |e| e.1);
+        diags.push(
+            Diagnostic::error(
+                "type-mismatch",
+                format!("preset `{name}` is for a {}, not a {kind}", preset.kind),
+            )
+            .with_label(span, format!("a {} preset", preset.kind))
+            .with_help(format!("use a preset made for a {kind}")),
+        );
+        return None;
+    }
+    project.preset_body(&name)
 }
 
 struct Lower<'a> {
     project: &'a Project,
     diags: Vec<Diagnostic>,
     prov: Provenance,
+    /// Some service runs Celery: wiring adds the broker and result backend.
+    celery: bool,
 }
 
 fn origins(node: &Node) -> Vec<Origin> {
@@ -359,13 +420,40 @@ impl Lower<'_> {
             root: app_root,
         };
 
-        // Secrets and project-wide env.
+        // Secrets: the environment's, then each service's own (scoped to it).
         let mut secrets = BTreeMap::new();
-        let mut secret_nodes: BTreeMap<String, &Node> = BTreeMap::new();
+        let mut secret_spans: BTreeMap<String, crate::source::Span> = BTreeMap::new();
+        let mut declare = |lower: &mut Self,
+                           node: &Node,
+                           owner: Option<&str>,
+                           secrets: &mut BTreeMap<String, Secret>| {
+            let Some((k, mut s)) = lower.secret(node, "") else {
+                return;
+            };
+            if let Some(first) = secret_spans.get(&k) {
+                lower.diags.push(
+                    Diagnostic::error("duplicate", format!("secret `{k}` is declared twice"))
+                        .with_label(node.value_span(), "declared again here")
+                        .with_label(*first, "first declared here")
+                        .with_help(
+                            "declare it once; limit who receives it with `services=\"web,worker\"`",
+                        ),
+                );
+                return;
+            }
+            if let Some(owner) = owner {
+                s.services = vec![owner.to_owned()];
+            }
+            secret_spans.insert(k.clone(), node.value_span());
+            secrets.insert(k, s);
+        };
         for node in root.children_named("secret") {
-            if let Some((k, s)) = self.secret(node, "") {
-                secret_nodes.insert(k.clone(), node);
-                secrets.insert(k, s);
+            declare(self, node, None, &mut secrets);
+        }
+        for svc in root.children_named("service") {
+            let Some(owner) = svc.key() else { continue };
+            for node in svc.children_named("secret") {
+                declare(self, node, Some(&owner), &mut secrets);
             }
         }
         let mut env = BTreeMap::new();
@@ -461,7 +549,7 @@ impl Lower<'_> {
 
         self.check_names(&root, &model);
         for node in root.children_named("service") {
-            if let Some((k, s)) = self.service(node, &model, &secret_nodes) {
+            if let Some((k, s)) = self.service(node, &model) {
                 model.services.insert(k, s);
             }
         }
@@ -477,6 +565,25 @@ impl Lower<'_> {
             model.policies = self.policies(p);
         }
         self.check_ports(&root, &model);
+        for (name, secret) in &model.secrets {
+            for svc in &secret.services {
+                if !model.services.contains_key(svc) {
+                    let names: Vec<&str> = model.services.keys().map(String::as_str).collect();
+                    let mut d = Diagnostic::error(
+                        "unknown-reference",
+                        format!("secret `{name}` is for service `{svc}`, which is not declared"),
+                    )
+                    .with_help(unknown_name_help(svc, "service", &names));
+                    if let Some((_, o)) = self
+                        .prov
+                        .lookup(&format!("/secrets/{}/services", pointer_segment(name)))
+                    {
+                        d = d.with_label(o[0].span, "no such service");
+                    }
+                    self.diags.push(d);
+                }
+            }
+        }
         model.provenance = std::mem::take(&mut self.prov);
         Some(model)
     }
@@ -491,6 +598,7 @@ impl Lower<'_> {
                 .unwrap_or_else(|| "generic".into()),
             optional: self.boolean(node, "optional", &format!("{ptr}/optional"), false),
             description: self.string(node, "description", &format!("{ptr}/description")),
+            services: self.list(node, "services", &format!("{ptr}/services")),
         };
         Some((key, secret))
     }
@@ -619,6 +727,10 @@ impl Lower<'_> {
                 }
             }
             let pg = Postgres {
+                url_scheme: self
+                    .string(node, "url-scheme", &format!("{ptr}/url-scheme"))
+                    .unwrap_or_else(|| "postgres".into()),
+                url_query: self.string(node, "url-query", &format!("{ptr}/url-query")),
                 image: self
                     .string(node, "image", &format!("{ptr}/image"))
                     .unwrap_or_else(|| format!("postgres:{version}")),
@@ -767,12 +879,7 @@ impl Lower<'_> {
         }
     }
 
-    fn service(
-        &mut self,
-        node: &Node,
-        model: &Model,
-        secret_nodes: &BTreeMap<String, &Node>,
-    ) -> Option<(String, Service)> {
+    fn service(&mut self, node: &Node, model: &Model) -> Option<(String, Service)> {
         let key = node.key()?;
         let ptr = format!("/services/{}", pointer_segment(&key));
         self.record(&ptr, node);
@@ -843,21 +950,22 @@ impl Lower<'_> {
         let mut env = model.env.clone();
         let uses = self.list(node, "uses", &format!("{ptr}/uses"));
         self.wire(node, &key, &uses, model, &ptr, &mut env);
-        let mut secrets = model.secrets.clone();
-        for (name, sn) in secret_nodes {
-            env.insert(name.clone(), EnvValue::Secret(name.clone()));
-            let p = format!("{ptr}/env/{}", pointer_segment(name));
-            self.prov.record(p, origins(sn));
-        }
-        for sn in node.children_named("secret") {
-            if let Some((name, s)) = self.secret(sn, &ptr) {
+        for (name, secret) in &model.secrets {
+            if secret.services.is_empty() || secret.services.contains(&key) {
                 env.insert(name.clone(), EnvValue::Secret(name.clone()));
-                self.record(&format!("{ptr}/env/{}", pointer_segment(&name)), sn);
-                secrets.insert(name, s);
+                if let Some(o) = self
+                    .prov
+                    .map
+                    .get(&format!("/secrets/{}", pointer_segment(name)))
+                    .cloned()
+                {
+                    self.prov
+                        .record(format!("{ptr}/env/{}", pointer_segment(name)), o);
+                }
             }
         }
         if let Some(env_node) = node.child("env") {
-            self.env_block(env_node, &format!("{ptr}/env"), &secrets, &mut env);
+            self.env_block(env_node, &format!("{ptr}/env"), &model.secrets, &mut env);
         }
         for name in model.env.keys() {
             let from = format!("/env/{}", pointer_segment(name));
@@ -974,7 +1082,7 @@ impl Lower<'_> {
                     Some(p) => (p.name.clone(), p.port),
                     None => (name.clone(), pg.port),
                 };
-                let mut parts = vec![Part::Text(format!("postgres://{}", pg.user))];
+                let mut parts = vec![Part::Text(format!("{}://{}", pg.url_scheme, pg.user))];
                 if let Some(pw) = &pg.password {
                     parts.push(Part::Text(":".into()));
                     parts.push(Part::Secret(pw.clone()));
@@ -982,6 +1090,9 @@ impl Lower<'_> {
                 parts.push(Part::Text("@".into()));
                 parts.push(Part::Host(host));
                 parts.push(Part::Text(format!(":{port}/{}", pg.database)));
+                if let Some(q) = &pg.url_query {
+                    parts.push(Part::Text(format!("?{q}")));
+                }
                 set(self, env, var, parts);
             } else if let Some(r) = model.redis.get(name) {
                 let prefix = if redis_count == 0 {
@@ -1002,8 +1113,10 @@ impl Lower<'_> {
                     parts
                 };
                 set(self, env, format!("{prefix}REDIS_URL"), base(0));
-                set(self, env, format!("{prefix}CELERY_BROKER_URL"), base(1));
-                set(self, env, format!("{prefix}CELERY_RESULT_BACKEND"), base(2));
+                if self.celery {
+                    set(self, env, format!("{prefix}CELERY_BROKER_URL"), base(1));
+                    set(self, env, format!("{prefix}CELERY_RESULT_BACKEND"), base(2));
+                }
             } else {
                 let mut candidates: Vec<&str> = model
                     .postgres
@@ -1035,7 +1148,14 @@ impl Lower<'_> {
     fn process(&mut self, node: &Node, ptr: &str) -> Option<Process> {
         self.record(ptr, node);
         let args: Vec<String> = node.args.iter().map(|a| a.value.to_text()).collect();
-        let first = node.args.first()?;
+        let Some(first) = node.args.first() else {
+            self.diags.push(
+                Diagnostic::error("missing-value", "`run` names no program")
+                    .with_label(node.name_span, "no program, and no inherited `run` to change")
+                    .with_help("write `run gunicorn \"config.wsgi:application\"`, or use a preset such as `preset=django-web`"),
+            );
+            return None;
+        };
         let (program, rest) = match args[0].as_str() {
             "celery" => match args.get(1).map(String::as_str) {
                 Some("worker") => ("celery-worker", &args[2..]),
@@ -1320,6 +1440,7 @@ impl Lower<'_> {
             rate_limits.insert(
                 zone,
                 RateLimit {
+                    site_wide: false,
                     rate,
                     burst: self.uint(r, "burst", &format!("{rp}/burst")),
                     nodelay: self.boolean(r, "nodelay", &format!("{rp}/nodelay"), false),
@@ -1473,6 +1594,13 @@ impl Lower<'_> {
             .child("listen")
             .cloned()
             .unwrap_or_else(|| empty("listen", node.name_span));
+        // A zone applies to the whole site unless it lists paths or a location names it.
+        for (zone, limit) in rate_limits.iter_mut() {
+            limit.site_wide = limit.paths.is_empty()
+                && !locations
+                    .values()
+                    .any(|l: &Location| l.rate_limit.as_deref() == Some(zone.as_str()));
+        }
         let site = Site {
             preset: node
                 .child("preset")
@@ -1589,12 +1717,13 @@ impl Lower<'_> {
             match child.name.as_str() {
                 "module" => {
                     let mp = format!("/policies/modules/{}", pointer_segment(&key));
-                    config.modules.push(ModuleRef {
+                    self.record(&mp, child);
+                    let module = ModuleRef {
                         blake3: self.string(child, "blake3", &format!("{mp}/blake3")),
                         settings: self.free_map(child.child("settings"), &format!("{mp}/settings")),
-                        path: key,
                         span: Some(child.value_span()),
-                    });
+                    };
+                    config.modules.insert(key, module);
                 }
                 "settings" => {
                     let sp = format!("/policies/settings/{}", pointer_segment(&key));
@@ -1665,6 +1794,9 @@ impl Lower<'_> {
 
     /// On a host deployment every listener shares one address space.
     fn check_ports(&mut self, root: &Node, model: &Model) {
+        if !model.has_target(Target::Systemd) {
+            return; // containers and pods each have their own ports
+        }
         let mut taken: Vec<(u16, String, crate::source::Span)> = Vec::new();
         let sources = &self.project.sources;
         // Blame the user's spec: the `port` line when the spec sets it, else the node's name.

@@ -22,7 +22,7 @@ pub enum Ty {
     Bool,
     /// An integer, a decimal, or a numeric string (`"0.5"`, `"500m"` for CPUs).
     Number,
-    /// A memory size: an integer (bytes) or a string such as `"512mb"`, `"4Gi"`.
+    /// A memory size: an integer (bytes) or a string such as `"512mb"`, `"4Gi"`; units are binary (`mb` = MiB).
     Size,
     /// A duration: an integer (seconds) or a string such as `"60s"`, `"30d"`.
     Duration,
@@ -51,6 +51,8 @@ pub enum Values {
     Optional(Ty),
     /// One or more.
     Many(Ty),
+    /// Zero or more (`run workers=2` changes an option of an inherited process).
+    AnyNumber(Ty),
 }
 
 #[derive(Debug)]
@@ -66,6 +68,9 @@ pub struct NodeSpec {
     pub free: Option<Ty>,
     /// Every occurrence is kept (no merging by key): `waive`.
     pub repeat: bool,
+    /// A layer that changes the first value replaces the node whole (`run gunicorn` →
+    /// `run uvicorn`), so options of the old value do not leak into the new one.
+    pub replace_on_change: bool,
 }
 
 impl NodeSpec {
@@ -90,6 +95,7 @@ const fn setting(name: &'static str, ty: Ty, doc: &'static str) -> NodeSpec {
         children: &[],
         free: None,
         repeat: false,
+        replace_on_change: false,
     }
 }
 
@@ -102,6 +108,7 @@ const fn list(name: &'static str, ty: Ty, doc: &'static str) -> NodeSpec {
         children: &[],
         free: None,
         repeat: false,
+        replace_on_change: false,
     }
 }
 
@@ -114,6 +121,7 @@ const fn block(name: &'static str, doc: &'static str, children: &'static [NodeSp
         children,
         free: None,
         repeat: false,
+        replace_on_change: false,
     }
 }
 
@@ -126,6 +134,7 @@ const fn free_block(name: &'static str, ty: Ty, doc: &'static str) -> NodeSpec {
         children: &[],
         free: Some(ty),
         repeat: false,
+        replace_on_change: false,
     }
 }
 
@@ -144,6 +153,7 @@ const fn keyed(
         children,
         free: None,
         repeat: false,
+        replace_on_change: false,
     }
 }
 
@@ -250,6 +260,11 @@ const SECRET: NodeSpec = keyed(
             "The app runs without it (default `#false`).",
         ),
         setting("description", Ty::Str, "Shown in `.env.example`."),
+        list(
+            "services",
+            Ty::Name,
+            "Only these services receive it (default: every application process).",
+        ),
     ],
 );
 
@@ -263,7 +278,7 @@ const RUN: NodeSpec = NodeSpec {
     name: "run",
     doc: "The process: `run gunicorn \"config.wsgi:application\"`, `run uvicorn \"app.main:app\"`, `run daphne \"config.asgi:application\"`, `run celery worker`, `run celery beat`, `run command \"python\" \"manage.py\" \"migrate\"`.",
     key: None,
-    values: Values::Many(Ty::Str),
+    values: Values::AnyNumber(Ty::Str),
     children: &[
         setting(
             "app",
@@ -361,6 +376,7 @@ const RUN: NodeSpec = NodeSpec {
     ],
     free: None,
     repeat: false,
+    replace_on_change: true,
 };
 
 const HEALTH: NodeSpec = NodeSpec {
@@ -388,6 +404,7 @@ const HEALTH: NodeSpec = NodeSpec {
     ],
     free: None,
     repeat: false,
+    replace_on_change: false,
 };
 
 const VOLUME: NodeSpec = keyed(
@@ -559,6 +576,7 @@ const POOLER: NodeSpec = NodeSpec {
     ],
     free: None,
     repeat: false,
+    replace_on_change: false,
 };
 
 pub const POSTGRES_BODY: &[NodeSpec] = &[
@@ -700,6 +718,7 @@ pub const SITE_BODY: &[NodeSpec] = &[
         ],
         free: None,
         repeat: false,
+        replace_on_change: false,
     },
     NodeSpec {
         name: "hsts",
@@ -717,6 +736,7 @@ pub const SITE_BODY: &[NodeSpec] = &[
         ],
         free: None,
         repeat: false,
+        replace_on_change: false,
     },
     keyed(
         "header",
@@ -772,6 +792,7 @@ pub const SITE_BODY: &[NodeSpec] = &[
         ],
         free: None,
         repeat: false,
+        replace_on_change: false,
     },
     block(
         "timeouts",
@@ -832,6 +853,7 @@ pub const POLICIES_BODY: &[NodeSpec] = &[
         children: &[],
         free: Some(Ty::Scalar),
         repeat: false,
+        replace_on_change: false,
     },
     keyed(
         "rule",
@@ -867,6 +889,7 @@ pub const POLICIES_BODY: &[NodeSpec] = &[
         ],
         free: None,
         repeat: true,
+        replace_on_change: false,
     },
 ];
 
@@ -1081,12 +1104,13 @@ pub const TOP: &[NodeSpec] = &[
     ),
     NodeSpec {
         name: "preset",
-        doc: "A project preset: `preset hardened-web for=service { … }`, used with `preset=hardened-web`.",
+        doc: "A project preset: `preset hardened-web for=service extends=django-web { … }`, used with `preset=hardened-web`; `extends` layers it on another preset.",
         key: Some(Ty::Name),
         values: Values::None,
         children: &[],
         free: None,
         repeat: false,
+        replace_on_change: false,
     },
     block(
         "policies",
@@ -1283,15 +1307,33 @@ fn check_node(node: &Node, spec: &'static NodeSpec, diags: &mut Vec<Diagnostic>)
                 );
             }
         }
-        Values::Many(ty) => {
-            if args.is_empty() {
+        Values::Many(ty) | Values::AnyNumber(ty) => {
+            if args.is_empty() && matches!(spec.values, Values::Many(_)) {
                 diags.push(missing_value(node, ty));
             }
             for v in args {
                 if v.value == Value::Null && spec.is_setting() && args.len() == 1 {
                     continue;
                 }
-                check_type(v, ty, &what, diags);
+                match &v.value {
+                    // `allow="10.0.0.0/8,192.168.0.0/16"`: a list written as one property.
+                    Value::Str(list) if node.from_prop && list.contains(',') => {
+                        for item in list.split(',').map(str::trim) {
+                            check_type(
+                                &Scalar {
+                                    value: Value::Str(item.to_owned()),
+                                    span: v.span,
+                                },
+                                ty,
+                                &what,
+                                diags,
+                            );
+                        }
+                    }
+                    _ => {
+                        check_type(v, ty, &what, diags);
+                    }
+                }
             }
         }
     }
@@ -1548,16 +1590,13 @@ pub fn parse_size(s: &str) -> Option<u64> {
         .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let num: f64 = num.parse().ok()?;
+    // Binary, as nginx, Redis (`mb`) and Docker read them: 512mb = 512m = 512Mi = 512 MiB.
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
-        "k" | "kb" => 1000,
-        "ki" | "kib" => 1 << 10,
-        "m" | "mb" => 1_000_000,
-        "mi" | "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gi" | "gib" => 1 << 30,
-        "t" | "tb" => 1_000_000_000_000,
-        "ti" | "tib" => 1 << 40,
+        "k" | "kb" | "ki" | "kib" => 1 << 10,
+        "m" | "mb" | "mi" | "mib" => 1 << 20,
+        "g" | "gb" | "gi" | "gib" => 1 << 30,
+        "t" | "tb" | "ti" | "tib" => 1 << 40,
         _ => return None,
     };
     (num >= 0.0 && num.is_finite()).then(|| (num * mult as f64) as u64)
