@@ -601,6 +601,16 @@ pub const POSTGRES_BODY: &[NodeSpec] = &[
         "Address on a host deployment (default `127.0.0.1`).",
     ),
     setting("replicas", Ty::Int, "Streaming read replicas."),
+    setting(
+        "url-scheme",
+        Ty::Str,
+        "Scheme of the wired DATABASE_URL (default `postgres`; `postgresql+asyncpg` for SQLAlchemy with asyncpg).",
+    ),
+    setting(
+        "url-query",
+        Ty::Str,
+        "Query string appended to the wired DATABASE_URL (`sslmode=require`).",
+    ),
     free_block(
         "settings",
         Ty::Scalar,

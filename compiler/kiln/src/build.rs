@@ -91,6 +91,7 @@ pub fn build(project: Project, mut diagnostics: Vec<Diagnostic>, requested: &[St
         diagnostics.append(&mut d);
         envs.push(env);
     }
+    merge_across_environments(&mut diagnostics);
     normalize(&mut diagnostics);
     Build {
         project,
@@ -107,12 +108,16 @@ fn build_env(project: &Project, env: &str) -> (EnvBuild, Vec<Diagnostic>) {
     {
         let out = kiln_targets::emit_all(model);
         for u in &out.unsupported {
-            let mut d = Diagnostic::warning("target-unsupported", format!("{} cannot express this setting: {}", u.target.as_str(), u.message))
-                .with_help(format!("the {} output leaves it out; set it another way for that target, or drop it from `targets`", u.target.as_str()));
-            if let Some(span) = span_of(model, &u.pointer) {
-                d = d.with_label(span, format!("not expressible in {}", u.target.as_str()));
+            let target = u.target.as_str();
+            let mut d = Diagnostic::warning("target-unsupported", format!("{target} cannot express this setting: {}", u.message))
+                .with_help(format!("the {target} output leaves it out; set it another way for that target, or drop {target} from `targets`"));
+            // A setting the user wrote is a warning; a preset default the target
+            // cannot express is only information.
+            if !crate::policy::place(&mut d, model, &u.pointer, &project.sources) {
+                d.severity = kiln_core::Severity::Info;
             }
-            diags.push(d.with_note(format!("environment {env}, value {}", u.pointer)));
+            d.notes.push(format!("environment {env}"));
+            diags.push(d);
         }
         for mut a in out.artifacts {
             match safe_relative(&a.path) {
@@ -135,6 +140,39 @@ fn build_env(project: &Project, env: &str) -> (EnvBuild, Vec<Diagnostic>) {
         },
         diags,
     )
+}
+
+/// The same diagnostic from several environments (a shared layer) is reported
+/// once, naming every environment.
+pub fn merge_across_environments(diags: &mut Vec<Diagnostic>) {
+    let mut merged: Vec<(Diagnostic, Vec<String>)> = Vec::new();
+    for d in diags.drain(..) {
+        let (envs, rest): (Vec<String>, Vec<String>) = d
+            .notes
+            .iter()
+            .cloned()
+            .partition(|n| n.starts_with("environment "));
+        let key = Diagnostic {
+            notes: rest.clone(),
+            ..d.clone()
+        };
+        let env_names: Vec<String> = envs
+            .iter()
+            .map(|n| n.trim_start_matches("environment ").to_owned())
+            .collect();
+        match merged.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, names)) => names.extend(env_names),
+            None => merged.push((key, env_names)),
+        }
+    }
+    for (mut d, names) in merged {
+        match names.len() {
+            0 => {}
+            1 => d.notes.push(format!("environment {}", names[0])),
+            _ => d.notes.push(format!("environments {}", names.join(", "))),
+        }
+        diags.push(d);
+    }
 }
 
 /// The span that set the value at `pointer` (or its nearest parent).

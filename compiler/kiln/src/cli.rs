@@ -16,6 +16,9 @@ pub struct Cli {
     /// When to color diagnostics: auto honours NO_COLOR, TERM=dumb and non-terminals.
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+    /// Also show information-level diagnostics (quiet by default).
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

@@ -21,7 +21,7 @@ pub const EXIT_FINDINGS: u8 = 1;
 pub const EXIT_ERROR: u8 = 2;
 
 pub fn run(cli: Cli) -> Result<u8> {
-    let ui = Ui::new(cli.color);
+    let ui = Ui::new(cli.color, cli.verbose);
     match cli.command {
         Command::Compile {
             project,
@@ -46,10 +46,11 @@ pub fn run(cli: Cli) -> Result<u8> {
 pub struct Ui {
     pub color: bool,
     pub width: usize,
+    pub verbose: bool,
 }
 
 impl Ui {
-    fn new(color: Color) -> Ui {
+    fn new(color: Color, verbose: bool) -> Ui {
         let is_tty = std::io::stderr().is_terminal();
         let color = match color {
             Color::Always => true,
@@ -68,21 +69,34 @@ impl Ui {
         } else {
             80
         };
-        Ui { color, width }
+        Ui {
+            color,
+            width,
+            verbose,
+        }
     }
 
+    /// Renders diagnostics to stderr; information-level ones only with `--verbose`.
     pub fn diagnostics(&self, diags: &[Diagnostic], sources: &Sources) {
-        if diags.is_empty() {
-            return;
-        }
-        let text = render(
-            diags,
+        let shown: Vec<Diagnostic> = diags
+            .iter()
+            .filter(|d| self.verbose || d.severity != kiln_core::Severity::Info)
+            .cloned()
+            .collect();
+        let hidden = diags.len() - shown.len();
+        let mut text = render(
+            &shown,
             sources,
             RenderOptions {
                 color: self.color,
                 width: self.width,
             },
         );
+        if hidden > 0 {
+            text.push_str(&format!(
+                "kiln: {hidden} informational note(s) hidden; --verbose shows them\n"
+            ));
+        }
         let _ = std::io::stderr().write_all(text.as_bytes());
     }
 }
@@ -143,7 +157,7 @@ fn load_and_build(ui: &Ui, dir: &Path, envs: &[String]) -> Result<(PathBuf, Buil
         }
     };
     let b = build::build(project, diags, envs);
-    let b = crate::policy_cmd::check_policies(b);
+    let b = crate::policy_cmd::check_policies(&root, b);
     Ok((root, b))
 }
 
@@ -176,7 +190,7 @@ fn compile(ui: &Ui, dir: &Path, envs: &[String], check: bool, format: Format) ->
         .as_ref()
         .map(|p| scoped_lock(p, &b.project.output, &selected_names(&b)));
     let written = disk::write_compile(
-        &mut disk::RealFs,
+        &mut disk::RealFs::from_env(),
         &root,
         &b.project.output,
         &bytes,

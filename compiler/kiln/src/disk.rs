@@ -74,10 +74,33 @@ pub trait Fs {
     fn remove(&mut self, path: &Path) -> std::io::Result<()>;
 }
 
-pub struct RealFs;
+/// The real file system. `fail_after`, set from `KILN_TEST_FAIL_AFTER_WRITES` by
+/// the CLI, makes the N+1th write fail: the tests use it to prove that an
+/// interrupted compile leaves the previous files and lock intact.
+pub struct RealFs {
+    pub writes: usize,
+    pub fail_after: Option<usize>,
+}
+
+impl RealFs {
+    pub fn from_env() -> RealFs {
+        RealFs {
+            writes: 0,
+            fail_after: std::env::var("KILN_TEST_FAIL_AFTER_WRITES")
+                .ok()
+                .and_then(|v| v.parse().ok()),
+        }
+    }
+}
 
 impl Fs for RealFs {
     fn write_new(&mut self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        if self.fail_after.is_some_and(|n| self.writes >= n) {
+            return Err(std::io::Error::other(
+                "simulated failure (KILN_TEST_FAIL_AFTER_WRITES)",
+            ));
+        }
+        self.writes += 1;
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)?;
         }

@@ -7,7 +7,9 @@ pub mod build;
 pub mod compare;
 pub mod format;
 pub mod lock;
+pub mod policy;
 pub mod report;
+pub mod stdlib;
 
 /// Output formats of `kiln diff`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

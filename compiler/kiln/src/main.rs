@@ -4,6 +4,8 @@ mod cli;
 mod cmd;
 mod disk;
 mod policy_cmd;
+mod policy_test;
+mod secrets;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,168 @@
+//! The on-disk cache of compiled modules.
+//!
+//! An entry is one file, `<cache_dir>/policy-modules/<key>.cwasm`, where `key` is the blake3 of
+//! the module's bytes together with wasmtime's engine compatibility hash (wasmtime version,
+//! target, compiler settings). Its contents are a magic line, the blake3 of the payload, and the
+//! payload: the bytes `Module::serialize` produced.
+//!
+//! Entries are written to a temporary file in the same folder and renamed into place, so two
+//! kiln processes compiling the same policy at once both succeed and the last rename wins with
+//! a complete file. A reader never sees half a file; a torn write after a power loss, a
+//! truncated or garbage file, or an entry from an incompatible wasmtime is detected, ignored,
+//! rebuilt and overwritten. Failing to write the cache never fails a load.
+
+use std::fs;
+use std::hash::{Hash, Hasher};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use wasmtime::{Engine, Module};
+
+/// What happened with the disk cache when a module was loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// The host has no cache folder; the module was compiled.
+    Disabled,
+    /// A valid compiled entry was found and used.
+    Hit,
+    /// There was no entry; the module was compiled and (if possible) stored.
+    Miss,
+    /// There was an entry, but it was corrupt or from an incompatible engine; the module was
+    /// compiled and the entry overwritten (if possible).
+    Rebuilt,
+}
+
+const MAGIC: &[u8] = b"kiln-cwasm-v1\n";
+const HASH_LEN: usize = 32;
+
+pub(crate) struct DiskCache {
+    dir: PathBuf,
+}
+
+pub(crate) enum Lookup {
+    Hit(Module),
+    Miss,
+    Bad,
+}
+
+/// Feeds `std::hash::Hash` output into blake3, to turn wasmtime's compatibility hash (which is
+/// only available as `impl Hash`) into a stable key without relying on `DefaultHasher`.
+struct Blake3Hasher(blake3::Hasher);
+
+impl Hasher for Blake3Hasher {
+    fn finish(&self) -> u64 {
+        let hash = self.0.finalize();
+        let mut first = [0; 8];
+        first.copy_from_slice(&hash.as_bytes()[..8]);
+        u64::from_le_bytes(first)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+/// The cache key for a module on this engine, as hex.
+pub(crate) fn cache_key(engine: &Engine, module_hash: &blake3::Hash) -> String {
+    let mut hasher = Blake3Hasher(blake3::Hasher::new());
+    hasher.write(b"kiln-policy-host compiled module\0");
+    hasher.write(module_hash.as_bytes());
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hasher.0.finalize().to_hex().to_string()
+}
+
+impl DiskCache {
+    /// A cache in `cache_dir/policy-modules` (created on first store).
+    pub(crate) fn new(cache_dir: &Path) -> DiskCache {
+        DiskCache {
+            dir: cache_dir.join("policy-modules"),
+        }
+    }
+
+    pub(crate) fn entry_path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.cwasm"))
+    }
+
+    pub(crate) fn lookup(&self, engine: &Engine, key: &str) -> Lookup {
+        // Not found, or unreadable (the folder is not a folder, no permission): either way
+        // there is nothing usable, and `store` will say whether it can write.
+        let Ok(data) = fs::read(self.entry_path(key)) else {
+            return Lookup::Miss;
+        };
+        let Some(payload) = verified_payload(&data) else {
+            return Lookup::Bad;
+        };
+        // SAFETY: `Module::deserialize` is unsafe because wasmtime trusts the machine code in
+        // the bytes: it checks that they were produced by a compatible engine, but not that
+        // they are intact. `verified_payload` has just checked that these bytes hash to the
+        // blake3 stored in the entry's header, and entries are only ever written by `store`
+        // below, from the output of `Module::serialize` on an engine with the same
+        // compatibility hash (it is part of the file name). So the bytes are exactly what
+        // wasmtime serialized: a truncated, torn or garbage file fails the hash check and is
+        // never deserialized. The bytes are held in memory, so the file changing after the
+        // check cannot matter. (Someone who can write to the user's cache folder can forge
+        // both the hash and the payload; such a person can also replace the kiln binary, so
+        // that is outside what the cache defends against.) An entry from another wasmtime
+        // version has another file name; if one is still found incompatible, `deserialize`
+        // returns an error and the entry is rebuilt.
+        match unsafe { Module::deserialize(engine, payload) } {
+            Ok(module) => Lookup::Hit(module),
+            Err(_) => Lookup::Bad,
+        }
+    }
+
+    /// Writes an entry atomically (temporary file + rename). Errors are returned for tests;
+    /// callers ignore them.
+    pub(crate) fn store(&self, key: &str, serialized: &[u8]) -> io::Result<()> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        fs::create_dir_all(&self.dir)?;
+        let tmp = self.dir.join(format!(
+            ".{key}.{}.{}.tmp",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = (|| {
+            let mut file = fs::File::create(&tmp)?;
+            file.write_all(MAGIC)?;
+            file.write_all(blake3::hash(serialized).as_bytes())?;
+            file.write_all(serialized)?;
+            drop(file);
+            fs::rename(&tmp, self.entry_path(key))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+}
+
+/// The payload of an entry, if the header is right and the payload's blake3 matches it.
+fn verified_payload(data: &[u8]) -> Option<&[u8]> {
+    let rest = data.strip_prefix(MAGIC)?;
+    if rest.len() < HASH_LEN {
+        return None;
+    }
+    let (hash, payload) = rest.split_at(HASH_LEN);
+    // `blake3::Hash`'s equality is constant-time; speed is not the point here, correctness is.
+    (blake3::hash(payload) == blake3::Hash::from_slice(hash).ok()?).then_some(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_verification() {
+        let payload = b"compiled code";
+        let mut entry = MAGIC.to_vec();
+        entry.extend_from_slice(blake3::hash(payload).as_bytes());
+        entry.extend_from_slice(payload);
+        assert_eq!(verified_payload(&entry), Some(&payload[..]));
+        let last = entry.len() - 1;
+        entry[last] ^= 1;
+        assert_eq!(verified_payload(&entry), None);
+        assert_eq!(verified_payload(&entry[..20]), None);
+        assert_eq!(verified_payload(b""), None);
+    }
+}

@@ -1,0 +1,269 @@
+//! Host behaviour beyond single fixtures: the minimal example from policies/ABI.md, the disk
+//! cache, threads, limits.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+use kiln_policy_host::{
+    CacheOutcome, HostConfig, LoadedPolicy, PolicyErrorKind, PolicyHost, SettingsError, Severity,
+};
+
+const INPUT: &[u8] = include_bytes!("input.json");
+
+fn minimal_wasm() -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/examples/minimal.wat");
+    wat::parse_file(&path).expect("policies/examples/minimal.wat parses")
+}
+
+fn host(cache_dir: Option<PathBuf>) -> PolicyHost {
+    PolicyHost::new(HostConfig {
+        cache_dir,
+        ..HostConfig::default()
+    })
+    .expect("wasmtime works on this machine")
+}
+
+fn assert_minimal_finding(policy: &LoadedPolicy) {
+    let output = policy.check(INPUT).expect("the minimal example runs");
+    assert_eq!(output.findings.len(), 1);
+    let finding = &output.findings[0];
+    assert_eq!(finding.rule, "example.input-size");
+    assert_eq!(finding.severity, Some(Severity::Info));
+    assert_eq!(
+        finding.message,
+        format!("the input document is {} bytes long", INPUT.len())
+    );
+    assert_eq!(finding.path.as_deref(), Some(""));
+}
+
+#[test]
+fn minimal_example_reports_its_finding() {
+    let policy = host(None)
+        .load("minimal.wat", &minimal_wasm())
+        .expect("the minimal example loads");
+    assert_eq!(policy.meta().id, "example");
+    assert_eq!(policy.abi_version(), (1, 0));
+    assert_eq!(policy.cache_outcome(), CacheOutcome::Disabled);
+    assert_minimal_finding(&policy);
+    // The message depends on the input: it really reads the length.
+    let output = policy.check(b"{}").expect("runs on any input");
+    assert_eq!(
+        output.findings[0].message,
+        "the input document is 2 bytes long"
+    );
+    let large = vec![b' '; 200_000];
+    let output = policy.check(&large).expect("kiln_alloc grows memory");
+    assert_eq!(
+        output.findings[0].message,
+        "the input document is 200000 bytes long"
+    );
+}
+
+#[test]
+fn minimal_example_validates_settings() {
+    let policy = host(None).load("minimal.wat", &minimal_wasm()).unwrap();
+    assert_eq!(policy.validate_settings(b"{}").unwrap(), Some(vec![]));
+    assert_eq!(
+        policy.validate_settings(br#"{"x":1}"#).unwrap(),
+        Some(vec![SettingsError {
+            path: String::new(),
+            message: "this policy takes no settings".into(),
+        }])
+    );
+}
+
+#[test]
+fn input_over_the_limit_is_refused() {
+    let host = PolicyHost::new(HostConfig {
+        max_input_bytes: 100,
+        ..HostConfig::default()
+    })
+    .unwrap();
+    let policy = host.load("minimal.wat", &minimal_wasm()).unwrap();
+    let err = policy.check(&[b' '; 101]).unwrap_err();
+    assert_eq!(
+        err.kind(),
+        &PolicyErrorKind::InputTooLarge { len: 101, max: 100 }
+    );
+    assert!(
+        err.to_string().starts_with("policy `minimal.wat`: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn not_a_module_is_refused() {
+    let host = host(None);
+    for (name, bytes) in [
+        ("empty", Vec::new()),
+        ("text", b"hello".to_vec()),
+        ("truncated", minimal_wasm()[..40].to_vec()),
+        ("component", wat::parse_str("(component)").unwrap()),
+    ] {
+        let err = host.load(name, &bytes).unwrap_err();
+        assert!(
+            matches!(err.kind(), PolicyErrorKind::InvalidModule { .. }),
+            "{name}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_loaded_policy_outlives_its_host() {
+    let policy = host(None).load("minimal.wat", &minimal_wasm()).unwrap();
+    assert_minimal_finding(&policy);
+}
+
+#[test]
+fn checks_run_in_parallel() {
+    let policy = Arc::new(host(None).load("minimal.wat", &minimal_wasm()).unwrap());
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let policy = Arc::clone(&policy);
+            thread::spawn(move || {
+                for _ in 0..50 {
+                    assert_minimal_finding(&policy);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("no thread panicked");
+    }
+}
+
+fn cache_entries(dir: &Path) -> Vec<PathBuf> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir.join("policy-modules"))
+        .map(|rd| rd.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    entries.sort();
+    entries
+}
+
+#[test]
+fn cache_miss_then_hit() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = minimal_wasm();
+    let first = host(Some(dir.path().into()))
+        .load("minimal", &wasm)
+        .unwrap();
+    assert_eq!(first.cache_outcome(), CacheOutcome::Miss);
+    assert_minimal_finding(&first);
+    let entries = cache_entries(dir.path());
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].extension().is_some_and(|e| e == "cwasm"));
+    // A new host is a new engine, as in a second kiln process.
+    let second = host(Some(dir.path().into()))
+        .load("minimal", &wasm)
+        .unwrap();
+    assert_eq!(second.cache_outcome(), CacheOutcome::Hit);
+    assert_minimal_finding(&second);
+}
+
+#[test]
+fn corrupt_cache_entries_are_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = minimal_wasm();
+    host(Some(dir.path().into()))
+        .load("minimal", &wasm)
+        .unwrap();
+    let entry = cache_entries(dir.path()).remove(0);
+    let good = std::fs::read(&entry).unwrap();
+    let mut flipped = good.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x55;
+    let corruptions: [(&str, Vec<u8>); 4] = [
+        ("garbage", b"this is not a compiled module".repeat(100)),
+        ("empty", Vec::new()),
+        ("truncated", good[..good.len() / 3].to_vec()),
+        ("one flipped byte", flipped),
+    ];
+    for (what, bytes) in corruptions {
+        std::fs::write(&entry, bytes).unwrap();
+        let policy = host(Some(dir.path().into()))
+            .load("minimal", &wasm)
+            .unwrap();
+        assert_eq!(policy.cache_outcome(), CacheOutcome::Rebuilt, "{what}");
+        assert_minimal_finding(&policy);
+        assert_eq!(
+            std::fs::read(&entry).unwrap(),
+            good,
+            "{what}: entry rewritten"
+        );
+        let again = host(Some(dir.path().into()))
+            .load("minimal", &wasm)
+            .unwrap();
+        assert_eq!(again.cache_outcome(), CacheOutcome::Hit, "{what}");
+    }
+}
+
+#[test]
+fn an_unwritable_cache_only_costs_speed() {
+    let dir = tempfile::tempdir().unwrap();
+    // The cache folder's parent is a file, so nothing can be created in it.
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, b"").unwrap();
+    for _ in 0..2 {
+        let policy = host(Some(blocker.join("cache")))
+            .load("minimal", &minimal_wasm())
+            .unwrap();
+        assert_eq!(policy.cache_outcome(), CacheOutcome::Miss);
+        assert_minimal_finding(&policy);
+    }
+}
+
+#[test]
+fn two_threads_load_the_same_module_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = Arc::new(minimal_wasm());
+    let barrier = Arc::new(Barrier::new(2));
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let (dir, wasm, barrier) = (dir.path().to_owned(), wasm.clone(), barrier.clone());
+            thread::spawn(move || {
+                // Separate hosts: as two kiln processes would.
+                let host = host(Some(dir));
+                barrier.wait();
+                let policy = host.load("minimal", &wasm).unwrap();
+                assert_minimal_finding(&policy);
+                policy.cache_outcome()
+            })
+        })
+        .collect();
+    for t in threads {
+        let outcome = t.join().expect("no thread panicked");
+        assert!(
+            matches!(outcome, CacheOutcome::Miss | CacheOutcome::Hit),
+            "{outcome:?}"
+        );
+    }
+    let entries = cache_entries(dir.path());
+    assert_eq!(
+        entries.len(),
+        1,
+        "one entry, no temporary files left: {entries:?}"
+    );
+    let policy = host(Some(dir.path().into()))
+        .load("minimal", &wasm)
+        .unwrap();
+    assert_eq!(policy.cache_outcome(), CacheOutcome::Hit);
+}
+
+#[test]
+fn module_hash_is_the_blake3_of_the_bytes() {
+    let wasm = minimal_wasm();
+    let policy = host(None).load("minimal", &wasm).unwrap();
+    assert_eq!(policy.module_hash(), blake3::hash(&wasm));
+}
+
+#[test]
+fn abi_md_shows_the_minimal_example_verbatim() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let abi = std::fs::read_to_string(root.join("policies/ABI.md")).unwrap();
+    let wat = std::fs::read_to_string(root.join("policies/examples/minimal.wat")).unwrap();
+    assert!(
+        abi.contains(&format!("```wat\n{wat}```\n")),
+        "policies/ABI.md §11 must quote policies/examples/minimal.wat exactly"
+    );
+}

@@ -1,0 +1,498 @@
+//! The policy stage: every environment × policy module evaluated in parallel,
+//! findings mapped through provenance to the spec lines that caused them, then
+//! the spec's severity overrides and waivers applied. Pure: modules arrive
+//! loaded, and today's date (for waiver expiry) is a parameter.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kiln_core::Artifact;
+use kiln_core::diagnostic::{Diagnostic, Severity, did_you_mean, unknown_name_help};
+use kiln_core::model::{Model, Origin};
+use kiln_core::source::{Origin as SourceOrigin, Sources, Span};
+use kiln_policy_host::{InputKind, LoadedPolicy, RawFinding};
+use rayon::prelude::*;
+use serde_json::{Value, json};
+
+use crate::build::Build;
+
+/// A loaded policy module and where it came from.
+pub struct Policy {
+    pub module: LoadedPolicy,
+    /// `None` for the standard library; the spec's `module` span otherwise.
+    pub declared_at: Option<Span>,
+    /// The module's path in the spec (`policies/org.wasm`); `None` for the standard library.
+    pub spec_path: Option<String>,
+}
+
+impl Policy {
+    pub fn id(&self) -> &str {
+        &self.module.meta().id
+    }
+}
+
+/// A calendar date, for waiver expiry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Date(pub i32, pub u32, pub u32);
+
+impl Date {
+    pub fn parse(s: &str) -> Option<Date> {
+        let mut it = s.split('-');
+        let d = Date(
+            it.next()?.parse().ok()?,
+            it.next()?.parse().ok()?,
+            it.next()?.parse().ok()?,
+        );
+        it.next().is_none().then_some(d)
+    }
+
+    /// The civil date of a count of days since 1970-01-01 (Howard Hinnant's algorithm).
+    pub fn from_unix_days(days: i64) -> Date {
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let y = (yoe + era * 400 + i64::from(m <= 2)) as i32;
+        Date(y, m, d)
+    }
+}
+
+/// The input document of a policy call.
+pub fn input_document(
+    policy: &Policy,
+    model: &Model,
+    spec: &Value,
+    artifacts: &[Artifact],
+    secret_values: Option<&BTreeMap<String, String>>,
+) -> Value {
+    let meta = policy.module.meta();
+    // A spec module's settings live in its `module` block; others under `settings ID`.
+    let from_module = policy
+        .spec_path
+        .as_ref()
+        .and_then(|p| model.policies.modules.get(p))
+        .filter(|m| !m.settings.is_empty());
+    let settings = match from_module {
+        Some(m) => Value::Object(m.settings.clone().into_iter().collect()),
+        None => model
+            .policies
+            .settings
+            .get(&meta.id)
+            .cloned()
+            .unwrap_or_else(|| json!({})),
+    };
+    let mut doc = json!({
+        "abi": "1.0",
+        "policy": {"id": meta.id, "settings": settings},
+        "environment": model.environment,
+        "tier": model.tier.as_str(),
+        "spec": spec,
+    });
+    if meta.inputs.contains(&InputKind::Artifacts) {
+        let env_prefix = format!("{}/{}/", model.project.output, model.environment);
+        doc["artifacts"] = artifacts
+            .iter()
+            .map(|a| {
+                let path = a.path.strip_prefix(&env_prefix).unwrap_or(&a.path);
+                let target = path.split('/').next().unwrap_or("");
+                json!({"target": target, "path": path, "text": a.text})
+            })
+            .collect();
+    }
+    if let Some(values) = secret_values
+        && meta.inputs.contains(&InputKind::SecretValues)
+    {
+        doc["secret-values"] = json!(values);
+    }
+    doc
+}
+
+/// Runs every policy over every built environment and appends the findings.
+pub fn run(
+    b: &mut Build,
+    stdlib: &[Arc<Policy>],
+    extra: &BTreeMap<String, Vec<Arc<Policy>>>,
+    today: Date,
+) {
+    let jobs: Vec<(usize, Arc<Policy>)> = b
+        .envs
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.model.is_some())
+        .flat_map(|(i, e)| {
+            let extra = extra.get(&e.name).cloned().unwrap_or_default();
+            stdlib.iter().cloned().chain(extra).map(move |p| (i, p))
+        })
+        .collect();
+    let specs: Vec<Option<Value>> = b
+        .envs
+        .iter()
+        .map(|e| e.model.as_ref().map(Model::to_json))
+        .collect();
+    let sources = &b.project.sources;
+    let envs = &b.envs;
+    let mut diags: Vec<Diagnostic> = jobs
+        .par_iter()
+        .flat_map_iter(|(i, policy)| {
+            let env = &envs[*i];
+            let model = env.model.as_ref().expect("filtered");
+            let spec = specs[*i].as_ref().expect("filtered");
+            evaluate(policy, model, spec, &env.artifacts, None, sources)
+        })
+        .collect();
+    for env in &b.envs {
+        if let Some(model) = &env.model {
+            let mut all: Vec<&Arc<Policy>> = stdlib.iter().collect();
+            all.extend(extra.get(&env.name).into_iter().flatten());
+            diags.extend(check_config(model, &all, today, sources));
+        }
+    }
+    b.diagnostics.extend(diags);
+    crate::build::merge_across_environments(&mut b.diagnostics);
+    kiln_core::diagnostic::normalize(&mut b.diagnostics);
+}
+
+/// One policy over one environment: its findings as diagnostics, or the module's failure.
+pub fn evaluate(
+    policy: &Policy,
+    model: &Model,
+    spec: &Value,
+    artifacts: &[Artifact],
+    secret_values: Option<&BTreeMap<String, String>>,
+    sources: &Sources,
+) -> Vec<Diagnostic> {
+    let input = input_document(policy, model, spec, artifacts, secret_values);
+    let bytes = serde_json::to_vec(&input).expect("JSON serializes");
+    let output = match policy.module.check(&bytes) {
+        Ok(o) => o,
+        Err(e) => {
+            let mut d = Diagnostic::error("policy-failed", format!("policy `{}` failed on environment {}: {}", policy.module.display_name(), model.environment, e.kind()))
+                .with_help(e.help())
+                .with_note("the other policies still ran; this compile fails until the module is fixed or removed");
+            if let Some(span) = policy.declared_at {
+                d = d.with_label(span, "this module");
+            }
+            return vec![d];
+        }
+    };
+    let mut out = Vec::new();
+    for f in output.findings {
+        if let Some(d) = finding(policy, model, artifacts, &f, sources) {
+            out.push(d);
+        }
+    }
+    if let Some(values) = secret_values {
+        for d in &mut out {
+            redact(d, values);
+        }
+    }
+    out
+}
+
+/// Replaces any secret value a (possibly hostile) policy echoed in its text.
+fn redact(d: &mut Diagnostic, values: &BTreeMap<String, String>) {
+    let scrub = |s: &mut String| {
+        for v in values.values() {
+            if v.len() >= 4 && s.contains(v.as_str()) {
+                *s = s.replace(v.as_str(), "«redacted»");
+            }
+        }
+    };
+    scrub(&mut d.message);
+    if let Some(h) = &mut d.help {
+        scrub(h);
+    }
+    for n in &mut d.notes {
+        scrub(n);
+    }
+    for l in &mut d.labels {
+        scrub(&mut l.message);
+    }
+}
+
+fn severity_of(policy: &Policy, f: &RawFinding) -> Severity {
+    let raw = f.severity.or_else(|| {
+        policy
+            .module
+            .meta()
+            .rule(&f.rule)
+            .map(|r| r.default_severity)
+    });
+    match raw.map(|s| s.as_str()) {
+        Some("error") => Severity::Error,
+        Some("warn") | Some("warning") => Severity::Warning,
+        _ => Severity::Info,
+    }
+}
+
+/// Maps one raw finding to a diagnostic at the spec line behind it, applying
+/// the spec's overrides and waivers. `None` when turned off or waived.
+fn finding(
+    policy: &Policy,
+    model: &Model,
+    artifacts: &[Artifact],
+    f: &RawFinding,
+    sources: &Sources,
+) -> Option<Diagnostic> {
+    let mut severity = severity_of(policy, f);
+    if let Some(o) = model.policies.rules.get(&f.rule) {
+        severity = match o.severity.as_str() {
+            "off" => return None,
+            "error" => Severity::Error,
+            "warn" => Severity::Warning,
+            _ => Severity::Info,
+        };
+    }
+    let pointer = f.path.clone().or_else(|| {
+        let a = f.artifact.as_ref()?;
+        artifact_pointer(model, artifacts, &a.path, a.line as usize)
+    });
+    if model.policies.waivers.iter().any(|w| {
+        w.rule == f.rule
+            && w.reason.is_some()
+            && w.path.as_deref().is_none_or(|p| {
+                pointer
+                    .as_deref()
+                    .is_some_and(|fp| fp == p || fp.starts_with(&format!("{p}/")))
+            })
+    }) {
+        return None;
+    }
+    let mut d = Diagnostic::new(severity, f.rule.clone(), f.message.clone());
+    if let Some(ptr) = &pointer {
+        place(&mut d, model, ptr, sources);
+    }
+    if let Some(a) = &f.artifact {
+        d = d.with_note(format!(
+            "in generated file {}/{}/{}, line {}",
+            model.project.output, model.environment, a.path, a.line
+        ));
+    }
+    for r in &f.related {
+        if let Some((_, origins)) = model.provenance.lookup(&r.path) {
+            d = d.with_label(origins[0].span, r.message.clone());
+        }
+    }
+    d.help = Some(
+        f.help
+            .clone()
+            .unwrap_or_else(|| format!("see `kiln explain {}`", f.rule)),
+    );
+    d.notes.push(format!(
+        "policy {} {}",
+        policy.id(),
+        policy.module.meta().version
+    ));
+    d.notes.push(format!(
+        "environment {} ({})",
+        model.environment,
+        model.tier.as_str()
+    ));
+    Some(d)
+}
+
+/// The model pointer behind a line of a rendered artifact.
+fn artifact_pointer(
+    model: &Model,
+    artifacts: &[Artifact],
+    path: &str,
+    line: usize,
+) -> Option<String> {
+    let full = format!("{}/{}/{path}", model.project.output, model.environment);
+    let a = artifacts
+        .iter()
+        .find(|a| a.path == full || a.path == path)?;
+    a.lines.get(line.checked_sub(1)?)?.first().cloned()
+}
+
+/// Puts the primary label on the user's spec line that set the value (or its
+/// nearest parent); notes where it was inherited from or which preset set it.
+/// Puts the primary label on the user's spec line that set the value (or its
+/// nearest parent); notes where it was inherited from or which preset set it.
+/// Returns `true` when the user's own spec files set the value (or, for a map
+/// such as `/sites/x/headers`, any entry of it).
+pub fn place(d: &mut Diagnostic, model: &Model, pointer: &str, sources: &Sources) -> bool {
+    let Some((found, origins)) = model.provenance.lookup(pointer) else {
+        return false;
+    };
+    let in_project = |o: &Origin| sources.get(o.span.file).origin == SourceOrigin::Project;
+    let exact = found == pointer;
+    let prefix = format!("{pointer}/");
+    let mut descendants = model
+        .provenance
+        .map
+        .range(prefix.clone()..)
+        .take_while(|(k, _)| k.starts_with(&prefix))
+        .peekable();
+    let has_descendants = descendants.peek().is_some();
+    let user_set = if exact {
+        in_project(&origins[0])
+    } else if has_descendants {
+        descendants.any(|(_, o)| in_project(&o[0]))
+    } else {
+        in_project(&origins[0])
+    };
+    let first = &origins[0];
+    if in_project(first) {
+        let label = if exact || !has_descendants {
+            "set here"
+        } else {
+            "declared here"
+        };
+        d.labels.insert(
+            0,
+            kiln_core::diagnostic::Label {
+                span: first.span,
+                message: label.into(),
+            },
+        );
+        if first.layer != model.environment {
+            d.notes.push(format!("inherited from `{}`", first.layer));
+        }
+    } else {
+        // Set by a preset: blame the user's node that chose it, and show the preset line too.
+        let mut parent = found;
+        let user = loop {
+            let Some(cut) = parent.rfind('/') else {
+                break None;
+            };
+            parent = &parent[..cut];
+            if parent.is_empty() {
+                break None;
+            }
+            if let Some((_, o)) = model.provenance.lookup(parent)
+                && in_project(&o[0])
+            {
+                break Some(o[0].clone());
+            }
+        };
+        if let Some(u) = user {
+            d.labels.insert(
+                0,
+                kiln_core::diagnostic::Label {
+                    span: u.span,
+                    message: "declared here".into(),
+                },
+            );
+        }
+        d.labels.push(kiln_core::diagnostic::Label {
+            span: first.span,
+            message: format!("set by {}", first.layer),
+        });
+        d.notes.push(format!(
+            "the value comes from {}; override it in the spec",
+            first.layer
+        ));
+    }
+    user_set
+}
+
+/// The spec's policy configuration: unknown rules and policies, settings, expired waivers.
+fn check_config(
+    model: &Model,
+    policies: &[&Arc<Policy>],
+    today: Date,
+    _sources: &Sources,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let rules: Vec<&str> = policies
+        .iter()
+        .flat_map(|p| p.module.meta().rules.iter().map(|r| r.id.as_str()))
+        .collect();
+    for (id, o) in &model.policies.rules {
+        if !rules.contains(&id.as_str()) {
+            let mut d = Diagnostic::error("unknown-rule", format!("no policy has a rule `{id}`"))
+                .with_help(unknown_name_help(id, "rule", &rules));
+            if let Some(span) = o.span {
+                d = d.with_label(span, "unknown rule");
+            }
+            out.push(d);
+        }
+    }
+    for w in &model.policies.waivers {
+        let span = w.span;
+        if !rules.contains(&w.rule.as_str()) {
+            let mut d = Diagnostic::error(
+                "unknown-rule",
+                format!("the waiver names rule `{}`, which no policy has", w.rule),
+            )
+            .with_help(unknown_name_help(&w.rule, "rule", &rules));
+            if let Some(s) = span {
+                d = d.with_label(s, "unknown rule");
+            }
+            out.push(d);
+        }
+        if let Some(exp) = &w.expires
+            && let Some(date) = Date::parse(exp)
+            && date < today
+        {
+            let mut d = Diagnostic::error("waiver-expired", format!("the waiver of `{}` expired on {exp}", w.rule))
+                .with_help("fix what the rule reports and delete the waiver, or renew it with a new `expires` and a reason");
+            if let Some(s) = span {
+                d = d.with_label(s, "expired waiver");
+            }
+            out.push(d);
+        }
+    }
+    let ids: Vec<&str> = policies.iter().map(|p| p.id()).collect();
+    for (id, settings) in &model.policies.settings {
+        let ptr = format!(
+            "/policies/settings/{}",
+            kiln_core::model::pointer_segment(id)
+        );
+        let span = model.provenance.lookup(&ptr).map(|(_, o)| o[0].span);
+        let Some(policy) = policies.iter().find(|p| p.id() == id) else {
+            let mut d = Diagnostic::error(
+                "unknown-policy",
+                format!("settings for `{id}`, which is not a policy in force"),
+            )
+            .with_help(match did_you_mean(id, ids.iter().copied()) {
+                Some(b) => format!("did you mean `{b}`?"),
+                None => format!("policies in force: {}", ids.join(", ")),
+            });
+            if let Some(s) = span {
+                d = d.with_label(s, "no such policy");
+            }
+            out.push(d);
+            continue;
+        };
+        let bytes = serde_json::to_vec(settings).expect("JSON");
+        match policy.module.validate_settings(&bytes) {
+            Ok(Some(errors)) => {
+                for e in errors {
+                    let sub = format!("{ptr}{}", e.path);
+                    let s = model
+                        .provenance
+                        .lookup(&sub)
+                        .map(|(_, o)| o[0].span)
+                        .or(span);
+                    let mut d = Diagnostic::error(
+                        "invalid-settings",
+                        format!("settings of policy `{id}`: {}", e.message),
+                    )
+                    .with_help(format!("see the settings of `{id}` in `kiln policy list`"));
+                    if let Some(s) = s {
+                        d = d.with_label(s, "rejected by the policy");
+                    }
+                    out.push(d);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => out.push(
+                Diagnostic::error(
+                    "policy-failed",
+                    format!(
+                        "policy `{id}` failed to validate its settings: {}",
+                        e.kind()
+                    ),
+                )
+                .with_help(e.help()),
+            ),
+        }
+    }
+    out
+}

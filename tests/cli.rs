@@ -1,0 +1,381 @@
+//! The CLI contract, end to end: exit codes, streams, determinism, every
+//! `compile --check` state, atomic writes, and paths that must not escape.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn kiln(args: &[&str], dir: &Path) -> Output {
+    Command::new(common::kiln_bin())
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env(
+            "KILN_CACHE_DIR",
+            common::root().join("target/kiln-test-cache"),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .expect("kiln runs")
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exit code")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A copy of a fixture's spec files (not its output) in a fresh folder.
+fn copy_fixture(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = common::root().join("fixtures").join(name);
+    for entry in walk(&src) {
+        let rel = entry.strip_prefix(&src).expect("under src");
+        if rel.starts_with("generated") || rel == Path::new("kiln.lock") {
+            continue;
+        }
+        let to = dir.path().join(rel);
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(&entry, &to).expect("copy");
+    }
+    dir
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("readable").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every file under `dir` (relative path → bytes).
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    walk(dir)
+        .into_iter()
+        .map(|p| {
+            (
+                p.strip_prefix(dir)
+                    .expect("under")
+                    .to_string_lossy()
+                    .into_owned(),
+                std::fs::read(&p).expect("read"),
+            )
+        })
+        .collect()
+}
+
+fn compile_ok(dir: &Path) {
+    let o = kiln(&["compile"], dir);
+    assert_eq!(code(&o), 0, "compile failed:\n{}", text(&o.stderr));
+}
+
+#[test]
+fn compiles_and_checks_clean() {
+    let dir = copy_fixture("tulia");
+    compile_ok(dir.path());
+    assert!(dir.path().join("kiln.lock").is_file());
+    let o = kiln(&["compile", "--check"], dir.path());
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+}
+
+#[test]
+fn same_bytes_in_two_folders_and_twice() {
+    let a = copy_fixture("tulia");
+    let b = copy_fixture("tulia");
+    compile_ok(a.path());
+    compile_ok(b.path());
+    let first = snapshot(a.path());
+    assert_eq!(first, snapshot(b.path()), "output differs between folders");
+    compile_ok(a.path());
+    assert_eq!(first, snapshot(a.path()), "output differs between runs");
+    let lock = text(&first["kiln.lock"]);
+    assert!(
+        !lock.contains(&a.path().to_string_lossy().into_owned()),
+        "the lock holds an absolute path"
+    );
+}
+
+#[test]
+fn inspect_is_byte_identical_across_runs() {
+    let root = common::root();
+    for project in common::fixture_projects() {
+        let p = project.to_string_lossy().into_owned();
+        let one = kiln(&["inspect", &p, "--env", "production"], &root);
+        let two = kiln(&["inspect", &p, "--env", "production"], &root);
+        assert_eq!(code(&one), 0, "{p}: {}", text(&one.stderr));
+        assert_eq!(one.stdout, two.stdout, "{p}: inspect differs between runs");
+        assert!(
+            one.stderr.is_empty(),
+            "{p}: inspect printed diagnostics:\n{}",
+            text(&one.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&one.stdout).expect("inspect prints JSON");
+    }
+}
+
+fn first_output(dir: &Path, suffix: &str) -> PathBuf {
+    walk(&dir.join("generated"))
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with(suffix))
+        .unwrap_or_else(|| panic!("no generated file ending in {suffix}"))
+}
+
+#[test]
+fn check_reports_every_state() {
+    let dir = copy_fixture("tulia");
+    compile_ok(dir.path());
+    let nginx = first_output(dir.path(), "nginx.conf");
+    let name = nginx
+        .strip_prefix(dir.path())
+        .expect("under")
+        .to_string_lossy()
+        .into_owned();
+
+    // Edited by hand.
+    let original = std::fs::read_to_string(&nginx).expect("read");
+    std::fs::write(&nginx, format!("{original}# tuned by hand\n")).expect("write");
+    let o = kiln(&["compile", "--check"], dir.path());
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 1, "{err}");
+    assert!(
+        err.contains(&name) && err.contains("edited by hand") && err.contains("-# tuned by hand"),
+        "{err}"
+    );
+    compile_ok(dir.path());
+    assert_eq!(std::fs::read_to_string(&nginx).expect("read"), original);
+
+    // Missing.
+    std::fs::remove_file(&nginx).expect("rm");
+    let o = kiln(&["compile", "--check"], dir.path());
+    assert_eq!(code(&o), 1);
+    assert!(
+        text(&o.stderr).contains(&format!("{name} is missing")),
+        "{}",
+        text(&o.stderr)
+    );
+    compile_ok(dir.path());
+
+    // Orphan.
+    let orphan = dir.path().join("generated/production/nginx/notes.txt");
+    std::fs::write(&orphan, "mine\n").expect("write");
+    let o = kiln(&["compile", "--check"], dir.path());
+    assert_eq!(code(&o), 1);
+    assert!(
+        text(&o.stderr).contains("notes.txt is not generated by kiln"),
+        "{}",
+        text(&o.stderr)
+    );
+    // compile never removes a file kiln did not generate.
+    compile_ok(dir.path());
+    assert!(orphan.is_file());
+    std::fs::remove_file(&orphan).expect("rm");
+
+    // Stale: the spec changed.
+    let spec = dir.path().join("kiln.kdl");
+    let s = std::fs::read_to_string(&spec)
+        .expect("read")
+        .replace("replicas 3", "replicas 4");
+    std::fs::write(&spec, s).expect("write");
+    let o = kiln(&["compile", "--check"], dir.path());
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("out of date"),
+        "{}",
+        text(&o.stderr)
+    );
+    compile_ok(dir.path());
+    let o = kiln(&["compile", "--check"], dir.path());
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+}
+
+#[test]
+fn an_interrupted_compile_leaves_the_previous_files() {
+    let dir = copy_fixture("tulia");
+    compile_ok(dir.path());
+    let before = snapshot(dir.path());
+    let spec = dir.path().join("kiln.kdl");
+    let s = std::fs::read_to_string(&spec).expect("read");
+    std::fs::write(
+        &spec,
+        s.replace("\"1.8.2\"", "\"1.8.3\"")
+            .replace("api:1.8.2", "api:1.8.3"),
+    )
+    .expect("write");
+    for n in ["0", "1", "3"] {
+        let o = Command::new(common::kiln_bin())
+            .args(["compile"])
+            .current_dir(dir.path())
+            .env("KILN_TEST_FAIL_AFTER_WRITES", n)
+            .env(
+                "KILN_CACHE_DIR",
+                common::root().join("target/kiln-test-cache"),
+            )
+            .output()
+            .expect("runs");
+        assert_eq!(
+            code(&o),
+            2,
+            "the simulated failure must fail the compile: {}",
+            text(&o.stderr)
+        );
+        let mut after = snapshot(dir.path());
+        after.remove("kiln.kdl");
+        let mut expected = before.clone();
+        expected.remove("kiln.kdl");
+        assert_eq!(
+            after.keys().collect::<Vec<_>>(),
+            expected.keys().collect::<Vec<_>>(),
+            "temp files left behind or files lost"
+        );
+        assert!(after == expected, "a failed compile changed files");
+    }
+}
+
+#[test]
+fn exit_codes_and_streams() {
+    let root = common::root();
+    // Invalid spec: 2, diagnostics on stderr, nothing on stdout.
+    let bad = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        bad.path().join("kiln.kdl"),
+        "project p {}\nenvironment production { tier prod }\n",
+    )
+    .expect("write");
+    let o = kiln(&["compile"], bad.path());
+    assert_eq!(code(&o), 2);
+    assert!(o.stdout.is_empty());
+    assert!(
+        text(&o.stderr).contains("did you mean `production`?"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(
+        !bad.path().join("generated").exists(),
+        "wrote output for an invalid spec"
+    );
+    // Unknown flag and unknown command: 2.
+    assert_eq!(code(&kiln(&["compile", "--frobnicate"], &root)), 2);
+    assert_eq!(code(&kiln(&["frobnicate"], &root)), 2);
+    // No project: 2.
+    let empty = tempfile::tempdir().expect("tempdir");
+    let o = kiln(&["compile"], empty.path());
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("no kiln.kdl"),
+        "{}",
+        text(&o.stderr)
+    );
+    // Unknown environment: 2 with a suggestion.
+    let o = kiln(&["inspect", "fixtures/tulia", "--env", "prodution"], &root);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("did you mean `production`?"),
+        "{}",
+        text(&o.stderr)
+    );
+    // --help and --version: 0 on stdout.
+    let o = kiln(&["--help"], &root);
+    assert_eq!(code(&o), 0);
+    assert!(text(&o.stdout).contains("compile"));
+}
+
+#[test]
+fn json_format_is_machine_readable() {
+    let bad = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        bad.path().join("kiln.kdl"),
+        "project p {}\nenvironment production {\n    tier production\n    servise web {}\n}\n",
+    )
+    .expect("write");
+    let o = kiln(&["compile", "--format", "json"], bad.path());
+    assert_eq!(code(&o), 2);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    let d = &doc["diagnostics"][0];
+    assert_eq!(d["code"], "unknown-node");
+    assert_eq!(d["location"]["line"], 4);
+    assert_eq!(d["location"]["column"], 5);
+    let o = kiln(&["compile", "--format", "github"], bad.path());
+    assert!(
+        text(&o.stdout).starts_with("::error file=kiln.kdl,line=4,col=5"),
+        "{}",
+        text(&o.stdout)
+    );
+}
+
+#[test]
+fn broken_pipe_exits_zero() {
+    let root = common::root();
+    let mut child = Command::new(common::kiln_bin())
+        .args(["inspect", "fixtures/tulia", "--env", "production"])
+        .current_dir(&root)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take()); // the reader goes away at once
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn outputs_never_escape_the_output_folder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let project = dir.path().join("project");
+    std::fs::create_dir(&project).expect("mkdir");
+    std::fs::write(
+        project.join("kiln.kdl"),
+        "project p {\n    output \"../escaped\"\n}\nenvironment production { tier production; }\n",
+    )
+    .expect("write");
+    let o = kiln(&["compile"], &project);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("invalid-output"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!dir.path().join("escaped").exists());
+    // Environment and site names cannot smuggle path segments either.
+    std::fs::write(
+        project.join("kiln.kdl"),
+        "project p {}\nenvironment production {\n    tier production\n    site \"../../x\"\n}\n",
+    )
+    .expect("write");
+    let o = kiln(&["compile"], &project);
+    assert_eq!(code(&o), 2);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("ls").count(),
+        1,
+        "something was written next to the project"
+    );
+}
+
+#[test]
+fn fmt_check_and_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("kiln.kdl"),
+        "project p {}\nenvironment production {   tier production\n}\n",
+    )
+    .expect("write");
+    let o = kiln(&["fmt", "--check"], dir.path());
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert_eq!(code(&kiln(&["fmt"], dir.path())), 0);
+    assert_eq!(code(&kiln(&["fmt", "--check"], dir.path())), 0);
+    // The formatted spec means the same.
+    assert_eq!(
+        code(&kiln(&["inspect", ".", "--env", "production"], dir.path())),
+        0
+    );
+}
