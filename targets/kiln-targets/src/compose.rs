@@ -1,8 +1,1245 @@
-//! The `compose` target.
+//! The `compose` target: `compose/compose.yaml`, `compose/.env.example`, and the
+//! container flavour of the nginx and pgbouncer files under `compose/nginx/` and
+//! `compose/pgbouncer/` (rendered by those emitters, mounted read-only here).
+//!
+//! Shape of `compose.yaml`: one service per app service, then each PostgreSQL (and
+//! its pgbouncer), each Redis, and `nginx` when the environment has sites.
+//! Invariants, by construction:
+//! - Only nginx publishes ports (its HTTP and HTTPS ports); no datastore ever does
+//!   (POLICIES #42). Data services sit on the `data` network, which is `internal`.
+//! - No secret value: every secret is a reference into `compose/.env`, the one place
+//!   the operator writes it: `${NAME:?…}` when required (compose refuses to start
+//!   without it), `NAME: null` when optional (passed through only when set), and a
+//!   value embedding one (DATABASE_URL) interpolates it. Each service lists exactly
+//!   its own variables, so a secret scoped to one service reaches no other (an
+//!   `env_file: .env` would hand every service every secret).
+//! - Every service: `no-new-privileges`, `cap_drop: [ALL]`, a memory and CPU limit,
+//!   a pids limit, a read-only root where the process allows it. App services run as
+//!   the model's `uid:gid`; PostgreSQL and Redis as their images' own non-root users,
+//!   so no capability is added back; only nginx (master as root) gets a minimal set.
+//! - A literal `$` is written `$$` (compose interpolates every string).
 
-use crate::Output;
-use kiln_core::model::Model;
+pub(crate) mod containers;
 
-pub fn emit(_model: &Model) -> Output {
-    Output::default()
+use std::collections::{BTreeMap, BTreeSet};
+
+use kiln_core::Artifact;
+use kiln_core::model::{EnvValue, Model, Part, Resources, Service, ServiceKind, Target, pointer};
+
+use crate::yaml::{self, Node};
+use crate::{Output, Unsupported, Writer, header_text};
+use containers::*;
+
+pub fn emit(model: &Model) -> Output {
+    let mut cx = Cx {
+        model,
+        unsupported: Vec::new(),
+        env_doc: Vec::new(),
+        images: Vec::new(),
+    };
+    let mut artifacts = Vec::new();
+    // The container flavour of the nginx and pgbouncer files, from their emitters; what
+    // they cannot express is reported here too (this deployment runs them).
+    let nginx_out = nginx_files(model);
+    let pgbouncer_out = pgbouncer_files(model);
+    for u in nginx_out
+        .unsupported
+        .iter()
+        .chain(&pgbouncer_out.unsupported)
+    {
+        cx.unsupported(
+            u.pointer.clone(),
+            format!("{} (in compose): {}", u.target.as_str(), u.message),
+        );
+    }
+    let (nginx_files, pgbouncer_files) = (nginx_out.artifacts, pgbouncer_out.artifacts);
+
+    let mut services = Node::map();
+    let mut volumes = Node::map();
+    let mut networks: BTreeSet<&str> = BTreeSet::new();
+    for (name, s) in &model.services {
+        services.set(
+            name.clone(),
+            cx.app_service(name, s, &mut volumes, &mut networks),
+        );
+    }
+    for name in model.postgres.keys() {
+        let (db, pooler) = cx.postgres(name, &pgbouncer_files, &mut volumes);
+        services.set(name.clone(), db);
+        if let Some((pname, p)) = pooler {
+            services.set(pname, p);
+        }
+        networks.insert("data");
+    }
+    for name in model.redis.keys() {
+        services.set(name.clone(), cx.redis(name, &mut volumes));
+        networks.insert("data");
+    }
+    if !model.sites.is_empty() {
+        let name = proxy_name(model);
+        services.set(name, cx.nginx(&nginx_files));
+        networks.insert("front");
+    }
+    if let Some(fw) = &model.firewall {
+        let published: Vec<String> = published_ports(model)
+            .into_iter()
+            .map(|p| p.to_string())
+            .collect();
+        let allowed: Vec<&str> = fw.allow.values().map(|r| r.port.as_str()).collect();
+        let missing: Vec<&String> = published
+            .iter()
+            .filter(|p| !allowed.contains(&p.as_str()))
+            .collect();
+        let mut msg = "compose cannot express host firewall rules: apply them on the host (the systemd target's host, ufw). \
+                       Docker's published ports bypass ufw's INPUT rules"
+            .to_owned();
+        if missing.is_empty() {
+            msg.push_str(&format!(
+                "; nginx publishes {} here, which the firewall allows",
+                published.join(" and ")
+            ));
+        } else {
+            msg.push_str(&format!(
+                "; nginx publishes {} here, which the firewall does not allow",
+                published.join(" and ")
+            ));
+        }
+        cx.unsupported("/firewall".into(), msg);
+    }
+
+    let mut root = Node::map()
+        .with(
+            "name",
+            Node::str(&model.compose.project_name).from(&["/compose/project-name"]),
+        )
+        .with("services", services);
+    let mut nets = Node::map();
+    for n in &networks {
+        let node = match *n {
+            "data" => Node::map()
+                .with("internal", Node::bool(true))
+                .comment("data: PostgreSQL, pgbouncer, Redis and the app services that use them; internal (no route out, nothing published)"),
+            "front" => Node::map().comment("front: nginx and the web services it proxies to (and their way out)"),
+            _ => Node::map().comment("egress: app services that serve nothing but call out (SMTP, APIs)"),
+        };
+        nets.set(*n, node);
+    }
+    if !nets.is_empty() {
+        root.set("networks", nets);
+    }
+    if !volumes.is_empty() {
+        root.set("volumes", volumes);
+    }
+
+    let header = vec![
+        header_text(model),
+        "Secrets: fill in compose/.env (see .env.example); this file holds none.".to_owned(),
+        "Run from this folder: docker compose up -d".to_owned(),
+    ];
+    artifacts.push(yaml::document("compose/compose.yaml", &header, &root));
+    artifacts.push(cx.env_example());
+
+    for (dir, files) in [("nginx", nginx_files), ("pgbouncer", pgbouncer_files)] {
+        for mut a in files {
+            if !contained(&a.path) {
+                cx.unsupported(
+                    String::new(),
+                    format!(
+                        "the {dir} emitter returned `{}`, a path outside its folder: skipped",
+                        a.path
+                    ),
+                );
+                continue;
+            }
+            a.path = format!("compose/{dir}/{}", a.path);
+            artifacts.push(a);
+        }
+    }
+    Output {
+        artifacts,
+        unsupported: cx.unsupported,
+    }
+}
+
+/// The nginx service's name: `nginx`, unless an app service took it.
+fn proxy_name(model: &Model) -> String {
+    let taken = model.services.contains_key("nginx")
+        || model.postgres.contains_key("nginx")
+        || model.redis.contains_key("nginx")
+        || model
+            .postgres
+            .values()
+            .any(|p| p.pooler.as_ref().is_some_and(|p| p.name == "nginx"));
+    if taken {
+        "nginx-proxy".to_owned()
+    } else {
+        "nginx".to_owned()
+    }
+}
+
+/// Ports nginx listens on (HTTP always, HTTPS when a site has TLS).
+fn published_ports(model: &Model) -> Vec<u16> {
+    let mut ports = BTreeSet::new();
+    for site in model.sites.values() {
+        ports.insert(site.listen.http);
+        if site.tls.mode != "off" {
+            ports.insert(site.listen.https);
+        }
+    }
+    ports.into_iter().collect()
+}
+
+struct Cx<'a> {
+    model: &'a Model,
+    unsupported: Vec<Unsupported>,
+    /// (services, variable, documented value, pointers) for `.env.example`.
+    env_doc: Vec<(String, String, String, Vec<String>)>,
+    /// Variables that name an app service's image when the spec gives none.
+    images: Vec<(String, String)>,
+}
+
+/// Escapes `$` for compose interpolation.
+fn dollar(s: &str) -> String {
+    s.replace('$', "$$")
+}
+
+/// Seconds as a compose duration.
+fn secs(n: u64) -> String {
+    format!("{n}s")
+}
+
+/// Millicores as compose `cpus` (`"0.25"`, `"2"`).
+fn cpus(m: u64) -> String {
+    let whole = m / 1000;
+    let frac = m % 1000;
+    if frac == 0 {
+        whole.to_string()
+    } else {
+        format!("{whole}.{}", format!("{frac:03}").trim_end_matches('0'))
+    }
+}
+
+/// Bytes as a compose size (`"4G"`, `"512M"`; compose units are powers of 1024).
+fn size(bytes: u64) -> String {
+    for (unit, sz) in [("G", 1u64 << 30), ("M", 1 << 20), ("K", 1 << 10)] {
+        if bytes >= sz && bytes.is_multiple_of(sz) {
+            return format!("{}{unit}", bytes / sz);
+        }
+    }
+    format!("{bytes}b")
+}
+
+/// The message of a required interpolation.
+fn required(var: &str) -> String {
+    format!("${{{var}:?set {var} in compose/.env}}")
+}
+
+impl Cx<'_> {
+    fn unsupported(&mut self, pointer: String, message: impl Into<String>) {
+        self.unsupported.push(Unsupported {
+            target: Target::Compose,
+            pointer,
+            message: message.into(),
+        });
+    }
+
+    /// An environment value: plain text, with data service hosts by container name and
+    /// embedded secrets as required interpolations.
+    fn env_value(&self, v: &EnvValue) -> String {
+        let host = |h: &str| self.model.container_host(h);
+        match v {
+            EnvValue::Secret(s) => required(s),
+            EnvValue::Wired(parts) => parts
+                .iter()
+                .map(|p| match p {
+                    Part::Text(t) => dollar(t),
+                    Part::Host(h) => host(h),
+                    Part::Secret(s) => required(s),
+                })
+                .collect(),
+            other => dollar(&other.render(&host).unwrap_or_default()),
+        }
+    }
+
+    fn app_service(
+        &mut self,
+        name: &str,
+        s: &Service,
+        volumes: &mut Node,
+        networks: &mut BTreeSet<&'static str>,
+    ) -> Node {
+        let model = self.model;
+        let p = |f: &str| sp(name, f);
+        let mut n = Node::map();
+
+        match &s.image {
+            Some(img) => n.set("image", Node::str(dollar(img)).from(&[&p("image")])),
+            None => {
+                let var = format!("{}_IMAGE", name.to_ascii_uppercase().replace('-', "_"));
+                n.set(
+                    "image",
+                    Node::str(required(&var))
+                        .from(&[&p("image")])
+                        .comment("the spec names no image: set it in compose/.env"),
+                );
+                self.images.push((var, p("image")));
+            }
+        }
+        if !s.run.argv.is_empty() {
+            n.set(
+                "command",
+                Node::strs(s.run.argv.iter().map(|a| dollar(a))).from(&[&p("run")]),
+            );
+        }
+        n.set("user", Node::str(&s.user).from(&[&p("user")]));
+        n.set("restart", Node::str(&s.restart).from(&[&p("restart")]));
+
+        // Environment: every variable of this service, and no other. A secret is a
+        // reference into compose/.env: `${NAME:?…}` when required, `NAME: null` (passed
+        // through only when set there) when optional.
+        let mut env = Node::map();
+        let mut has_secrets = false;
+        for (var, v) in &s.env {
+            let ep = env_pointer(name, var);
+            has_secrets |= v.is_secret();
+            let node = match v {
+                EnvValue::Secret(sec) if model.secrets.get(sec).is_some_and(|x| x.optional) => {
+                    if sec == var {
+                        Node::null()
+                    } else {
+                        Node::str(format!("${{{sec}:-}}"))
+                    }
+                }
+                EnvValue::Secret(_) => Node::str(self.env_value(v)),
+                _ => {
+                    let host = |h: &str| model.container_host(h);
+                    self.env_doc.push((
+                        name.to_owned(),
+                        var.clone(),
+                        v.template(&host),
+                        vec![ep.clone()],
+                    ));
+                    Node::str(self.env_value(v))
+                }
+            };
+            env.set(var.clone(), node.from(&[&ep]));
+        }
+        if has_secrets {
+            env = env.comment("secrets come from compose/.env: ${NAME:?…} must be set there; NAME: null is optional (unset when missing)");
+        }
+        if !env.is_empty() {
+            n.set("environment", env);
+        }
+
+        // Start after the data services it uses are healthy.
+        let mut deps = Node::map();
+        for used in &s.uses {
+            if let Some(d) = dependency(model, used) {
+                deps.set(
+                    d.service,
+                    Node::map()
+                        .with("condition", Node::str("service_healthy"))
+                        .from(&[&p("uses"), &d.pointer]),
+                );
+            }
+        }
+        if !deps.is_empty() {
+            n.set("depends_on", deps);
+        }
+
+        if let Some(hc) = self.app_healthcheck(name, s) {
+            n.set("healthcheck", hc);
+        }
+
+        let mut nets = Vec::new();
+        if s.kind == ServiceKind::Web {
+            nets.push("front");
+        } else {
+            nets.push("egress");
+        }
+        if s.uses.iter().any(|u| dependency(model, u).is_some()) {
+            nets.push("data");
+        }
+        nets.sort();
+        for net in &nets {
+            networks.insert(net);
+        }
+        n.set("networks", Node::strs(nets.iter().copied()));
+
+        if !s.volumes.is_empty() {
+            let mut list = Node::seq();
+            for (vol, v) in &s.volumes {
+                let vp = format!(
+                    "{}/volumes/{}",
+                    pointer(&["services", name]),
+                    kiln_core::model::pointer_segment(vol)
+                );
+                let data_volume = model
+                    .postgres
+                    .keys()
+                    .chain(model.redis.keys())
+                    .any(|d| format!("{d}-data") == *vol);
+                if data_volume {
+                    self.unsupported(vp, format!("volume `{vol}` is the name of a datastore's data volume: not mounted, so `{name}` cannot touch that data; rename it"));
+                    continue;
+                }
+                let ro = if v.read_only { ":ro" } else { "" };
+                list.push(Node::str(format!("{vol}:{}{ro}", dollar(&v.path))).from(&[&vp]));
+                volumes.set(vol.clone(), Node::map().from(&[&vp]));
+            }
+            if !list.is_empty() {
+                n.set("volumes", list);
+            }
+        }
+        self.hardening(&mut n, name, s);
+        n.from(&[&pointer(&["services", name])])
+    }
+
+    fn app_healthcheck(&mut self, name: &str, s: &Service) -> Option<Node> {
+        let p = |f: &str| sp(name, f);
+        match s.kind {
+            ServiceKind::Web => {
+                let port = s.port?;
+                let (path, interval, timeout, retries, start) = match &s.health {
+                    Some(h) => (
+                        Some(h.path.as_str()),
+                        h.interval,
+                        h.timeout,
+                        h.retries,
+                        h.start_period,
+                    ),
+                    None => (None, 30, 5, 3, 20),
+                };
+                let host = public_host(self.model, name);
+                let test = match (is_python(s), path) {
+                    (true, Some(path)) => Node::strs([
+                        "CMD".to_owned(),
+                        "python".into(),
+                        "-c".into(),
+                        dollar(&python_health(port, path, host, timeout)),
+                    ]),
+                    (true, None) => Node::strs([
+                        "CMD".to_owned(),
+                        "python".into(),
+                        "-c".into(),
+                        python_tcp(port, timeout),
+                    ]),
+                    (false, Some(path)) => Node::strs([
+                        "CMD-SHELL".to_owned(),
+                        dollar(&shell_health(port, path, host)),
+                    ]),
+                    (false, None) => {
+                        Node::strs(["CMD-SHELL".to_owned(), format!("nc -z 127.0.0.1 {port}")])
+                    }
+                };
+                let hp = p("health");
+                Some(
+                    Node::map()
+                        .with("test", test.from(&[&format!("{hp}/path"), &p("port")]))
+                        .with(
+                            "interval",
+                            Node::str(secs(interval)).from(&[&format!("{hp}/interval")]),
+                        )
+                        .with(
+                            "timeout",
+                            Node::str(secs(timeout)).from(&[&format!("{hp}/timeout")]),
+                        )
+                        .with(
+                            "retries",
+                            Node::int(retries).from(&[&format!("{hp}/retries")]),
+                        )
+                        .with(
+                            "start_period",
+                            Node::str(secs(start)).from(&[&format!("{hp}/start-period")]),
+                        )
+                        .from(&[&hp]),
+                )
+            }
+            ServiceKind::Worker => match celery_ping(s, "$$") {
+                Some(ping) => Some(
+                    Node::map()
+                        .with("test", Node::strs(["CMD-SHELL".to_owned(), ping]))
+                        .with("interval", Node::str("60s"))
+                        .with("timeout", Node::str("20s"))
+                        .with("retries", Node::int(3))
+                        .with("start_period", Node::str("30s"))
+                        .from(&[&p("run")])
+                        .comment("a worker answers a broker ping addressed to itself"),
+                ),
+                None => Some(disabled_healthcheck(
+                    &p("run"),
+                    "this worker has no ping command kiln knows",
+                )),
+            },
+            ServiceKind::Beat => Some(disabled_healthcheck(
+                &p("run"),
+                "celery beat answers no ping; disabled so it does not inherit the image's HEALTHCHECK (often the web's)",
+            )),
+            ServiceKind::Task => Some(disabled_healthcheck(
+                &p("run"),
+                "a one-off task: nothing to probe",
+            )),
+        }
+    }
+
+    /// `security_opt`, caps, read-only root, tmpfs, pids, stop grace period and `deploy`.
+    fn hardening(&mut self, n: &mut Node, name: &str, s: &Service) {
+        let p = |f: &str| sp(name, f);
+        if s.read_only {
+            n.set("read_only", Node::bool(true).from(&[&p("read-only")]));
+        }
+        if !s.tmpfs.is_empty() {
+            n.set(
+                "tmpfs",
+                Node::strs(s.tmpfs.iter().map(|t| dollar(t))).from(&[&p("tmpfs")]),
+            );
+        }
+        n.set("security_opt", Node::strs(["no-new-privileges:true"]));
+        n.set("cap_drop", Node::strs(["ALL"]));
+        if !s.cap_add.is_empty() {
+            n.set(
+                "cap_add",
+                Node::strs(s.cap_add.iter().cloned()).from(&[&p("cap-add")]),
+            );
+        }
+        if let Some(t) = s.stop_timeout {
+            n.set(
+                "stop_grace_period",
+                Node::str(secs(t)).from(&[&p("stop-timeout")]),
+            );
+        }
+        let mut replicas = s.replicas;
+        if s.kind == ServiceKind::Beat && replicas != 1 {
+            self.unsupported(p("replicas"), format!("celery beat must run exactly once per schedule: {replicas} replicas emitted as 1"));
+            replicas = 1;
+        }
+        let mut deploy = Node::map().with("replicas", Node::int(replicas).from(&[&p("replicas")]));
+        let pids = s
+            .resources
+            .pids
+            .map(|v| Node::int(v).from(&[&p("resources/pids")]));
+        if let Some(res) = resources(
+            &pointer(&["services", name, "resources"]),
+            &s.resources,
+            pids,
+        ) {
+            deploy.set("resources", res);
+        }
+        n.set("deploy", deploy);
+    }
+
+    fn postgres(
+        &mut self,
+        name: &str,
+        pgbouncer_files: &[Artifact],
+        volumes: &mut Node,
+    ) -> (Node, Option<(String, Node)>) {
+        let model = self.model;
+        let pg = &model.postgres[name];
+        let pp = |f: &str| format!("{}/{f}", pointer(&["postgres", name]));
+        let base = pointer(&["postgres", name]);
+        if pg.replicas > 0 {
+            self.unsupported(pp("replicas"), format!("{} read replica(s) of `{name}`: kiln emits the primary only; set up streaming replication yourself", pg.replicas));
+        }
+        for key in file_settings(pg) {
+            self.unsupported(
+                pp(&format!("settings/{key}")),
+                format!("`{key}` names a file inside the PostgreSQL container, which compose does not provide: mount it (or build an image with it)"),
+            );
+        }
+        let mut n = Node::map().with("image", Node::str(dollar(&pg.image)).from(&[&pp("image")]));
+        let args = postgres_args(name, pg);
+        if !args.is_empty() {
+            let mut cmd = Node::seq().item(Node::str("postgres"));
+            for (arg, ptr) in &args {
+                cmd.push(Node::str("-c").from(&[ptr]));
+                cmd.push(Node::str(dollar(arg)).from(&[ptr]));
+            }
+            n.set("command", cmd);
+        }
+        n.set(
+            "user",
+            Node::str(format!("{POSTGRES_UID}:{POSTGRES_UID}")).comment(
+                "the image's own postgres user: runs non-root from the start, no capability needed",
+            ),
+        );
+        n.set("restart", Node::str("always"));
+        let mut env = Node::map()
+            .with(
+                "POSTGRES_DB",
+                Node::str(dollar(&pg.database)).from(&[&pp("database")]),
+            )
+            .with(
+                "POSTGRES_USER",
+                Node::str(dollar(&pg.user)).from(&[&pp("user")]),
+            );
+        match &pg.password {
+            Some(pw) => env.set("POSTGRES_PASSWORD", Node::str(required(pw)).from(&[&pp("password")])),
+            None => self.unsupported(
+                base.clone(),
+                format!("postgres `{name}` has no password: the official image refuses to start without POSTGRES_PASSWORD; add `password DB_PASSWORD`"),
+            ),
+        }
+        if let Some(serde_json::Value::String(m)) = pg.settings.get("password_encryption")
+            && matches!(m.as_str(), "scram-sha-256" | "md5")
+        {
+            env.set(
+                "POSTGRES_HOST_AUTH_METHOD",
+                Node::str(m).from(&[&pp("settings/password_encryption")]),
+            );
+        }
+        self.doc_env(name, &env);
+        n.set("environment", env);
+        n.set(
+            "healthcheck",
+            Node::map()
+                .with(
+                    "test",
+                    Node::strs([
+                        "CMD".to_owned(),
+                        "pg_isready".into(),
+                        "-h".into(),
+                        "127.0.0.1".into(),
+                        "-p".into(),
+                        pg.port.to_string(),
+                        "-U".into(),
+                        dollar(&pg.user),
+                        "-d".into(),
+                        dollar(&pg.database),
+                    ])
+                    .from(&[&pp("port"), &pp("user"), &pp("database")])
+                    .comment("over TCP: the entrypoint's init-time server listens on the socket only, so it never looks ready too early"),
+                )
+                .with("interval", Node::str("10s"))
+                .with("timeout", Node::str("5s"))
+                .with("retries", Node::int(5))
+                .with("start_period", Node::str("30s")),
+        );
+        n.set("networks", Node::strs(["data"]));
+        let vol = format!("{name}-data");
+        n.set(
+            "volumes",
+            Node::strs([format!("{vol}:{}", postgres_data_mount(pg))])
+                .from(&[&base, &pp("version")]),
+        );
+        volumes.set(vol, Node::map().from(&[&base]));
+        n.set("read_only", Node::bool(true));
+        n.set("tmpfs", Node::strs(["/tmp", "/var/run/postgresql"]));
+        n.set(
+            "shm_size",
+            Node::str("256m").comment("parallel queries use /dev/shm; docker's default is 64m"),
+        );
+        self.data_hardening(&mut n, &pp("resources"), &pg.resources, POSTGRES_PIDS);
+        n.set(
+            "stop_grace_period",
+            Node::str("60s").comment("time for a clean shutdown checkpoint"),
+        );
+        let n = n.from(&[&base]);
+
+        let pooler = pg.pooler.as_ref().map(|pool| {
+            let pl = |f: &str| format!("{base}/pooler/{f}");
+            let lp = format!("{base}/pooler");
+            let ini = pooler_ini_name(pgbouncer_files, name, pool);
+            let auth_dir = match pool.auth_file.rsplit_once('/') {
+                Some((d, _)) if !d.is_empty() => d.to_owned(),
+                _ => "/etc/pgbouncer".to_owned(),
+            };
+            // The userlist is written at start from the .env secret, into a tmpfs: the
+            // password is written once (compose/.env) and never lands on disk.
+            let mut env = Node::map().with("PGBOUNCER_AUTH_USER", Node::str(dollar(&pg.user)).from(&[&pp("user")]));
+            if let Some(pw) = &pg.password {
+                env.set("PGBOUNCER_AUTH_PASSWORD", Node::str(required(pw)).from(&[&pp("password")]));
+            }
+            self.doc_env(&pool.name, &env);
+            let script = pgbouncer_script(&pool.auth_file, pg.password.is_some(), "$$");
+            let mut p = Node::map()
+                .with("image", Node::str(dollar(&pool.image)).from(&[&pl("image")]))
+                .with(
+                    "entrypoint",
+                    Node::strs(["/bin/sh".to_owned(), "-c".into(), script])
+                        .from(&[&pl("auth-file"), &pp("password")])
+                        .comment("writes auth_file from the environment (a shell builtin: the password is in no command line), then runs pgbouncer"),
+                )
+                .with("user", Node::str(format!("{PGBOUNCER_UID}:{PGBOUNCER_UID}")).comment("the image's own non-root user"))
+                .with("restart", Node::str("always"))
+                .with("environment", env)
+                .with("depends_on", Node::map().with(name, Node::map().with("condition", Node::str("service_healthy"))))
+                .with(
+                    "healthcheck",
+                    Node::map()
+                        .with(
+                            "test",
+                            Node::strs([
+                                "CMD".to_owned(),
+                                "pg_isready".into(),
+                                "-h".into(),
+                                "127.0.0.1".into(),
+                                "-p".into(),
+                                pool.port.to_string(),
+                                "-U".into(),
+                                dollar(&pg.user),
+                                "-d".into(),
+                                dollar(&pg.database),
+                            ])
+                            .from(&[&pl("port")]),
+                        )
+                        .with("interval", Node::str("10s"))
+                        .with("timeout", Node::str("5s"))
+                        .with("retries", Node::int(5))
+                        .with("start_period", Node::str("10s")),
+                )
+                .with("networks", Node::strs(["data"]))
+                .with("volumes", Node::strs([format!("./pgbouncer/{ini}:/etc/pgbouncer/pgbouncer.ini:ro")]).from(&[&lp]))
+                .with("read_only", Node::bool(true))
+                .with("tmpfs", Node::strs(["/tmp".to_owned(), auth_dir.clone()]).from(&[&pl("auth-file")]));
+            self.data_hardening(&mut p, &pl("resources"), &pool.resources, PGBOUNCER_PIDS);
+            (pool.name.clone(), p.from(&[&lp]))
+        });
+        (n, pooler)
+    }
+
+    fn redis(&mut self, name: &str, volumes: &mut Node) -> Node {
+        let model = self.model;
+        let r = &model.redis[name];
+        let base = pointer(&["redis", name]);
+        let rp = |f: &str| format!("{base}/{f}");
+        let mut n = Node::map().with("image", Node::str(dollar(&r.image)).from(&[&rp("image")]));
+        let ptrs = redis_pointers(name, r);
+        let mut env = Node::map();
+        match &r.password {
+            Some(pw) => {
+                let script = redis_script(name, r, "REDISCLI_AUTH", "$$");
+                n.set(
+                    "command",
+                    Node::strs(["sh".to_owned(), "-c".into(), script])
+                        .from_all(&ptrs)
+                        .comment("requirepass arrives on stdin (`redis-server -`), so the password is in no command line"),
+                );
+                env.set(
+                    "REDISCLI_AUTH",
+                    Node::str(required(pw))
+                        .from(&[&rp("password")])
+                        .comment("read by the command above and by redis-cli"),
+                );
+            }
+            None => {
+                let mut cmd = vec!["redis-server".to_owned()];
+                for (flag, value, _) in redis_options(name, r) {
+                    cmd.push(flag);
+                    cmd.push(dollar(&value));
+                }
+                n.set("command", Node::strs(cmd).from_all(&ptrs));
+            }
+        }
+        n.set(
+            "user",
+            Node::str(format!("{REDIS_UID}:{REDIS_UID}")).comment(
+                "the image's own redis user: runs non-root from the start, no capability needed",
+            ),
+        );
+        n.set("restart", Node::str("always"));
+        if !env.is_empty() {
+            self.doc_env(name, &env);
+            n.set("environment", env);
+        }
+        n.set(
+            "healthcheck",
+            Node::map()
+                .with(
+                    "test",
+                    Node::strs([
+                        "CMD-SHELL".to_owned(),
+                        format!("redis-cli -p {} ping | grep -q PONG", r.port),
+                    ])
+                    .from(&[&rp("port")]),
+                )
+                .with("interval", Node::str("10s"))
+                .with("timeout", Node::str("5s"))
+                .with("retries", Node::int(5))
+                .with("start_period", Node::str("10s")),
+        );
+        n.set("networks", Node::strs(["data"]));
+        let vol = format!("{name}-data");
+        n.set(
+            "volumes",
+            Node::strs([format!("{vol}:/data")]).from(&[&base]),
+        );
+        volumes.set(vol, Node::map().from(&[&base]));
+        n.set("read_only", Node::bool(true));
+        n.set("tmpfs", Node::strs(["/tmp"]));
+        self.data_hardening(&mut n, &rp("resources"), &r.resources, REDIS_PIDS);
+        n.from(&[&base])
+    }
+
+    /// Hardening of a service that runs as its image's own user.
+    fn data_hardening(&mut self, n: &mut Node, res_ptr: &str, res: &Resources, default_pids: u32) {
+        n.set("security_opt", Node::strs(["no-new-privileges:true"]));
+        n.set("cap_drop", Node::strs(["ALL"]));
+        let pids = match res.pids {
+            Some(p) => Node::int(p).from(&[&format!("{res_ptr}/pids")]),
+            None => {
+                Node::int(default_pids).comment("kiln's default: the spec sets no pids limit here")
+            }
+        };
+        let mut deploy = Node::map();
+        if let Some(r) = resources(res_ptr, res, Some(pids)) {
+            deploy.set("resources", r);
+        }
+        if !deploy.is_empty() {
+            n.set("deploy", deploy);
+        }
+    }
+
+    fn nginx(&mut self, files: &[Artifact]) -> Node {
+        let model = self.model;
+        let mut n = Node::map().with(
+            "image",
+            Node::str(dollar(&model.compose.nginx_image)).from(&["/compose/nginx-image"]),
+        );
+        n.set("restart", Node::str("always"));
+        let mut ports = Node::seq();
+        for port in published_ports(model) {
+            let from: Vec<String> = model
+                .sites
+                .iter()
+                .flat_map(|(k, s)| {
+                    let sp = pointer(&["sites", k]);
+                    let mut v = Vec::new();
+                    if s.listen.http == port {
+                        v.push(format!("{sp}/listen/http"));
+                    }
+                    if s.tls.mode != "off" && s.listen.https == port {
+                        v.push(format!("{sp}/listen/https"));
+                    }
+                    v
+                })
+                .collect();
+            ports.push(Node::str(format!("{port}:{port}")).from_all(&from));
+        }
+        n.set(
+            "ports",
+            ports.comment("the only published ports of the deployment"),
+        );
+
+        let mut deps = Node::map();
+        for (_, svc) in site_upstreams(model) {
+            let cond = if model
+                .services
+                .get(svc)
+                .is_some_and(|s| s.kind == ServiceKind::Web && s.port.is_some())
+            {
+                "service_healthy"
+            } else {
+                "service_started"
+            };
+            deps.set(
+                svc,
+                Node::map()
+                    .with("condition", Node::str(cond))
+                    .from(&[&sp(svc, "port")]),
+            );
+        }
+        if !deps.is_empty() {
+            n.set("depends_on", deps);
+        }
+        n.set(
+            "healthcheck",
+            Node::map()
+                .with(
+                    "test",
+                    Node::strs(["CMD", "nginx", "-t", "-q"]).comment(
+                        "reloads nothing: checks the configuration and the certificates still load",
+                    ),
+                )
+                .with("interval", Node::str("60s"))
+                .with("timeout", Node::str("10s"))
+                .with("retries", Node::int(3)),
+        );
+        n.set("networks", Node::strs(["front"]));
+
+        // Read-only mounts: the container flavour of the nginx files, certificates, ACME
+        // challenges and static folders.
+        let mut mounts: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut add = |m: String, from: String| mounts.entry(m).or_default().push(from);
+        if files.iter().any(|a| a.path == "nginx.conf") || files.is_empty() {
+            add(
+                "./nginx/nginx.conf:/etc/nginx/nginx.conf:ro".into(),
+                "/sites".into(),
+            );
+        }
+        for dir in ["sites", "snippets"] {
+            if files.iter().any(|a| a.path.starts_with(&format!("{dir}/"))) {
+                add(
+                    format!("./nginx/{dir}:/etc/nginx/{dir}:ro"),
+                    "/sites".into(),
+                );
+            }
+        }
+        for (key, site) in &model.sites {
+            let sp = pointer(&["sites", key]);
+            let tls = &site.tls;
+            if tls.mode != "off" {
+                let le = |p: &Option<String>| {
+                    p.as_deref()
+                        .is_none_or(|p| p.starts_with("/etc/letsencrypt/"))
+                };
+                if tls.mode == "acme" && le(&tls.cert) && le(&tls.key) {
+                    add(
+                        "/etc/letsencrypt:/etc/letsencrypt:ro".into(),
+                        format!("{sp}/tls"),
+                    );
+                }
+                for (field, path) in [("cert", &tls.cert), ("key", &tls.key)] {
+                    if let Some(path) = path
+                        && !path.starts_with("/etc/letsencrypt/")
+                    {
+                        add(
+                            format!("{0}:{0}:ro", dollar(path)),
+                            format!("{sp}/tls/{field}"),
+                        );
+                    }
+                }
+                if tls.mode == "acme" {
+                    add(
+                        format!("{0}:{0}:ro", dollar(&site.acme_root)),
+                        format!("{sp}/acme-root"),
+                    );
+                }
+            }
+            for (path, loc) in &site.locations {
+                if let Some(root) = &loc.root {
+                    let lp = format!("{sp}/locations/{}", kiln_core::model::pointer_segment(path));
+                    add(format!("{0}:{0}:ro", dollar(root)), format!("{lp}/root"));
+                }
+            }
+        }
+        let mut list = Node::seq();
+        for (m, from) in mounts {
+            list.push(Node::str(m).from_all(&from));
+        }
+        n.set("volumes", list);
+        n.set("read_only", Node::bool(true));
+        n.set("tmpfs", Node::strs(["/tmp", "/var/cache/nginx", "/run"]));
+        n.set(
+            "environment",
+            Node::map().with("NGINX_ENTRYPOINT_QUIET_LOGS", Node::str("1")),
+        );
+        n.set("security_opt", Node::strs(["no-new-privileges:true"]));
+        n.set("cap_drop", Node::strs(["ALL"]));
+        n.set(
+            "cap_add",
+            Node::strs(["CHOWN", "NET_BIND_SERVICE", "SETGID", "SETUID"])
+                .comment("the master runs as root: binds 80/443 (NET_BIND_SERVICE), creates its cache folders for")
+                .comment("the workers (CHOWN) and switches them to the nginx user (SETUID, SETGID); nothing else"),
+        );
+        let limits = Node::map()
+            .with("cpus", Node::str(NGINX_CPUS))
+            .with("memory", Node::str(NGINX_MEMORY))
+            .with("pids", Node::int(NGINX_PIDS))
+            .comment("kiln's defaults: the spec has no resources for nginx");
+        n.set(
+            "deploy",
+            Node::map().with("resources", Node::map().with("limits", limits)),
+        );
+        n.from(&["/sites"])
+    }
+
+    /// Records a data service's variables for `.env.example`.
+    fn doc_env(&mut self, service: &str, env: &Node) {
+        if let yaml::Value::Map(entries) = &env.value {
+            for (k, v) in entries {
+                if let yaml::Value::Str(s) = &v.value {
+                    let shown = unescape_required(s);
+                    self.env_doc
+                        .push((service.to_owned(), k.clone(), shown, v.from.clone()));
+                }
+            }
+        }
+    }
+
+    fn env_example(&self) -> Artifact {
+        let model = self.model;
+        let mut w = Writer::new();
+        w.line(format!("# {}", header_text(model)), &[]);
+        w.line(
+            "# Copy to compose/.env (next to compose.yaml), `chmod 600` it, and fill in every",
+            &[],
+        );
+        w.line(
+            "# required secret. Compose reads it for the ${VAR} references of compose.yaml: each",
+            &[],
+        );
+        w.line(
+            "# service receives only the secrets it declares, never the whole file.",
+            &[],
+        );
+        w.line(
+            "# Wrap a value in single quotes if it contains `$`. Never commit the filled-in file.",
+            &[],
+        );
+
+        // Which variables embed each secret, in which services, to say where it ends up.
+        let mut used_in: BTreeMap<&str, BTreeMap<String, BTreeSet<&str>>> = BTreeMap::new();
+        for (svc, s) in &model.services {
+            for (var, v) in &s.env {
+                for sec in v.secrets() {
+                    if sec != var {
+                        used_in
+                            .entry(sec)
+                            .or_default()
+                            .entry(var.clone())
+                            .or_default()
+                            .insert(svc);
+                    }
+                }
+            }
+        }
+        for (name, pg) in &model.postgres {
+            if let Some(pw) = &pg.password {
+                used_in
+                    .entry(pw.as_str())
+                    .or_default()
+                    .entry("POSTGRES_PASSWORD".into())
+                    .or_default()
+                    .insert(name);
+                if let Some(pool) = &pg.pooler {
+                    used_in
+                        .entry(pw.as_str())
+                        .or_default()
+                        .entry("auth_file".into())
+                        .or_default()
+                        .insert(&pool.name);
+                }
+            }
+        }
+        for (name, r) in &model.redis {
+            if let Some(pw) = &r.password {
+                used_in
+                    .entry(pw.as_str())
+                    .or_default()
+                    .entry("requirepass".into())
+                    .or_default()
+                    .insert(name);
+            }
+        }
+        let mut secrets: BTreeMap<&str, (&str, bool, String)> = BTreeMap::new();
+        for (name, s) in &model.secrets {
+            secrets.insert(
+                name,
+                (
+                    s.kind.as_str(),
+                    s.optional,
+                    format!("/secrets/{}", kiln_core::model::pointer_segment(name)),
+                ),
+            );
+        }
+        for (svc, s) in &model.services {
+            for (var, v) in &s.env {
+                if let EnvValue::Secret(sec) = v
+                    && sec == var
+                    && !secrets.contains_key(sec.as_str())
+                {
+                    secrets.insert(sec, ("generic", false, env_pointer(svc, var)));
+                }
+            }
+        }
+        if !secrets.is_empty() || !self.images.is_empty() {
+            w.blank();
+            w.line("# --- secrets: one value each, never committed ---", &[]);
+        }
+        for (name, (kind, optional, ptr)) in &secrets {
+            let mut about = format!(
+                "# kind: {kind} ({})",
+                if *optional {
+                    "optional: leave commented out to keep it unset"
+                } else {
+                    "required"
+                }
+            );
+            let receivers: Vec<&str> = model
+                .services
+                .iter()
+                .filter(|(_, s)| {
+                    s.env
+                        .get(*name)
+                        .is_some_and(|v| matches!(v, EnvValue::Secret(x) if x == name))
+                })
+                .map(|(k, _)| k.as_str())
+                .collect();
+            if receivers.len() < model.services.len() {
+                about.push_str(&format!(
+                    "; given to {}",
+                    if receivers.is_empty() {
+                        "no service directly".to_owned()
+                    } else {
+                        receivers.join(", ")
+                    }
+                ));
+            }
+            if let Some(uses) = used_in.get(name) {
+                let list: Vec<String> = uses
+                    .iter()
+                    .map(|(var, svcs)| {
+                        format!(
+                            "{var} ({})",
+                            svcs.iter().copied().collect::<Vec<_>>().join(", ")
+                        )
+                    })
+                    .collect();
+                about.push_str(&format!(
+                    "; also in {}: keep it URL-safe (e.g. `openssl rand -hex 32`)",
+                    list.join(", ")
+                ));
+            }
+            w.line(about, &[ptr]);
+            w.line(
+                if *optional {
+                    format!("# {name}=")
+                } else {
+                    format!("{name}=")
+                },
+                &[ptr],
+            );
+        }
+        for (var, ptr) in &self.images {
+            w.line(
+                "# the image of a service whose spec names none (required)",
+                &[ptr],
+            );
+            w.line(format!("{var}="), &[ptr]);
+        }
+
+        // What compose.yaml sets inline, grouped by the services that share the same values.
+        let mut per_service: BTreeMap<&str, Vec<DocLine>> = BTreeMap::new();
+        for (svc, var, val, from) in &self.env_doc {
+            per_service
+                .entry(svc)
+                .or_default()
+                .push((var, val, from.clone()));
+        }
+        let mut groups: Vec<(Vec<&str>, Vec<DocLine>)> = Vec::new();
+        for (svc, vars) in per_service {
+            let key: Vec<(&str, &str)> = vars.iter().map(|(k, v, _)| (*k, *v)).collect();
+            match groups
+                .iter_mut()
+                .find(|(_, g)| g.iter().map(|(k, v, _)| (*k, *v)).collect::<Vec<_>>() == key)
+            {
+                Some((names, g)) => {
+                    names.push(svc);
+                    for (entry, (_, _, from)) in g.iter_mut().zip(&vars) {
+                        entry.2.extend(from.iter().cloned());
+                    }
+                }
+                None => groups.push((vec![svc], vars)),
+            }
+        }
+        if !groups.is_empty() {
+            w.blank();
+            w.line("# --- set by compose.yaml itself (for reference: changing them here has no effect) ---", &[]);
+        }
+        for (names, vars) in groups {
+            w.line(format!("# {}:", names.join(", ")), &[]);
+            for (var, val, from) in vars {
+                let from: Vec<&str> = from.iter().map(String::as_str).collect();
+                w.line(format!("#   {var}={}", val.replace('\n', "\\n")), &from);
+            }
+        }
+        w.finish("compose/.env.example")
+    }
+}
+
+/// A variable of `.env.example`'s reference section: name, documented value, pointers.
+type DocLine<'a> = (&'a str, &'a str, Vec<String>);
+
+/// `${X:?set X in compose/.env}` → `${X}` for documentation.
+fn unescape_required(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        match (after.find(":?"), after.find('}')) {
+            (Some(q), Some(end)) if q < end => {
+                out.push_str(&format!("${{{}}}", &after[..q]));
+                rest = &after[end + 1..];
+            }
+            _ => {
+                out.push_str("${");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out.replace("$$", "$")
+}
+
+fn disabled_healthcheck(from: &str, why: &str) -> Node {
+    Node::map()
+        .with("disable", Node::bool(true))
+        .from(&[from])
+        .comment(why)
+}
+
+/// `deploy.resources` from the model (limits and reservations). The pids limit lives in
+/// `limits.pids`: compose rejects a `pids_limit` beside a `limits` block without it.
+fn resources(ptr: &str, r: &Resources, pids: Option<Node>) -> Option<Node> {
+    let mut limits = Node::map();
+    if let Some(c) = r.cpu {
+        limits.set("cpus", Node::str(cpus(c)).from(&[&format!("{ptr}/cpu")]));
+    }
+    if let Some(m) = r.memory {
+        limits.set(
+            "memory",
+            Node::str(size(m)).from(&[&format!("{ptr}/memory")]),
+        );
+    }
+    if let Some(p) = pids {
+        limits.set("pids", p);
+    }
+    let mut reservations = Node::map();
+    if let Some(c) = r.cpu_request {
+        reservations.set(
+            "cpus",
+            Node::str(cpus(c)).from(&[&format!("{ptr}/cpu-request"), &format!("{ptr}/cpu")]),
+        );
+    }
+    if let Some(m) = r.memory_request {
+        reservations.set(
+            "memory",
+            Node::str(size(m)).from(&[&format!("{ptr}/memory-request"), &format!("{ptr}/memory")]),
+        );
+    }
+    let mut out = Node::map();
+    if !limits.is_empty() {
+        out.set("limits", limits);
+    }
+    if !reservations.is_empty() {
+        out.set("reservations", reservations);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units() {
+        assert_eq!(cpus(250), "0.25");
+        assert_eq!(cpus(2000), "2");
+        assert_eq!(cpus(1500), "1.5");
+        assert_eq!(cpus(1), "0.001");
+        assert_eq!(size(4 << 30), "4G");
+        assert_eq!(size(512 << 20), "512M");
+        assert_eq!(size(1000), "1000b");
+    }
+
+    #[test]
+    fn documented_interpolation() {
+        assert_eq!(
+            unescape_required("postgres://u:${DB_PASSWORD:?set DB_PASSWORD in compose/.env}@h/db"),
+            "postgres://u:${DB_PASSWORD}@h/db"
+        );
+        assert_eq!(unescape_required("a$$b"), "a$b");
+    }
 }
