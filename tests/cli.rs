@@ -379,3 +379,18 @@ fn fmt_check_and_write() {
         0
     );
 }
+
+/// Every fixture's generated files and lock are committed, and are exactly what
+/// `kiln compile` produces now (including passing every standard policy).
+#[test]
+fn committed_fixture_outputs_are_up_to_date() {
+    let root = common::root();
+    let mut stale = Vec::new();
+    for project in common::fixture_projects() {
+        let o = kiln(&["compile", "--check", &project.to_string_lossy()], &root);
+        if code(&o) != 0 {
+            stale.push(format!("{}:\n{}", project.display(), text(&o.stderr)));
+        }
+    }
+    assert!(stale.is_empty(), "run `cargo run --release -- compile fixtures/<name>` and commit the result:\n{}", stale.join("\n"));
+}

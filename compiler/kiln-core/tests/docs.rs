@@ -1,0 +1,69 @@
+//! docs/spec.md documents every node and setting of the language: each name in
+//! the schema appears in it as `` `name` ``.
+
+use kiln_core::schema::{self, NodeSpec};
+
+fn collect(specs: &[NodeSpec], out: &mut Vec<&'static str>) {
+    for s in specs {
+        out.push(s.name);
+        collect(s.children, out);
+    }
+}
+
+#[test]
+fn every_schema_node_is_documented() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/spec.md")).expect("docs/spec.md");
+    let mut names = Vec::new();
+    collect(schema::TOP, &mut names);
+    collect(schema::ENV_BODY, &mut names);
+    names.sort();
+    names.dedup();
+    let missing: Vec<&str> = names.into_iter().filter(|n| !doc.contains(&format!("`{n}`"))).collect();
+    assert!(missing.is_empty(), "docs/spec.md does not document: {missing:?}");
+}
+
+fn keys(v: &serde_json::Value, skip_children: bool, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, child) in map {
+                if !skip_children {
+                    out.insert(k.clone());
+                }
+                // Maps keyed by user names (services, env, sites …): document their values, not their keys.
+                let named = matches!(
+                    k.as_str(),
+                    "env" | "secrets" | "services" | "postgres" | "redis" | "sites" | "locations" | "rate-limits" | "headers" | "allow" | "settings" | "volumes" | "options" | "modules" | "rules"
+                );
+                match (named, child) {
+                    (true, serde_json::Value::Object(entries)) => {
+                        for entry in entries.values() {
+                            keys(entry, false, out);
+                        }
+                    }
+                    _ => keys(child, false, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|i| keys(i, false, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_model_field_is_documented() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/model.md")).expect("docs/model.md");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+    let mut all = std::collections::BTreeSet::new();
+    for project in ["tulia", "tdah", "taskassistant", "ascai"] {
+        let root = dir.join(project);
+        let mut loader = |p: &str| std::fs::read_to_string(root.join(p)).map_err(|e| e.to_string());
+        let (project, _) = kiln_core::project::load(&mut loader);
+        for env in project.compiled_environments() {
+            if let (Some(model), _) = kiln_core::resolve::resolve(&project, env) {
+                keys(&model.to_json(), false, &mut all);
+            }
+        }
+    }
+    let missing: Vec<&String> = all.iter().filter(|k| !doc.contains(&format!("`{k}`"))).collect();
+    assert!(missing.is_empty(), "docs/model.md does not document: {missing:?}");
+}
