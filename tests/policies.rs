@@ -123,17 +123,21 @@ fn artifact_guard_fires(clean: &str, std: &[Arc<Policy>], rule: &str) -> Result<
     let mut artifacts = env.artifacts;
     let mut edited = 0;
     for site in artifacts.iter_mut().filter(|a| a.path.contains("/nginx/sites/")) {
-        let mut in_location = false;
+        // The innermost block of each line: drop the first include of the
+        // security headers that sits directly in a `location` block.
+        let mut blocks: Vec<bool> = Vec::new(); // is_location per open block
         let mut removed = false;
         let mut kept = Vec::new();
         for line in site.text.lines() {
-            let t = line.trim_start();
-            if t.starts_with("location ") {
-                in_location = true;
-            }
-            if in_location && !removed && t.starts_with("include ") && t.contains("security-headers") {
+            let t = line.trim();
+            if !removed && blocks.last() == Some(&true) && t.starts_with("include ") && t.contains("security-headers") {
                 removed = true;
                 continue;
+            }
+            if t.ends_with('{') {
+                blocks.push(t.starts_with("location "));
+            } else if t == "}" {
+                blocks.pop();
             }
             kept.push(line);
         }
@@ -149,7 +153,7 @@ fn artifact_guard_fires(clean: &str, std: &[Arc<Policy>], rule: &str) -> Result<
     let spec = model.to_json();
     let found = kiln::policy::evaluate(policy, &model, &spec, &artifacts, None, &b.project.sources);
     match found.iter().filter(|d| d.code == rule).count() {
-        0 => Err("a location that drops the security headers is not reported".into()),
+        0 => Err(format!("a location that drops the security headers is not reported (found: {:?})", found.iter().map(|d| &d.code).collect::<Vec<_>>())),
         _ => Ok(()),
     }
 }
