@@ -119,7 +119,7 @@ pub fn did_you_mean<'a>(
 }
 
 /// `help` text for an unknown name: the closest candidate, or the full list when short.
-pub fn unknown_name_help<'a>(name: &str, what: &str, candidates: &[&'a str]) -> String {
+pub fn unknown_name_help(name: &str, what: &str, candidates: &[&str]) -> String {
     if let Some(best) = did_you_mean(name, candidates.iter().copied()) {
         return format!("did you mean `{best}`?");
     }

@@ -1609,7 +1609,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
         "t" | "tb" | "ti" | "tib" => 1 << 40,
         _ => return None,
     };
-    (num >= 0.0 && num.is_finite()).then(|| (num * mult as f64) as u64)
+    (num >= 0.0 && num.is_finite()).then_some((num * mult as f64) as u64)
 }
 
 /// Seconds in a duration such as `60s`, `10m`, `1h`, `30d`, `1y`.

@@ -12,14 +12,21 @@ fn collect(specs: &[NodeSpec], out: &mut Vec<&'static str>) {
 
 #[test]
 fn every_schema_node_is_documented() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/spec.md")).expect("docs/spec.md");
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/spec.md"))
+        .expect("docs/spec.md");
     let mut names = Vec::new();
     collect(schema::TOP, &mut names);
     collect(schema::ENV_BODY, &mut names);
     names.sort();
     names.dedup();
-    let missing: Vec<&str> = names.into_iter().filter(|n| !doc.contains(&format!("`{n}`"))).collect();
-    assert!(missing.is_empty(), "docs/spec.md does not document: {missing:?}");
+    let missing: Vec<&str> = names
+        .into_iter()
+        .filter(|n| !doc.contains(&format!("`{n}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/spec.md does not document: {missing:?}"
+    );
 }
 
 fn keys(v: &serde_json::Value, skip_children: bool, out: &mut std::collections::BTreeSet<String>) {
@@ -32,7 +39,21 @@ fn keys(v: &serde_json::Value, skip_children: bool, out: &mut std::collections::
                 // Maps keyed by user names (services, env, sites …): document their values, not their keys.
                 let named = matches!(
                     k.as_str(),
-                    "env" | "secrets" | "services" | "postgres" | "redis" | "sites" | "locations" | "rate-limits" | "headers" | "allow" | "settings" | "volumes" | "options" | "modules" | "rules"
+                    "env"
+                        | "secrets"
+                        | "services"
+                        | "postgres"
+                        | "redis"
+                        | "sites"
+                        | "locations"
+                        | "rate-limits"
+                        | "headers"
+                        | "allow"
+                        | "settings"
+                        | "volumes"
+                        | "options"
+                        | "modules"
+                        | "rules"
                 );
                 match (named, child) {
                     (true, serde_json::Value::Object(entries)) => {
@@ -51,7 +72,8 @@ fn keys(v: &serde_json::Value, skip_children: bool, out: &mut std::collections::
 
 #[test]
 fn every_model_field_is_documented() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/model.md")).expect("docs/model.md");
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/model.md"))
+        .expect("docs/model.md");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
     let mut all = std::collections::BTreeSet::new();
     for project in ["tulia", "tdah", "taskassistant", "ascai"] {
@@ -64,6 +86,12 @@ fn every_model_field_is_documented() {
             }
         }
     }
-    let missing: Vec<&String> = all.iter().filter(|k| !doc.contains(&format!("`{k}`"))).collect();
-    assert!(missing.is_empty(), "docs/model.md does not document: {missing:?}");
+    let missing: Vec<&String> = all
+        .iter()
+        .filter(|k| !doc.contains(&format!("`{k}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/model.md does not document: {missing:?}"
+    );
 }

@@ -125,7 +125,7 @@ pub fn out(text: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn project_root(dir: &Path) -> Result<PathBuf, Diagnostic> {
+pub fn project_root(dir: &Path) -> Result<PathBuf, Box<Diagnostic>> {
     if dir.join(ROOT_FILE).is_file() {
         return Ok(dir.to_path_buf());
     }
@@ -134,11 +134,13 @@ pub fn project_root(dir: &Path) -> Result<PathBuf, Diagnostic> {
     } else {
         format!("`{}` is not a folder", dir.display())
     };
-    Err(Diagnostic::error("no-project", what)
-        .with_help("pass the folder holding kiln.kdl: `kiln compile path/to/project`"))
+    Err(Box::new(Err(Diagnostic::error("no-project", what)
+        .with_help(
+            "pass the folder holding kiln.kdl: `kiln compile path/to/project`",
+        ))))
 }
 
-pub fn load(dir: &Path) -> Result<(PathBuf, Project, Vec<Diagnostic>), Diagnostic> {
+pub fn load(dir: &Path) -> Result<(PathBuf, Project, Vec<Diagnostic>), Box<Diagnostic>> {
     let root = project_root(dir)?;
     let (project, diags) = {
         let mut loader = disk::loader(&root);
@@ -152,7 +154,7 @@ fn load_and_build(ui: &Ui, dir: &Path, envs: &[String]) -> Result<(PathBuf, Buil
     let (root, project, diags) = match load(dir) {
         Ok(x) => x,
         Err(d) => {
-            ui.diagnostics(&[d], &Sources::new());
+            ui.diagnostics(&[*d], &Sources::new());
             return Err(EXIT_ERROR);
         }
     };
@@ -260,7 +262,7 @@ fn compile_check(ui: &Ui, dir: &Path, envs: &[String], format: Format) -> Result
     let root = match project_root(dir) {
         Ok(r) => r,
         Err(d) => {
-            ui.diagnostics(&[d], &Sources::new());
+            ui.diagnostics(&[*d], &Sources::new());
             return Ok(EXIT_ERROR);
         }
     };
@@ -446,7 +448,7 @@ fn inspect(ui: &Ui, dir: &Path, env: &str) -> Result<u8> {
     let (_, project, mut diags) = match load(dir) {
         Ok(x) => x,
         Err(d) => {
-            ui.diagnostics(&[d], &Sources::new());
+            ui.diagnostics(&[*d], &Sources::new());
             return Ok(EXIT_ERROR);
         }
     };
@@ -511,7 +513,7 @@ fn explain(ui: &Ui, what: &str, project_dir: Option<&Path>) -> Result<u8> {
     let (root, project, diags) = match load(&root) {
         Ok(x) => x,
         Err(d) => {
-            ui.diagnostics(&[d], &Sources::new());
+            ui.diagnostics(&[*d], &Sources::new());
             return Ok(EXIT_ERROR);
         }
     };
@@ -555,7 +557,7 @@ fn fmt(ui: &Ui, dir: &Path, check: bool) -> Result<u8> {
     let (root, project, diags) = match load(dir) {
         Ok(x) => x,
         Err(d) => {
-            ui.diagnostics(&[d], &Sources::new());
+            ui.diagnostics(&[*d], &Sources::new());
             return Ok(EXIT_ERROR);
         }
     };

@@ -73,6 +73,14 @@ impl Lock {
     }
 
     pub fn parse(text: &str) -> Result<Lock, String> {
+        match parse_canonical(text) {
+            Some(lock) => Ok(lock),
+            None => Lock::parse_kdl(text),
+        }
+    }
+
+    /// Reads any KDL spelling of a lock.
+    fn parse_kdl(text: &str) -> Result<Lock, String> {
         let doc: kdl::KdlDocument = text.parse().map_err(|e: kdl::KdlError| {
             e.diagnostics
                 .first()
@@ -138,5 +146,139 @@ impl Lock {
             && self.inputs == other.inputs
             && self.presets == other.presets
             && self.policies == other.policies
+    }
+}
+
+/// The fast path of [`Lock::parse`]: a lock exactly as [`Lock::render`] writes
+/// it (what `kiln compile` leaves on disk), read line by line instead of
+/// through the KDL parser, which costs milliseconds on a lock of a few hundred
+/// lines and would dominate `kiln compile --check`. Anything else (a hand-edited,
+/// reordered or non-ASCII lock) returns `None` and goes through the KDL parser.
+/// The result is only used if rendering it gives back the same text, so both
+/// paths read the same lock.
+fn parse_canonical(text: &str) -> Option<Lock> {
+    let mut lock = Lock::default();
+    let mut version = false;
+    for line in text.lines() {
+        if line.starts_with("//") {
+            continue;
+        }
+        let (kind, rest) = line.split_once(' ')?;
+        match kind {
+            "lock-version" => version = rest == LOCK_VERSION.to_string(),
+            "compiler" => {
+                let (v, rest) = unquote(rest)?;
+                if !rest.is_empty() {
+                    return None;
+                }
+                lock.compiler = v;
+            }
+            "input" | "preset" | "output" => {
+                let (key, rest) = unquote(rest)?;
+                let (h, rest) = unquote(rest.strip_prefix(" blake3=")?)?;
+                if !rest.is_empty() {
+                    return None;
+                }
+                let map = match kind {
+                    "input" => &mut lock.inputs,
+                    "preset" => &mut lock.presets,
+                    _ => &mut lock.outputs,
+                };
+                map.insert(key, h);
+            }
+            "policy" => {
+                let (id, rest) = unquote(rest)?;
+                let (v, rest) = unquote(rest.strip_prefix(" version=")?)?;
+                let (h, rest) = unquote(rest.strip_prefix(" blake3=")?)?;
+                if !rest.is_empty() {
+                    return None;
+                }
+                lock.policies.insert(
+                    id,
+                    PolicyEntry {
+                        version: v,
+                        hash: h,
+                    },
+                );
+            }
+            _ => return None,
+        }
+    }
+    (version && lock.render() == text).then_some(lock)
+}
+
+/// A string as [`quote`] writes it, restricted to printable ASCII (where KDL
+/// gives no other character a meaning), and the text after it.
+fn unquote(s: &str) -> Option<(String, &str)> {
+    let mut chars = s.strip_prefix('"')?.char_indices();
+    let mut out = String::new();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((out, &s[i + 2..])),
+            '\\' => match chars.next()?.1 {
+                '"' => out.push('"'),
+                '\\' => out.push('\\'),
+                'n' => out.push('\n'),
+                _ => return None,
+            },
+            ' '..='~' => out.push(c),
+            _ => return None,
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Lock {
+        let mut l = Lock {
+            compiler: "0.1.0".into(),
+            ..Lock::default()
+        };
+        l.inputs.insert("kiln.kdl".into(), hash(b"a"));
+        l.inputs
+            .insert("inc/we \"ird\\ name\n.kdl".into(), hash(b"b"));
+        l.presets.insert("redis".into(), hash(b"c"));
+        l.policies.insert(
+            "web".into(),
+            PolicyEntry {
+                version: "1.0.0".into(),
+                hash: hash(b"d"),
+            },
+        );
+        l.outputs
+            .insert("generated/production/nginx/nginx.conf".into(), hash(b"e"));
+        l
+    }
+
+    #[test]
+    fn canonical_fast_path_reads_what_kdl_reads() {
+        let lock = sample();
+        let text = lock.render();
+        assert_eq!(parse_canonical(&text).as_ref(), Some(&lock));
+        assert_eq!(Lock::parse_kdl(&text).as_ref(), Ok(&lock));
+        assert_eq!(Lock::parse(&text).as_ref(), Ok(&lock));
+    }
+
+    #[test]
+    fn anything_but_the_canonical_text_goes_through_kdl() {
+        let text = sample().render();
+        let variants = [
+            text.replace("lock-version 1", "lock-version 2"),
+            text.replace("input \"kiln.kdl\"", "input  \"kiln.kdl\""),
+            text.replace("input \"kiln.kdl\"", "input \"kiln.kdl\" // note"),
+            text.replace("redis", "r\u{e9}dis"),
+            text.replace("redis", "red\\u{69}s"),
+            format!("{text}{}", text.lines().nth(3).unwrap()),
+            text.lines().rev().collect::<Vec<_>>().join("\n"),
+            text.replace('\n', "\r\n"),
+            text.trim_end().to_owned(),
+        ];
+        for v in &variants {
+            assert_eq!(parse_canonical(v), None, "{v}");
+            assert_eq!(Lock::parse(v), Lock::parse_kdl(v), "{v}");
+        }
     }
 }

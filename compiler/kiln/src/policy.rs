@@ -4,13 +4,13 @@
 //! loaded, and today's date (for waiver expiry) is a parameter.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use kiln_core::Artifact;
 use kiln_core::diagnostic::{Diagnostic, Severity, did_you_mean, unknown_name_help};
 use kiln_core::model::{Model, Origin};
 use kiln_core::source::{Origin as SourceOrigin, Sources, Span};
-use kiln_policy_host::{InputKind, LoadedPolicy, RawFinding};
+use kiln_policy_host::{InputKind, LoadedPolicy, PolicyMeta, RawFinding};
 use rayon::prelude::*;
 use serde_json::{Value, json};
 
@@ -70,38 +70,33 @@ pub fn input_document(
     secret_values: Option<&BTreeMap<String, String>>,
 ) -> Value {
     let meta = policy.module.meta();
-    // A spec module's settings live in its `module` block; others under `settings ID`.
-    let from_module = policy
-        .spec_path
-        .as_ref()
-        .and_then(|p| model.policies.modules.get(p))
-        .filter(|m| !m.settings.is_empty());
-    let settings = match from_module {
-        Some(m) => Value::Object(m.settings.clone().into_iter().collect()),
-        None => model
-            .policies
-            .settings
-            .get(&meta.id)
-            .cloned()
-            .unwrap_or_else(|| json!({})),
-    };
+    input_document_for(
+        meta,
+        policy.spec_path.as_deref(),
+        model,
+        spec,
+        artifacts,
+        secret_values,
+    )
+}
+
+fn input_document_for(
+    meta: &PolicyMeta,
+    spec_path: Option<&str>,
+    model: &Model,
+    spec: &Value,
+    artifacts: &[Artifact],
+    secret_values: Option<&BTreeMap<String, String>>,
+) -> Value {
     let mut doc = json!({
         "abi": "1.0",
-        "policy": {"id": meta.id, "settings": settings},
+        "policy": {"id": meta.id, "settings": settings(spec_path, &meta.id, model)},
         "environment": model.environment,
         "tier": model.tier.as_str(),
         "spec": spec,
     });
     if meta.inputs.contains(&InputKind::Artifacts) {
-        let env_prefix = format!("{}/{}/", model.project.output, model.environment);
-        doc["artifacts"] = artifacts
-            .iter()
-            .map(|a| {
-                let path = a.path.strip_prefix(&env_prefix).unwrap_or(&a.path);
-                let target = path.split('/').next().unwrap_or("");
-                json!({"target": target, "path": path, "text": a.text})
-            })
-            .collect();
+        doc["artifacts"] = artifacts_json(model, artifacts);
     }
     if let Some(values) = secret_values
         && meta.inputs.contains(&InputKind::SecretValues)
@@ -111,37 +106,162 @@ pub fn input_document(
     doc
 }
 
+/// A policy's settings: a spec module's live in its `module` block; others under `settings ID`.
+fn settings(spec_path: Option<&str>, id: &str, model: &Model) -> Value {
+    let from_module = spec_path
+        .and_then(|p| model.policies.modules.get(p))
+        .filter(|m| !m.settings.is_empty());
+    match from_module {
+        Some(m) => Value::Object(m.settings.clone().into_iter().collect()),
+        None => model
+            .policies
+            .settings
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| json!({})),
+    }
+}
+
+/// The `artifacts` member of the input: paths relative to the environment's folder.
+fn artifacts_json(model: &Model, artifacts: &[Artifact]) -> Value {
+    artifact_inputs(model, artifacts)
+        .map(|a| json!({"target": a.target, "path": a.path, "text": a.text}))
+        .collect()
+}
+
+/// One element of the `artifacts` member, borrowed: serializes like the
+/// object [`artifacts_json`] builds, without copying the text.
+#[derive(serde::Serialize)]
+struct ArtifactInput<'a> {
+    target: &'a str,
+    path: &'a str,
+    text: &'a str,
+}
+
+fn artifact_inputs<'a>(
+    model: &Model,
+    artifacts: &'a [Artifact],
+) -> impl Iterator<Item = ArtifactInput<'a>> {
+    let env_prefix = format!("{}/{}/", model.project.output, model.environment);
+    artifacts.iter().map(move |a| {
+        let path = a.path.strip_prefix(&env_prefix).unwrap_or(&a.path);
+        let target = path.split('/').next().unwrap_or("");
+        ArtifactInput {
+            target,
+            path,
+            text: &a.text,
+        }
+    })
+}
+
+/// What every policy call on one environment shares, serialized once per
+/// environment instead of once per policy: the spec (tens of KB) and, built on
+/// first use, the rendered files (hundreds of KB).
+pub struct EnvInput<'a> {
+    model: &'a Model,
+    artifacts: &'a [Artifact],
+    spec: Vec<u8>,
+    artifacts_json: OnceLock<Vec<u8>>,
+}
+
+impl<'a> EnvInput<'a> {
+    /// `spec` is `model.to_json()`.
+    pub fn new(model: &'a Model, spec: &Value, artifacts: &'a [Artifact]) -> EnvInput<'a> {
+        EnvInput {
+            model,
+            artifacts,
+            spec: serde_json::to_vec(spec).expect("JSON serializes"),
+            artifacts_json: OnceLock::new(),
+        }
+    }
+
+    /// The input document of `policy`'s call, serialized: the same bytes as
+    /// `serde_json::to_vec(&input_document(…))`, without copying the spec and
+    /// the files into a new document for every policy.
+    pub fn bytes(
+        &self,
+        policy: &Policy,
+        secret_values: Option<&BTreeMap<String, String>>,
+    ) -> Vec<u8> {
+        let meta = policy.module.meta();
+        self.bytes_for(meta, policy.spec_path.as_deref(), secret_values)
+    }
+
+    fn bytes_for(
+        &self,
+        meta: &PolicyMeta,
+        spec_path: Option<&str>,
+        secret_values: Option<&BTreeMap<String, String>>,
+    ) -> Vec<u8> {
+        let model = self.model;
+        let artifacts = meta.inputs.contains(&InputKind::Artifacts).then(|| {
+            self.artifacts_json
+                .get_or_init(|| {
+                    let all: Vec<ArtifactInput> = artifact_inputs(model, self.artifacts).collect();
+                    serde_json::to_vec(&all).expect("JSON serializes")
+                })
+                .as_slice()
+        });
+        let mut out = Vec::with_capacity(self.spec.len() + artifacts.map_or(0, <[u8]>::len) + 512);
+        out.extend_from_slice(br#"{"abi":"1.0","policy":{"id":"#);
+        put(&mut out, &meta.id);
+        out.extend_from_slice(br#","settings":"#);
+        put(&mut out, &settings(spec_path, &meta.id, model));
+        out.extend_from_slice(br#"},"environment":"#);
+        put(&mut out, &model.environment);
+        out.extend_from_slice(br#","tier":"#);
+        put(&mut out, &model.tier.as_str());
+        out.extend_from_slice(br#","spec":"#);
+        out.extend_from_slice(&self.spec);
+        if let Some(a) = artifacts {
+            out.extend_from_slice(br#","artifacts":"#);
+            out.extend_from_slice(a);
+        }
+        if let Some(values) = secret_values
+            && meta.inputs.contains(&InputKind::SecretValues)
+        {
+            out.extend_from_slice(br#","secret-values":"#);
+            put(&mut out, &json!(values));
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+/// Appends `value` as compact JSON.
+fn put<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    serde_json::to_writer(out, value).expect("JSON serializes");
+}
+
 /// Runs every policy over every built environment and appends the findings.
+///
+/// Environments and, inside each, policies run in parallel. Each
+/// environment's spec and files are serialized once, when its first policy
+/// runs, and dropped when its last one is done.
 pub fn run(
     b: &mut Build,
     stdlib: &[Arc<Policy>],
     extra: &BTreeMap<String, Vec<Arc<Policy>>>,
     today: Date,
 ) {
-    let jobs: Vec<(usize, Arc<Policy>)> = b
-        .envs
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| e.model.is_some())
-        .flat_map(|(i, e)| {
-            let extra = extra.get(&e.name).cloned().unwrap_or_default();
-            stdlib.iter().cloned().chain(extra).map(move |p| (i, p))
-        })
-        .collect();
-    let specs: Vec<Option<Value>> = b
-        .envs
-        .iter()
-        .map(|e| e.model.as_ref().map(Model::to_json))
-        .collect();
     let sources = &b.project.sources;
-    let envs = &b.envs;
-    let mut diags: Vec<Diagnostic> = jobs
+    let mut diags: Vec<Diagnostic> = b
+        .envs
         .par_iter()
-        .flat_map_iter(|(i, policy)| {
-            let env = &envs[*i];
-            let model = env.model.as_ref().expect("filtered");
-            let spec = specs[*i].as_ref().expect("filtered");
-            evaluate(policy, model, spec, &env.artifacts, None, sources)
+        .filter_map(|e| e.model.as_ref().map(|m| (e, m)))
+        .flat_map(|(env, model)| {
+            let input = EnvInput::new(model, &model.to_json(), &env.artifacts);
+            let policies: Vec<&Arc<Policy>> = stdlib
+                .iter()
+                .chain(extra.get(&env.name).into_iter().flatten())
+                .collect();
+            policies
+                .par_iter()
+                .flat_map_iter(|policy| {
+                    let bytes = input.bytes(policy, None);
+                    evaluate_input(policy, model, &bytes, &env.artifacts, None, sources)
+                })
+                .collect::<Vec<_>>()
         })
         .collect();
     for env in &b.envs {
@@ -165,9 +285,20 @@ pub fn evaluate(
     secret_values: Option<&BTreeMap<String, String>>,
     sources: &Sources,
 ) -> Vec<Diagnostic> {
-    let input = input_document(policy, model, spec, artifacts, secret_values);
-    let bytes = serde_json::to_vec(&input).expect("JSON serializes");
-    let output = match policy.module.check(&bytes) {
+    let bytes = EnvInput::new(model, spec, artifacts).bytes(policy, secret_values);
+    evaluate_input(policy, model, &bytes, artifacts, secret_values, sources)
+}
+
+/// [`evaluate`] on an input document already serialized.
+fn evaluate_input(
+    policy: &Policy,
+    model: &Model,
+    bytes: &[u8],
+    artifacts: &[Artifact],
+    secret_values: Option<&BTreeMap<String, String>>,
+    sources: &Sources,
+) -> Vec<Diagnostic> {
+    let output = match policy.module.check(bytes) {
         Ok(o) => o,
         Err(e) => {
             let mut d = Diagnostic::error("policy-failed", format!("policy `{}` failed on environment {}: {}", policy.module.display_name(), model.environment, e.kind()))
@@ -495,4 +626,55 @@ fn check_config(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds a fixture without policies.
+    fn fixture(name: &str) -> Build {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures")
+            .join(name);
+        let mut loader = |rel: &str| -> Result<String, String> {
+            std::fs::read_to_string(root.join(rel)).map_err(|e| e.to_string())
+        };
+        let (project, diags) = kiln_core::project::load(&mut loader);
+        crate::build::build(project, diags, &[])
+    }
+
+    #[test]
+    fn serialized_input_is_the_input_document() {
+        let values: BTreeMap<String, String> = [
+            ("SECRET_KEY".to_owned(), "s3cr\"et\u{e9}".to_owned()),
+            ("DB_PASSWORD".to_owned(), "pw".to_owned()),
+        ]
+        .into();
+        let mut checked = 0;
+        for name in ["tulia", "taskassistant", "ascai"] {
+            let b = fixture(name);
+            assert!(!b.has_errors(), "{name}: {:?}", b.diagnostics);
+            for env in &b.envs {
+                let model = env.model.as_ref().expect("model");
+                let spec = model.to_json();
+                let input = EnvInput::new(model, &spec, &env.artifacts);
+                for (_, _, meta) in crate::stdlib::metas() {
+                    for secrets in [None, Some(&values)] {
+                        let doc =
+                            input_document_for(meta, None, model, &spec, &env.artifacts, secrets);
+                        let expected = serde_json::to_vec(&doc).expect("JSON");
+                        assert!(
+                            input.bytes_for(meta, None, secrets) == expected,
+                            "{name}/{}: policy {}",
+                            env.name,
+                            meta.id
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 0);
+    }
 }

@@ -76,7 +76,7 @@ fn spec_modules(
                 out.entry(env.name.clone()).or_default().push(p.clone());
                 continue;
             }
-            if !kiln::build::safe_relative(&path) {
+            if !kiln::build::safe_relative(path) {
                 diags.push(label(
                     Diagnostic::error(
                         "module-path",
@@ -88,7 +88,7 @@ fn spec_modules(
                 ));
                 continue;
             }
-            let bytes = match std::fs::read(root.join(&path)) {
+            let bytes = match std::fs::read(root.join(path)) {
                 Ok(b) => b,
                 Err(e) => {
                     diags.push(label(
@@ -132,7 +132,7 @@ fn spec_modules(
                     return out;
                 }
             };
-            match host.load(&path, &bytes) {
+            match host.load(path, &bytes) {
                 Ok(module) => {
                     let p = Arc::new(Policy {
                         module,
@@ -196,7 +196,7 @@ fn list(ui: &Ui, dir: &Path, env: Option<&str>, format: Format) -> Result<u8> {
         let (_, project, mut diags) = match crate::cmd::load(dir) {
             Ok(x) => x,
             Err(d) => {
-                ui.diagnostics(&[d], &Sources::new());
+                ui.diagnostics(&[*d], &Sources::new());
                 return Ok(EXIT_ERROR);
             }
         };

@@ -53,7 +53,7 @@ pub fn check(ui: &Ui, dir: &Path, env: &str, env_file: &Path, format: Format) ->
     let (root, project, diags) = match crate::cmd::load(dir) {
         Ok(x) => x,
         Err(d) => {
-            ui.diagnostics(&[d], &Sources::new());
+            ui.diagnostics(&[*d], &Sources::new());
             return Ok(EXIT_ERROR);
         }
     };
