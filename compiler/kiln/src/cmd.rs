@@ -134,10 +134,9 @@ pub fn project_root(dir: &Path) -> Result<PathBuf, Box<Diagnostic>> {
     } else {
         format!("`{}` is not a folder", dir.display())
     };
-    Err(Box::new(Err(Diagnostic::error("no-project", what)
-        .with_help(
-            "pass the folder holding kiln.kdl: `kiln compile path/to/project`",
-        ))))
+    Err(Box::new(Diagnostic::error("no-project", what).with_help(
+        "pass the folder holding kiln.kdl: `kiln compile path/to/project`",
+    )))
 }
 
 pub fn load(dir: &Path) -> Result<(PathBuf, Project, Vec<Diagnostic>), Box<Diagnostic>> {
