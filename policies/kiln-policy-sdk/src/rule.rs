@@ -125,7 +125,8 @@ impl PolicyDocs {
         if std::env::var_os("KILN_UPDATE_METADATA").is_some_and(|v| v == "1") {
             return std::fs::write(path, &json).map_err(|e| format!("cannot write {path}: {e}"));
         }
-        let on_disk = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+        let on_disk =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
         if on_disk != json {
             return Err(format!(
                 "{path} is not up to date with the rules' docs: run the tests with KILN_UPDATE_METADATA=1"

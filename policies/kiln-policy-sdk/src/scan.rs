@@ -321,7 +321,7 @@ pub fn unit(text: &str) -> Unit {
                 Some(p) => (p.trim(), true),
                 None => (body, false),
             };
-            if !(body.starts_with('#') || body.starts_with(';')) && !part.is_empty() {
+            if !(body.starts_with('#') || body.starts_with(';') || part.is_empty()) {
                 if !entry.value.is_empty() {
                     entry.value.push(' ');
                 }

@@ -1,0 +1,4 @@
+//! One rule per file: its docs (`RULE`) and its `check`.
+
+pub mod baseline_headers;
+pub mod hsts;

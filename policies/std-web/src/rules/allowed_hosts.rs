@@ -1,0 +1,336 @@
+//! `web.allowed-hosts`: ALLOWED_HOSTS and CSRF_TRUSTED_ORIGINS against the sites nginx serves.
+
+use kiln_policy_sdk::rule::RuleDocs;
+use kiln_policy_sdk::{Finding, Input, Severity, json_pointer};
+use serde_json::Value;
+
+use crate::Settings;
+use crate::util::{
+    env_pointer, host_matches, is_django, is_loopback, is_web, list_entries, server_names, sites_of,
+};
+
+pub const RULE: RuleDocs = RuleDocs {
+    id: "web.allowed-hosts",
+    default_severity: Severity::Error,
+    summary: "ALLOWED_HOSTS or CSRF_TRUSTED_ORIGINS does not match the sites in front of the app",
+    what: "For every Django web service: `ALLOWED_HOSTS` must be set and non-empty, and must not \
+           be `*` in production (kiln's proposal; setting `allow-wildcard-in-production`). Each \
+           entry must match a server name of a site that proxies to the service (Django's \
+           matching: `.example.com` covers its subdomains); loopback names (`localhost`, \
+           `127.0.0.1`, `::1`) are allowed for local health checks. Every server name of those \
+           sites must be allowed, or its requests fail with 400. Each `CSRF_TRUSTED_ORIGINS` \
+           entry must be `https://<allowed host>` (`http://` only for a loopback host). When \
+           no site proxies to the service, only emptiness and `*` are checked.",
+    why: "ALLOWED_HOSTS is Django's defence against Host header attacks: with `*` or a stale \
+          entry, a forged Host header reaches password-reset links, cache keys and absolute \
+          URLs. An entry that no nginx server name serves is dead weight that hides typos, and \
+          a server name Django does not allow answers every request with 400. CSRF trusted \
+          origins over plain HTTP, or for hosts the app does not serve, widen what may post \
+          forms to the app.",
+    example: "env {\n    ALLOWED_HOSTS \"*\"\n}",
+    instead: "env {\n    ALLOWED_HOSTS \"shop.example.com\"\n}",
+    upstream: &["DJ W020", "DJ 4_0.E001"],
+};
+
+pub fn check(input: &Input) -> Vec<Finding> {
+    let settings: Settings = input.settings().unwrap_or_default();
+    let mut findings: Vec<Finding> = Vec::new();
+    for (name, service) in input.services() {
+        if !is_web(service) || !is_django(service) {
+            continue;
+        }
+        for f in check_service(input, &settings, name, service) {
+            let duplicate = findings
+                .iter()
+                .any(|g| g.path == f.path && g.message == f.message);
+            if !duplicate {
+                findings.push(f);
+            }
+        }
+    }
+    findings
+}
+
+fn check_service(input: &Input, settings: &Settings, name: &str, service: &Value) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let sites = sites_of(input, name);
+    let names: Vec<(&str, &str)> = sites
+        .iter()
+        .flat_map(|(key, site)| server_names(site).into_iter().map(move |n| (*key, n)))
+        .collect();
+    let served = names
+        .iter()
+        .map(|(_, n)| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let site_ptr = |key: &str| json_pointer(["sites", key]);
+
+    let ptr = env_pointer(input, name, "ALLOWED_HOSTS");
+    let value = service.pointer("/env/ALLOWED_HOSTS");
+    let hosts: Vec<String> = match value {
+        None | Some(Value::Null) => {
+            let suggestion = names.first().map_or("app.example.com", |(_, n)| n);
+            out.push(
+                Finding::new(RULE.id, format!("ALLOWED_HOSTS is not set for service `{name}`"))
+                    .at(json_pointer(["services", name, "env"]))
+                    .help(format!(
+                        "add `ALLOWED_HOSTS \"{suggestion}\"` to the `env` block: Django refuses every request when it is empty and DEBUG is off"
+                    )),
+            );
+            return out;
+        }
+        Some(Value::String(s)) => list_entries(s),
+        // A secret or a wired value: not ours to read.
+        Some(_) => return out,
+    };
+    if hosts.is_empty() {
+        out.push(
+            Finding::new(
+                RULE.id,
+                format!("ALLOWED_HOSTS is empty for service `{name}`"),
+            )
+            .at(ptr.clone())
+            .help(
+                "list the host names the app serves, such as `ALLOWED_HOSTS \"app.example.com\"`",
+            ),
+        );
+        return out;
+    }
+    let wildcard = hosts.iter().any(|h| h == "*");
+    if wildcard && input.is_production() && !settings.allow_wildcard_in_production {
+        let mut f = Finding::new(
+            RULE.id,
+            format!("ALLOWED_HOSTS allows any host name (`*`) for service `{name}`"),
+        )
+        .at(ptr.clone())
+        .help(match names.first() {
+            Some((_, n)) => format!("list the names nginx serves instead: `ALLOWED_HOSTS \"{n}\"`"),
+            None => "list the host names the app serves instead of `*`".to_owned(),
+        });
+        if let Some((key, _)) = names.first() {
+            f = f.related(site_ptr(key), "the site's server names");
+        }
+        out.push(f);
+    }
+
+    if !names.is_empty() {
+        for host in hosts.iter().filter(|h| *h != "*" && !is_loopback(h)) {
+            if !names.iter().any(|(_, n)| host_matches(host, n)) {
+                let (key, _) = names[0];
+                out.push(
+                    Finding::new(
+                        RULE.id,
+                        format!(
+                            "ALLOWED_HOSTS entry `{host}` matches no server name of the sites in front of `{name}` ({served})"
+                        ),
+                    )
+                    .at(ptr.clone())
+                    .help("remove the entry, or add the name to a site with `aliases`")
+                    .related(site_ptr(key), "the site's server names"),
+                );
+            }
+        }
+        for (key, server) in &names {
+            if !hosts.iter().any(|h| host_matches(h, server)) {
+                out.push(
+                    Finding::new(
+                        RULE.id,
+                        format!(
+                            "ALLOWED_HOSTS does not allow `{server}`, so Django answers every request to it with 400"
+                        ),
+                    )
+                    .at(ptr.clone())
+                    .help(format!("add `{server}` to ALLOWED_HOSTS"))
+                    .related(site_ptr(key), "nginx serves this name"),
+                );
+            }
+        }
+    }
+
+    let origins_ptr = env_pointer(input, name, "CSRF_TRUSTED_ORIGINS");
+    if let Some(Value::String(origins)) = service.pointer("/env/CSRF_TRUSTED_ORIGINS") {
+        for origin in list_entries(origins) {
+            if let Some(problem) = origin_problem(&origin, &hosts) {
+                out.push(
+                    Finding::new(
+                        RULE.id,
+                        format!("CSRF_TRUSTED_ORIGINS entry `{origin}` {problem}"),
+                    )
+                    .at(origins_ptr.clone())
+                    .help(match hosts.iter().find(|h| *h != "*" && !is_loopback(h)) {
+                        Some(h) => format!(
+                            "write origins as `https://<allowed host>`, such as `https://{}`",
+                            h.trim_start_matches('.')
+                        ),
+                        None => "write origins as `https://<allowed host>`".to_owned(),
+                    })
+                    .related(ptr.clone(), "ALLOWED_HOSTS"),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// What is wrong with one CSRF trusted origin, if anything.
+fn origin_problem(origin: &str, hosts: &[String]) -> Option<String> {
+    let (scheme, rest) = match origin.split_once("://") {
+        Some(parts) => parts,
+        None => return Some("has no scheme: Django 4.0 and later need `https://`".into()),
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => format!("[{}]", v6.split(']').next().unwrap_or("")),
+        None => authority.split(':').next().unwrap_or("").to_owned(),
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "https" && !(scheme == "http" && is_loopback(&host)) {
+        return Some(format!("uses `{scheme}://`: trusted origins must be HTTPS"));
+    }
+    // `https://*.example.com` (Django 4.0+) trusts every subdomain.
+    let allowed = match host.strip_prefix("*.") {
+        Some(domain) => hosts
+            .iter()
+            .any(|h| h == "*" || h.eq_ignore_ascii_case(&format!(".{domain}"))),
+        None => hosts.iter().any(|h| host_matches(h, &host)),
+    };
+    if !allowed && !is_loopback(&host) {
+        return Some(format!(
+            "names host `{host}`, which ALLOWED_HOSTS does not allow"
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_policy_sdk::Tier;
+    use kiln_policy_sdk::test_support::input;
+    use serde_json::json;
+
+    fn spec(hosts: Value, origins: Value) -> Value {
+        json!({
+            "env": {"ALLOWED_HOSTS": hosts, "CSRF_TRUSTED_ORIGINS": origins},
+            "services": {
+                "web": {"kind": "web", "preset": "django-web", "env": {
+                    "DJANGO_SETTINGS_MODULE": "config.settings",
+                    "ALLOWED_HOSTS": hosts, "CSRF_TRUSTED_ORIGINS": origins}},
+                "api": {"kind": "web", "preset": "fastapi-web", "run": {"program": "uvicorn", "app": "app.main:app"}, "env": {}},
+                "worker": {"kind": "worker", "env": {"DJANGO_SETTINGS_MODULE": "config.settings"}},
+            },
+            "sites": {"shop.example.com": {"server-names": ["shop.example.com", "www.shop.example.com"], "upstream": "web"}}
+        })
+    }
+
+    fn messages(spec: Value) -> Vec<String> {
+        check(&input(spec)).into_iter().map(|f| f.message).collect()
+    }
+
+    #[test]
+    fn matching_hosts_pass() {
+        assert!(
+            messages(spec(
+                json!("shop.example.com,www.shop.example.com"),
+                json!("https://shop.example.com")
+            ))
+            .is_empty()
+        );
+        assert!(
+            messages(spec(
+                json!(".shop.example.com, localhost"),
+                json!("https://*.shop.example.com")
+            ))
+            .is_empty()
+        );
+        assert!(
+            messages(spec(
+                json!("shop.example.com www.shop.example.com 127.0.0.1"),
+                json!("http://localhost:3000")
+            ))
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn wildcard_only_in_production() {
+        let f = check(&input(spec(json!("*"), json!(null))));
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            f[0].message,
+            "ALLOWED_HOSTS allows any host name (`*`) for service `web`"
+        );
+        assert_eq!(f[0].path.as_deref(), Some("/env/ALLOWED_HOSTS"));
+        assert_eq!(f[0].related[0].path, "/sites/shop.example.com");
+        let mut i = input(spec(json!("*"), json!(null)));
+        i.tier = Tier::Staging;
+        assert!(check(&i).is_empty());
+        let mut i = input(spec(json!("*"), json!(null)));
+        i.policy.settings = json!({"allow-wildcard-in-production": true});
+        assert!(check(&i).is_empty());
+    }
+
+    #[test]
+    fn missing_empty_and_stale_entries() {
+        assert_eq!(
+            messages(spec(json!(null), json!(null))),
+            ["ALLOWED_HOSTS is not set for service `web`"]
+        );
+        assert_eq!(
+            messages(spec(json!(" , "), json!(null))),
+            ["ALLOWED_HOSTS is empty for service `web`"]
+        );
+        assert_eq!(
+            messages(spec(
+                json!("shop.example.com,www.shop.example.com,old.example.com"),
+                json!(null)
+            )),
+            [
+                "ALLOWED_HOSTS entry `old.example.com` matches no server name of the sites in front of `web` (`shop.example.com`, `www.shop.example.com`)"
+            ]
+        );
+        assert_eq!(
+            messages(spec(json!("shop.example.com"), json!(null))),
+            [
+                "ALLOWED_HOSTS does not allow `www.shop.example.com`, so Django answers every request to it with 400"
+            ]
+        );
+    }
+
+    #[test]
+    fn csrf_origins() {
+        let hosts = json!("shop.example.com,www.shop.example.com");
+        assert_eq!(
+            messages(spec(hosts.clone(), json!("http://shop.example.com"))),
+            [
+                "CSRF_TRUSTED_ORIGINS entry `http://shop.example.com` uses `http://`: trusted origins must be HTTPS"
+            ]
+        );
+        assert_eq!(
+            messages(spec(hosts.clone(), json!("shop.example.com"))),
+            [
+                "CSRF_TRUSTED_ORIGINS entry `shop.example.com` has no scheme: Django 4.0 and later need `https://`"
+            ]
+        );
+        assert_eq!(
+            messages(spec(hosts.clone(), json!("https://evil.example.net:8443"))),
+            [
+                "CSRF_TRUSTED_ORIGINS entry `https://evil.example.net:8443` names host `evil.example.net`, which ALLOWED_HOSTS does not allow"
+            ]
+        );
+        assert_eq!(
+            messages(spec(hosts, json!("https://*.example.net"))).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn services_without_sites_and_secrets() {
+        let mut s = spec(json!("internal.example"), json!(null));
+        s["sites"] = json!({});
+        assert!(messages(s).is_empty());
+        let mut s = spec(json!({"secret": "HOSTS"}), json!(null));
+        s["services"]["web"]["env"]["ALLOWED_HOSTS"] = json!({"secret": "HOSTS"});
+        assert!(messages(s).is_empty());
+    }
+}

@@ -1,0 +1,5 @@
+//! One rule per file: its docs (`RULE`) and its `check`.
+
+pub mod allowed_hosts;
+pub mod debug_off;
+pub mod https_redirect;
