@@ -392,5 +392,9 @@ fn committed_fixture_outputs_are_up_to_date() {
             stale.push(format!("{}:\n{}", project.display(), text(&o.stderr)));
         }
     }
-    assert!(stale.is_empty(), "run `cargo run --release -- compile fixtures/<name>` and commit the result:\n{}", stale.join("\n"));
+    assert!(
+        stale.is_empty(),
+        "run `cargo run --release -- compile fixtures/<name>` and commit the result:\n{}",
+        stale.join("\n")
+    );
 }

@@ -18,14 +18,20 @@ fn kiln(args: &[&str], dir: &Path) -> Output {
         .args(args)
         .current_dir(dir)
         .env("NO_COLOR", "1")
-        .env("KILN_CACHE_DIR", common::root().join("target/kiln-test-cache"))
+        .env(
+            "KILN_CACHE_DIR",
+            common::root().join("target/kiln-test-cache"),
+        )
         .stdin(Stdio::null())
         .output()
         .expect("kiln runs")
 }
 
 fn stdlib() -> Vec<Arc<Policy>> {
-    let config = kiln_policy_host::HostConfig { cache_dir: Some(common::root().join("target/kiln-test-cache")), ..Default::default() };
+    let config = kiln_policy_host::HostConfig {
+        cache_dir: Some(common::root().join("target/kiln-test-cache")),
+        ..Default::default()
+    };
     let host = kiln_policy_host::PolicyHost::new(config).expect("host");
     kiln::stdlib::load(&host).expect("the standard library loads")
 }
@@ -34,14 +40,24 @@ fn stdlib() -> Vec<Arc<Policy>> {
 fn findings(text: &str, std: &[Arc<Policy>]) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
     let (project, diags) = common::load_text(text);
     let mut b = kiln::build::build(project, diags, &[]);
-    let spec_errors: Vec<Diagnostic> = b.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();
+    let spec_errors: Vec<Diagnostic> = b
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .cloned()
+        .collect();
     kiln::policy::run(&mut b, std, &BTreeMap::new(), Date(2026, 11, 22));
-    let policy: Vec<Diagnostic> = b.diagnostics.into_iter().filter(|d| d.code.contains('.') && d.severity != Severity::Info).collect();
+    let policy: Vec<Diagnostic> = b
+        .diagnostics
+        .into_iter()
+        .filter(|d| d.code.contains('.') && d.severity != Severity::Info)
+        .collect();
     (spec_errors, policy)
 }
 
 fn clean_spec() -> String {
-    std::fs::read_to_string(common::root().join("policies/testdata/clean/kiln.kdl")).expect("policies/testdata/clean/kiln.kdl")
+    std::fs::read_to_string(common::root().join("policies/testdata/clean/kiln.kdl"))
+        .expect("policies/testdata/clean/kiln.kdl")
 }
 
 /// `clean` with an extra environment `probe` extending its production.
@@ -56,7 +72,12 @@ fn every_rule_is_documented() {
     for (name, _, meta) in kiln::stdlib::metas() {
         for r in &meta.rules {
             count += 1;
-            for (section, text) in [("what", &r.docs.what), ("why", &r.docs.why), ("example", &r.docs.example), ("instead", &r.docs.instead)] {
+            for (section, text) in [
+                ("what", &r.docs.what),
+                ("why", &r.docs.why),
+                ("example", &r.docs.example),
+                ("instead", &r.docs.instead),
+            ] {
                 if text.trim().is_empty() {
                     problems.push(format!("{name}: {} has no `{section}`", r.id));
                 }
@@ -75,7 +96,10 @@ fn the_clean_project_has_no_findings() {
     let std = stdlib();
     let (errors, found) = findings(&clean_spec(), &std);
     assert!(errors.is_empty(), "{errors:#?}");
-    let codes: Vec<String> = found.iter().map(|d| format!("{}: {}", d.code, d.message)).collect();
+    let codes: Vec<String> = found
+        .iter()
+        .map(|d| format!("{}: {}", d.code, d.message))
+        .collect();
     assert!(found.is_empty(), "{}", codes.join("\n"));
 }
 
@@ -94,18 +118,39 @@ fn every_example_triggers_exactly_its_rule() {
                 continue;
             }
             let (errors, found) = findings(&with_snippet(&clean, &r.docs.example), &std);
-            let probe: Vec<&Diagnostic> = found.iter().filter(|d| d.notes.iter().any(|n| n.contains("probe"))).collect();
+            let probe: Vec<&Diagnostic> = found
+                .iter()
+                .filter(|d| d.notes.iter().any(|n| n.contains("probe")))
+                .collect();
             let mine = probe.iter().filter(|d| d.code == r.id).count();
-            let others: Vec<String> = probe.iter().filter(|d| d.code != r.id).map(|d| d.code.clone()).collect();
+            let others: Vec<String> = probe
+                .iter()
+                .filter(|d| d.code != r.id)
+                .map(|d| d.code.clone())
+                .collect();
             if !errors.is_empty() {
-                problems.push(format!("{}: the example is not a valid spec: {:?}", r.id, errors.iter().map(|e| &e.message).collect::<Vec<_>>()));
+                problems.push(format!(
+                    "{}: the example is not a valid spec: {:?}",
+                    r.id,
+                    errors.iter().map(|e| &e.message).collect::<Vec<_>>()
+                ));
             } else if mine != 1 || !others.is_empty() {
-                problems.push(format!("{}: the example gives {mine} finding(s) of the rule and {others:?} of others", r.id));
+                problems.push(format!(
+                    "{}: the example gives {mine} finding(s) of the rule and {others:?} of others",
+                    r.id
+                ));
             }
             let (errors, found) = findings(&with_snippet(&clean, &r.docs.instead), &std);
-            let bad = found.iter().filter(|d| d.code == r.id && d.notes.iter().any(|n| n.contains("probe"))).count();
+            let bad = found
+                .iter()
+                .filter(|d| d.code == r.id && d.notes.iter().any(|n| n.contains("probe")))
+                .count();
             if !errors.is_empty() || bad > 0 {
-                problems.push(format!("{}: `instead` still gives {bad} finding(s) (spec errors: {})", r.id, errors.len()));
+                problems.push(format!(
+                    "{}: `instead` still gives {bad} finding(s) (spec errors: {})",
+                    r.id,
+                    errors.len()
+                ));
             }
         }
     }
@@ -122,7 +167,10 @@ fn artifact_guard_fires(clean: &str, std: &[Arc<Policy>], rule: &str) -> Result<
     let model = env.model.ok_or("no model")?;
     let mut artifacts = env.artifacts;
     let mut edited = 0;
-    for site in artifacts.iter_mut().filter(|a| a.path.contains("/nginx/sites/")) {
+    for site in artifacts
+        .iter_mut()
+        .filter(|a| a.path.contains("/nginx/sites/"))
+    {
         // The innermost block of each line: drop the first include of the
         // security headers that sits directly in a `location` block.
         let mut blocks: Vec<bool> = Vec::new(); // is_location per open block
@@ -130,7 +178,11 @@ fn artifact_guard_fires(clean: &str, std: &[Arc<Policy>], rule: &str) -> Result<
         let mut kept = Vec::new();
         for line in site.text.lines() {
             let t = line.trim();
-            if !removed && blocks.last() == Some(&true) && t.starts_with("include ") && t.contains("security-headers") {
+            if !removed
+                && blocks.last() == Some(&true)
+                && t.starts_with("include ")
+                && t.contains("security-headers")
+            {
                 removed = true;
                 continue;
             }
@@ -149,11 +201,17 @@ fn artifact_guard_fires(clean: &str, std: &[Arc<Policy>], rule: &str) -> Result<
     if edited == 0 {
         return Err("no location of the clean site includes the security headers".into());
     }
-    let policy = std.iter().find(|p| p.module.meta().rule(rule).is_some()).ok_or("no policy has the rule")?;
+    let policy = std
+        .iter()
+        .find(|p| p.module.meta().rule(rule).is_some())
+        .ok_or("no policy has the rule")?;
     let spec = model.to_json();
     let found = kiln::policy::evaluate(policy, &model, &spec, &artifacts, None, &b.project.sources);
     match found.iter().filter(|d| d.code == rule).count() {
-        0 => Err(format!("a location that drops the security headers is not reported (found: {:?})", found.iter().map(|d| &d.code).collect::<Vec<_>>())),
+        0 => Err(format!(
+            "a location that drops the security headers is not reported (found: {:?})",
+            found.iter().map(|d| &d.code).collect::<Vec<_>>()
+        )),
         _ => Ok(()),
     }
 }
@@ -163,7 +221,12 @@ fn policy_test_cases_pass() {
     let root = common::root();
     let o = kiln(&["policy", "test", "policies/testdata/cases"], &root);
     let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "{out}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(out.contains(" 0 failed"), "{out}");
 }
 
@@ -172,27 +235,78 @@ fn policy_test_cases_pass() {
 /// and nothing is written.
 #[test]
 fn known_findings_land_on_their_line() {
-    let tulia = std::fs::read_to_string(common::root().join("fixtures/tulia/kiln.kdl")).expect("fixture");
+    let tulia =
+        std::fs::read_to_string(common::root().join("fixtures/tulia/kiln.kdl")).expect("fixture");
     let cases: [(&str, &str, &str, &str); 4] = [
-        ("web.debug-off", "        DEBUG #false\n        ALLOWED_HOSTS \"api.tulia.example\"", "        DEBUG #true\n        ALLOWED_HOSTS \"api.tulia.example\"", "DEBUG #true"),
-        ("http.hsts", "        max-body-size \"10M\"\n        rate-limit api", "        max-body-size \"10M\"\n        hsts #false\n        rate-limit api", "hsts #false"),
-        ("net.datastore-not-public", "pooler pgbouncer mode=transaction", "pooler pgbouncer listen-addr=\"0.0.0.0\" mode=transaction", "listen-addr=\"0.0.0.0\""),
-        ("secret.no-placeholder", "        SENTRY_RELEASE \"1.8.2\"", "        SENTRY_RELEASE \"1.8.2\"\n        API_SECRET \"changeme\"", "API_SECRET \"changeme\""),
+        (
+            "web.debug-off",
+            "        DEBUG #false\n        ALLOWED_HOSTS \"api.tulia.example\"",
+            "        DEBUG #true\n        ALLOWED_HOSTS \"api.tulia.example\"",
+            "DEBUG #true",
+        ),
+        (
+            "http.hsts",
+            "        max-body-size \"10M\"\n        rate-limit api",
+            "        max-body-size \"10M\"\n        hsts #false\n        rate-limit api",
+            "hsts #false",
+        ),
+        (
+            "net.datastore-not-public",
+            "pooler pgbouncer mode=transaction",
+            "pooler pgbouncer listen-addr=\"0.0.0.0\" mode=transaction",
+            "listen-addr=\"0.0.0.0\"",
+        ),
+        (
+            "secret.no-placeholder",
+            "        SENTRY_RELEASE \"1.8.2\"",
+            "        SENTRY_RELEASE \"1.8.2\"\n        API_SECRET \"changeme\"",
+            "API_SECRET \"changeme\"",
+        ),
     ];
     for (rule, from, to, line_text) in cases {
-        assert!(tulia.contains(from), "{rule}: the fixture changed; update this test");
+        assert!(
+            tulia.contains(from),
+            "{rule}: the fixture changed; update this test"
+        );
         let spec = tulia.replacen(from, to, 1);
         let at = tulia.find(from).expect("found");
-        let line = spec[at..].lines().position(|l| l.contains(line_text)).expect("edited line") + spec[..at].matches('\n').count() + 1;
+        let line = spec[at..]
+            .lines()
+            .position(|l| l.contains(line_text))
+            .expect("edited line")
+            + spec[..at].matches('\n').count()
+            + 1;
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("kiln.kdl"), &spec).expect("write");
-        let o = kiln(&["compile", "--env", "production", "--format", "json"], dir.path());
-        assert_eq!(o.status.code(), Some(1), "{rule}: {}", String::from_utf8_lossy(&o.stderr));
+        let o = kiln(
+            &["compile", "--env", "production", "--format", "json"],
+            dir.path(),
+        );
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{rule}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
-        let hit = doc["diagnostics"].as_array().expect("diagnostics").iter().any(|d| {
-            d["code"] == rule && d["severity"] == "error" && d["location"]["file"] == "kiln.kdl" && d["location"]["line"] == line
-        });
-        assert!(hit, "{rule}: no error at kiln.kdl:{line}:\n{:#}", doc["diagnostics"]);
-        assert!(!dir.path().join("generated").exists(), "{rule}: wrote output despite an error finding");
+        let hit = doc["diagnostics"]
+            .as_array()
+            .expect("diagnostics")
+            .iter()
+            .any(|d| {
+                d["code"] == rule
+                    && d["severity"] == "error"
+                    && d["location"]["file"] == "kiln.kdl"
+                    && d["location"]["line"] == line
+            });
+        assert!(
+            hit,
+            "{rule}: no error at kiln.kdl:{line}:\n{:#}",
+            doc["diagnostics"]
+        );
+        assert!(
+            !dir.path().join("generated").exists(),
+            "{rule}: wrote output despite an error finding"
+        );
     }
 }

@@ -12,7 +12,10 @@ fn kiln(args: &[&str], dir: &Path) -> Output {
         .args(args)
         .current_dir(dir)
         .env("NO_COLOR", "1")
-        .env("KILN_CACHE_DIR", common::root().join("target/kiln-test-cache"))
+        .env(
+            "KILN_CACHE_DIR",
+            common::root().join("target/kiln-test-cache"),
+        )
         .stdin(Stdio::null())
         .output()
         .expect("kiln runs")
@@ -20,7 +23,9 @@ fn kiln(args: &[&str], dir: &Path) -> Output {
 
 /// The SARIF 2.1.0 schema that ships inside the serde-sarif crate's source.
 fn sarif_schema() -> serde_json::Value {
-    let cargo_home = std::env::var_os("CARGO_HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cargo"));
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cargo"));
     let src = cargo_home.join("registry/src");
     let path = std::fs::read_dir(&src)
         .expect("cargo registry sources")
@@ -28,7 +33,9 @@ fn sarif_schema() -> serde_json::Value {
         .map(|index| index.path().join("serde-sarif-0.8.0/src/schema.json"))
         .find(|p| p.is_file())
         .expect("serde-sarif's schema.json in the cargo registry");
-    let mut schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).expect("schema readable")).expect("schema is JSON");
+    let mut schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("schema readable"))
+            .expect("schema is JSON");
     // Erratum in the published schema: the `language` patterns (of `run` and
     // `toolComponent`) have an unbalanced `]`, which a strict validator refuses to
     // compile. Use the intended pattern.
@@ -72,9 +79,17 @@ fn check_sarif(stdout: &[u8]) {
     let doc: serde_json::Value = serde_json::from_slice(stdout).expect("SARIF is JSON");
     let schema = sarif_schema();
     let validator = jsonschema::validator_for(&schema).expect("the SARIF schema compiles");
-    let errors: Vec<String> = validator.iter_errors(&doc).map(|e| format!("{e} at {}", e.instance_path())).collect();
-    assert!(errors.is_empty(), "SARIF does not validate:\n{}\n{doc:#}", errors.join("\n"));
-    let typed: serde_sarif::sarif::Sarif = serde_json::from_value(doc.clone()).expect("fits the serde-sarif model");
+    let errors: Vec<String> = validator
+        .iter_errors(&doc)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "SARIF does not validate:\n{}\n{doc:#}",
+        errors.join("\n")
+    );
+    let typed: serde_sarif::sarif::Sarif =
+        serde_json::from_value(doc.clone()).expect("fits the serde-sarif model");
     assert_eq!(typed.runs.len(), 1);
 }
 
@@ -88,7 +103,10 @@ fn sarif_validates_against_the_schema() {
     let results = doc["runs"][0]["results"].as_array().expect("results");
     assert_eq!(results.len(), 2);
     assert_eq!(results[0]["ruleId"], "unknown-node");
-    assert_eq!(results[0]["locations"][0]["physicalLocation"]["region"]["startLine"], 4);
+    assert_eq!(
+        results[0]["locations"][0]["physicalLocation"]["region"]["startLine"],
+        4
+    );
 }
 
 #[test]
@@ -101,10 +119,16 @@ fn sarif_of_policy_findings_carries_rule_metadata() {
     let o = kiln(&["compile", "--format", "sarif"], dir.path());
     check_sarif(&o.stdout);
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
-    let rules = doc["runs"][0]["tool"]["driver"]["rules"].as_array().expect("rules");
+    let rules = doc["runs"][0]["tool"]["driver"]["rules"]
+        .as_array()
+        .expect("rules");
     if let Some(rule) = rules.iter().find(|r| r["id"] == "web.debug-off") {
         assert!(rule["help"]["text"].as_str().is_some_and(|t| !t.is_empty()));
-        assert!(rule["properties"]["upstream"].as_array().is_some_and(|u| !u.is_empty()));
+        assert!(
+            rule["properties"]["upstream"]
+                .as_array()
+                .is_some_and(|u| !u.is_empty())
+        );
         assert_eq!(o.status.code(), Some(1), "an error-level finding exits 1");
     }
 }
@@ -122,10 +146,16 @@ fn github_annotations_point_at_the_spec() {
 
 fn compiled_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    let spec = std::fs::read_to_string(common::root().join("fixtures/tulia/kiln.kdl")).expect("fixture");
+    let spec =
+        std::fs::read_to_string(common::root().join("fixtures/tulia/kiln.kdl")).expect("fixture");
     std::fs::write(dir.path().join("kiln.kdl"), spec).expect("write");
     let o = kiln(&["compile"], dir.path());
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     dir
 }
 
@@ -134,29 +164,56 @@ fn diff_names_the_spec_line_behind_each_change() {
     let dir = compiled_copy();
     let spec_path = dir.path().join("kiln.kdl");
     let spec = std::fs::read_to_string(&spec_path).expect("read");
-    let line = spec.lines().position(|l| l.contains("replicas 3")).expect("replicas line") + 1;
+    let line = spec
+        .lines()
+        .position(|l| l.contains("replicas 3"))
+        .expect("replicas line")
+        + 1;
     std::fs::write(&spec_path, spec.replace("replicas 3", "replicas 5")).expect("write");
     let o = kiln(&["diff"], dir.path());
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("=== production / "), "{out}");
     assert!(out.contains("+") && out.contains('5'), "{out}");
-    assert!(out.contains(&format!("set in production at kiln.kdl:{line}: replicas 5")), "the diff names the spec line:\n{out}");
+    assert!(
+        out.contains(&format!("set in production at kiln.kdl:{line}: replicas 5")),
+        "the diff names the spec line:\n{out}"
+    );
     let md = kiln(&["diff", "--format", "markdown"], dir.path());
     let md = String::from_utf8_lossy(&md.stdout);
-    assert!(md.contains("```diff") && md.contains(&format!("kiln.kdl:{line}")), "{md}");
+    assert!(
+        md.contains("```diff") && md.contains(&format!("kiln.kdl:{line}")),
+        "{md}"
+    );
     // Nothing was written.
-    assert_eq!(kiln(&["compile", "--check"], dir.path()).status.code(), Some(1));
+    assert_eq!(
+        kiln(&["compile", "--check"], dir.path()).status.code(),
+        Some(1)
+    );
 }
 
 #[test]
 fn explain_maps_an_output_line_to_the_spec() {
     let dir = compiled_copy();
     // Three replicas on one host: a templated unit, one instance per port.
-    let unit = dir.path().join("generated/production/systemd/tulia-web@.service");
+    let unit = dir
+        .path()
+        .join("generated/production/systemd/tulia-web@.service");
     let text = std::fs::read_to_string(&unit).expect("the web unit");
-    let n = text.lines().position(|l| l.contains("--workers")).expect("ExecStart with --workers") + 1;
+    let n = text
+        .lines()
+        .position(|l| l.contains("--workers"))
+        .expect("ExecStart with --workers")
+        + 1;
     let o = kiln(&["explain", &format!("{}:{n}", unit.display())], dir.path());
     let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(out.contains("kiln.kdl:") && out.contains("workers=4"), "{out}");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("kiln.kdl:") && out.contains("workers=4"),
+        "{out}"
+    );
 }
