@@ -7,6 +7,7 @@
 //! together with whatever could still be built.
 
 pub mod diagnostic;
+pub mod lines;
 pub mod merge;
 pub mod model;
 pub mod project;
@@ -16,6 +17,7 @@ pub mod source;
 pub mod syntax;
 
 pub use diagnostic::{Diagnostic, Severity};
+pub use lines::{Lines, Pointers};
 pub use model::Model;
 pub use project::Project;
 pub use source::{Sources, Span};
@@ -27,6 +29,7 @@ pub struct Artifact {
     pub path: String,
     pub text: String,
     /// JSON pointers into the model behind each line (1-based index = line number),
-    /// for `kiln explain` and `kiln diff`. Empty where unknown.
-    pub lines: Vec<Vec<String>>,
+    /// for `kiln explain` and `kiln diff`. Empty where unknown. Stored as runs of
+    /// lines sharing one pointer set (see [`Lines`]).
+    pub lines: Lines,
 }

@@ -630,15 +630,34 @@ impl Provenance {
 
 /// Escapes one JSON pointer segment (RFC 6901).
 pub fn pointer_segment(s: &str) -> String {
-    s.replace('~', "~0").replace('/', "~1")
+    let mut out = String::with_capacity(s.len());
+    push_pointer_segment(&mut out, s);
+    out
+}
+
+/// Appends one escaped JSON pointer segment (RFC 6901) to `out`.
+pub fn push_pointer_segment(out: &mut String, s: &str) {
+    if !s.contains(['~', '/']) {
+        out.push_str(s);
+        return;
+    }
+    for c in s.chars() {
+        match c {
+            '~' => out.push_str("~0"),
+            '/' => out.push_str("~1"),
+            c => out.push(c),
+        }
+    }
 }
 
 /// Builds a JSON pointer from segments.
 pub fn pointer(segments: &[&str]) -> String {
-    segments
-        .iter()
-        .map(|s| format!("/{}", pointer_segment(s)))
-        .collect()
+    let mut out = String::with_capacity(segments.iter().map(|s| s.len() + 1).sum());
+    for s in segments {
+        out.push('/');
+        push_pointer_segment(&mut out, s);
+    }
+    out
 }
 
 impl Model {

@@ -663,7 +663,7 @@ impl Cx<'_> {
                 .with("user", Node::str(format!("{PGBOUNCER_UID}:{PGBOUNCER_UID}")).comment("the image's own non-root user"))
                 .with("restart", Node::str("always"))
                 .with("environment", env)
-                .with("depends_on", Node::map().with(name, Node::map().with("condition", Node::str("service_healthy"))))
+                .with("depends_on", Node::map().with(name.to_owned(), Node::map().with("condition", Node::str("service_healthy"))))
                 .with(
                     "healthcheck",
                     Node::map()
@@ -833,7 +833,7 @@ impl Cx<'_> {
                 "service_started"
             };
             deps.set(
-                svc,
+                svc.to_owned(),
                 Node::map()
                     .with("condition", Node::str(cond))
                     .from(&[&sp(svc, "port")]),
@@ -951,7 +951,7 @@ impl Cx<'_> {
                 if let yaml::Value::Str(s) = &v.value {
                     let shown = unescape_required(s);
                     self.env_doc
-                        .push((service.to_owned(), k.clone(), shown, v.from.clone()));
+                        .push((service.to_owned(), k.to_string(), shown, v.from.to_vec()));
                 }
             }
         }

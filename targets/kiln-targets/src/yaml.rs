@@ -15,6 +15,10 @@
 //! Map keys go through the same rule, and a map never holds a key twice (setting a
 //! key again replaces its value), so duplicate keys cannot be emitted.
 
+use std::borrow::Cow;
+
+use kiln_core::Pointers;
+
 use crate::Writer;
 
 /// A YAML value with the model pointers behind it and comments to print above it.
@@ -22,7 +26,8 @@ use crate::Writer;
 pub struct Node {
     pub value: Value,
     /// JSON pointers into the model; lines of a node without any inherit its parent's.
-    pub from: Vec<String>,
+    /// Shared with the lines written from it (see [`Writer::pointers_of`]).
+    pub from: Pointers,
     /// Comment lines printed above the node (without `# `).
     pub comments: Vec<String>,
 }
@@ -34,14 +39,18 @@ pub enum Value {
     Int(i64),
     Str(String),
     Seq(Vec<Node>),
-    Map(Vec<(String, Node)>),
+    /// Keys are mostly literals: borrowed, not copied.
+    Map(Vec<(Key, Node)>),
 }
+
+/// A map key.
+pub type Key = Cow<'static, str>;
 
 impl Node {
     fn of(value: Value) -> Node {
         Node {
             value,
-            from: Vec::new(),
+            from: Pointers::default(),
             comments: Vec::new(),
         }
     }
@@ -77,11 +86,18 @@ impl Node {
 
     /// Adds model pointers behind this node.
     pub fn from(mut self, pointers: &[&str]) -> Node {
+        let new = |i: usize| !pointers[..i].contains(&pointers[i]);
+        if self.from.is_empty() && (0..pointers.len()).all(new) {
+            self.from = Pointers::new(pointers.iter().map(|p| (*p).to_owned()).collect());
+            return self;
+        }
+        let mut all = self.from.to_vec();
         for p in pointers {
-            if !self.from.iter().any(|q| q == p) {
-                self.from.push((*p).to_owned());
+            if !all.iter().any(|q| q == p) {
+                all.push((*p).to_owned());
             }
         }
+        self.from = Pointers::new(all);
         self
     }
 
@@ -100,7 +116,7 @@ impl Node {
     }
 
     /// Sets `key` in a map, replacing the value it had.
-    pub fn set(&mut self, key: impl Into<String>, node: Node) {
+    pub fn set(&mut self, key: impl Into<Key>, node: Node) {
         let key = key.into();
         match &mut self.value {
             Value::Map(entries) => match entries.iter_mut().find(|(k, _)| *k == key) {
@@ -112,7 +128,7 @@ impl Node {
     }
 
     /// Builder form of [`Node::set`].
-    pub fn with(mut self, key: impl Into<String>, node: Node) -> Node {
+    pub fn with(mut self, key: impl Into<Key>, node: Node) -> Node {
         self.set(key, node);
         self
     }
@@ -142,7 +158,7 @@ impl Node {
     /// The map under `key`, created empty when missing.
     pub fn entry(&mut self, key: &str) -> &mut Node {
         if self.get(key).is_none() {
-            self.set(key, Node::map());
+            self.set(key.to_owned(), Node::map());
         }
         match &mut self.value {
             Value::Map(entries) => {
@@ -168,92 +184,90 @@ impl Node {
 
 /// Writes `root` (a map) as a YAML document, one line at a time with its provenance.
 pub fn write(w: &mut Writer, root: &Node) {
-    let mut lines = Vec::new();
     match &root.value {
         Value::Map(_) | Value::Seq(_) if !root.is_empty() => {
+            let from = w.pointers_of(&root.from);
             for c in &root.comments {
-                lines.push(Line {
-                    text: comment(0, c),
-                    from: root.from.clone(),
-                });
+                w.line_with(&from, |t| comment(t, 0, c));
             }
-            block(root, 0, &root.from, &mut lines);
+            block(w, root, 0, &from, false);
         }
         _ => panic!("a YAML document must be a non-empty map or sequence"),
     }
-    for l in lines {
-        let from: Vec<&str> = l.from.iter().map(String::as_str).collect();
-        w.line(l.text, &from);
-    }
 }
 
-struct Line {
-    text: String,
-    from: Vec<String>,
-}
-
-fn comment(indent: usize, text: &str) -> String {
+fn comment(out: &mut String, indent: usize, text: &str) {
+    pad(out, indent);
     if text.is_empty() {
-        format!("{}#", pad(indent))
+        out.push('#');
     } else {
-        format!("{}# {text}", pad(indent))
+        out.push_str("# ");
+        out.push_str(text);
     }
 }
 
-fn pad(n: usize) -> String {
-    " ".repeat(n)
+fn pad(out: &mut String, n: usize) {
+    const SPACES: &str = "                                                                ";
+    let mut n = n;
+    while n > SPACES.len() {
+        out.push_str(SPACES);
+        n -= SPACES.len();
+    }
+    out.push_str(&SPACES[..n]);
+}
+
+/// The pointers of `node`: its own, or the inherited ones when it has none.
+fn node_from(w: &mut Writer, node: &Node, inherited: &Pointers) -> Pointers {
+    if node.from.is_empty() {
+        inherited.clone()
+    } else {
+        w.pointers_of(&node.from)
+    }
 }
 
 /// The entries of a non-empty map or the items of a non-empty sequence, at `indent`.
-fn block(node: &Node, indent: usize, inherited: &[String], out: &mut Vec<Line>) {
-    let from = if node.from.is_empty() {
-        inherited
-    } else {
-        &node.from
-    };
+/// `dash`: the map is an item of a sequence, its first entry line starts with `- `
+/// two columns to the left.
+fn block(w: &mut Writer, node: &Node, indent: usize, from: &Pointers, dash: bool) {
     match &node.value {
         Value::Map(entries) => {
-            for (key, child) in entries {
-                let cfrom: Vec<String> = if child.from.is_empty() {
-                    from.to_vec()
-                } else {
-                    child.from.clone()
-                };
+            for (i, (key, child)) in entries.iter().enumerate() {
+                let cfrom = node_from(w, child, from);
                 for c in &child.comments {
-                    out.push(Line {
-                        text: comment(indent, c),
-                        from: cfrom.clone(),
-                    });
+                    w.line_with(&cfrom, |t| comment(t, indent, c));
                 }
-                let head = format!("{}{}:", pad(indent), scalar(key));
-                value_after(head, child, indent, &cfrom, out);
+                let head = |t: &mut String| {
+                    if dash && i == 0 {
+                        pad(t, indent - 2);
+                        t.push_str("- ");
+                    } else {
+                        pad(t, indent);
+                    }
+                    push_scalar(t, key);
+                    t.push(':');
+                };
+                value_after(w, head, child, indent, &cfrom);
             }
         }
         Value::Seq(items) => {
             for child in items {
-                let cfrom: Vec<String> = if child.from.is_empty() {
-                    from.to_vec()
-                } else {
-                    child.from.clone()
-                };
+                let cfrom = node_from(w, child, from);
                 for c in &child.comments {
-                    out.push(Line {
-                        text: comment(indent, c),
-                        from: cfrom.clone(),
-                    });
+                    w.line_with(&cfrom, |t| comment(t, indent, c));
                 }
                 match &child.value {
-                    Value::Map(_) if !child.is_empty() => {
-                        // `- first: entry` on one line, the other entries under it.
-                        let start = out.len();
-                        block(child, indent + 2, &cfrom, out);
-                        let first = out[start..]
-                            .iter_mut()
-                            .find(|l| !l.text.trim_start().starts_with('#'))
-                            .expect("a non-empty map has an entry line");
-                        first.text = format!("{}- {}", pad(indent), &first.text[indent + 2..]);
-                    }
-                    _ => value_after(format!("{}-", pad(indent)), child, indent, &cfrom, out),
+                    // `- first: entry` on one line, the other entries under it.
+                    Value::Map(_) if !child.is_empty() => block(w, child, indent + 2, &cfrom, true),
+                    _ => value_after(
+                        w,
+                        |t: &mut String| {
+                            pad(t, indent);
+                            t.push('-');
+                        },
+                        child,
+                        indent,
+                        &cfrom,
+                    ),
                 }
             }
         }
@@ -262,69 +276,91 @@ fn block(node: &Node, indent: usize, inherited: &[String], out: &mut Vec<Line>) 
 }
 
 /// Writes `child` after `head` (`key:` or `-`), nested blocks below it.
-fn value_after(head: String, child: &Node, indent: usize, from: &[String], out: &mut Vec<Line>) {
+fn value_after(
+    w: &mut Writer,
+    head: impl FnOnce(&mut String),
+    child: &Node,
+    indent: usize,
+    from: &Pointers,
+) {
     match &child.value {
         Value::Map(_) | Value::Seq(_) if child.is_empty() => {
             let empty = if matches!(child.value, Value::Map(_)) {
-                "{}"
+                " {}"
             } else {
-                "[]"
+                " []"
             };
-            out.push(Line {
-                text: format!("{head} {empty}"),
-                from: from.to_vec(),
+            w.line_with(from, |t| {
+                head(t);
+                t.push_str(empty);
             });
         }
         Value::Map(_) | Value::Seq(_) => {
-            out.push(Line {
-                text: head,
-                from: from.to_vec(),
-            });
-            block(child, indent + 2, from, out);
+            w.line_with(from, head);
+            block(w, child, indent + 2, from, false);
         }
         Value::Str(s) => match literal_block(s) {
             Some((indicator, body)) => {
-                out.push(Line {
-                    text: format!("{head} {indicator}"),
-                    from: from.to_vec(),
+                w.line_with(from, |t| {
+                    head(t);
+                    t.push(' ');
+                    t.push_str(indicator);
                 });
-                for l in body {
-                    let text = if l.is_empty() {
-                        String::new()
-                    } else {
-                        format!("{}{l}", pad(indent + 2))
-                    };
-                    out.push(Line {
-                        text,
-                        from: from.to_vec(),
+                for l in body.split('\n') {
+                    w.line_with(from, |t| {
+                        if !l.is_empty() {
+                            pad(t, indent + 2);
+                            t.push_str(l);
+                        }
                     });
                 }
             }
-            None => out.push(Line {
-                text: format!("{head} {}", scalar(s)),
-                from: from.to_vec(),
+            None => w.line_with(from, |t| {
+                head(t);
+                t.push(' ');
+                push_scalar(t, s);
             }),
         },
-        Value::Null => out.push(Line {
-            text: format!("{head} null"),
-            from: from.to_vec(),
+        Value::Null => w.line_with(from, |t| {
+            head(t);
+            t.push_str(" null");
         }),
-        Value::Bool(b) => out.push(Line {
-            text: format!("{head} {b}"),
-            from: from.to_vec(),
+        Value::Bool(b) => w.line_with(from, |t| {
+            head(t);
+            t.push_str(if *b { " true" } else { " false" });
         }),
-        Value::Int(i) => out.push(Line {
-            text: format!("{head} {i}"),
-            from: from.to_vec(),
+        Value::Int(i) => w.line_with(from, |t| {
+            head(t);
+            t.push(' ');
+            t.push_str(itoa(*i, &mut [0u8; 20]));
         }),
     }
+}
+
+/// `i` in decimal, written into `buf`.
+fn itoa(i: i64, buf: &mut [u8; 20]) -> &str {
+    let mut n = i.unsigned_abs();
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    std::str::from_utf8(&buf[at..]).expect("ASCII digits")
 }
 
 /// Multi-line text as a literal block: the chomping indicator and the lines, when the
 /// text survives it unchanged (no trailing spaces, which [`Writer`] trims; no tabs or
 /// unprintable characters; no leading space that would confuse indentation detection;
 /// at most one final newline).
-fn literal_block(s: &str) -> Option<(&'static str, Vec<&str>)> {
+fn literal_block(s: &str) -> Option<(&'static str, &str)> {
     if !s.contains('\n') || s.ends_with("\n\n") {
         return None;
     }
@@ -337,25 +373,42 @@ fn literal_block(s: &str) -> Option<(&'static str, Vec<&str>)> {
         Some(b) => (b, "|"),
         None => (s, "|-"),
     };
-    let lines: Vec<&str> = body.split('\n').collect();
-    let first = lines.iter().find(|l| !l.is_empty())?;
-    if first.starts_with(' ') || lines.iter().any(|l| l.ends_with(' ')) {
+    let first = body.split('\n').find(|l| !l.is_empty())?;
+    if first.starts_with(' ') || body.split('\n').any(|l| l.ends_with(' ')) {
         return None;
     }
-    Some((indicator, lines))
+    Some((indicator, body))
 }
 
 /// A string as a YAML scalar: plain when [`is_plain_safe`], double-quoted otherwise.
 pub fn scalar(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    push_scalar(&mut out, s);
+    out
+}
+
+/// Appends `s` as a YAML scalar (see [`scalar`]).
+pub fn push_scalar(out: &mut String, s: &str) {
     if is_plain_safe(s) {
-        s.to_owned()
+        out.push_str(s);
     } else {
-        double_quoted(s)
+        push_double_quoted(out, s);
     }
 }
 
 /// Words YAML 1.1 reads as booleans or null (any case is quoted, to be safe).
 const RESERVED_WORDS: &[&str] = &["y", "n", "yes", "no", "on", "off", "true", "false", "null"];
+
+/// Bytes allowed in a plain scalar: printable ASCII except `#` and flow indicators.
+const PLAIN_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0x20;
+    while c < 0x7f {
+        t[c] = !matches!(c as u8, b'#' | b',' | b'[' | b']' | b'{' | b'}');
+        c += 1;
+    }
+    t
+};
 
 /// `true` when `s` written plain reads back as the same string in YAML 1.1 and 1.2.
 ///
@@ -376,13 +429,19 @@ pub fn is_plain_safe(s: &str) -> bool {
             && b.get(1)
                 .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'-')
             && !s.starts_with("---"));
-    first_ok
-        && b.iter()
-            .all(|c| (0x20..0x7f).contains(c) && !b"#,[]{}".contains(c))
-        && !s.ends_with(' ')
-        && !s.ends_with(':')
-        && !s.contains(": ")
-        && !RESERVED_WORDS.contains(&s.to_ascii_lowercase().as_str())
+    if !first_ok {
+        return false;
+    }
+    // One pass: printable ASCII without `#`, flow indicators or `": "`.
+    let mut after_colon = false;
+    for &c in b {
+        if !PLAIN_BYTE[c as usize] || (after_colon && c == b' ') {
+            return false;
+        }
+        after_colon = c == b':';
+    }
+    !matches!(b[b.len() - 1], b' ' | b':')
+        && (b.len() > 5 || !RESERVED_WORDS.iter().any(|w| w.eq_ignore_ascii_case(s)))
 }
 
 /// Characters written as escapes inside double quotes: controls, DEL, C1 controls,
@@ -403,6 +462,13 @@ fn needs_escape(c: char) -> bool {
 /// `s` double-quoted with the escapes both YAML versions read the same way.
 pub fn double_quoted(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
+    push_double_quoted(&mut out, s);
+    out
+}
+
+/// Appends `s` double-quoted (see [`double_quoted`]).
+pub fn push_double_quoted(out: &mut String, s: &str) {
+    use std::fmt::Write as _;
     out.push('"');
     for c in s.chars() {
         match c {
@@ -414,24 +480,24 @@ pub fn double_quoted(s: &str) -> String {
             '\0' => out.push_str("\\0"),
             c if needs_escape(c) => {
                 let u = c as u32;
-                if u <= 0xff {
-                    out.push_str(&format!("\\x{u:02X}"));
+                let _ = if u <= 0xff {
+                    write!(out, "\\x{u:02X}")
                 } else {
-                    out.push_str(&format!("\\u{u:04X}"));
-                }
+                    write!(out, "\\u{u:04X}")
+                };
             }
             c => out.push(c),
         }
     }
     out.push('"');
-    out
 }
 
 /// One YAML document as a file: the `# ` header line(s), then the tree.
 pub fn document(path: impl Into<String>, header: &[String], root: &Node) -> kiln_core::Artifact {
     let mut w = Writer::new();
+    let none = Pointers::default();
     for h in header {
-        w.line(comment(0, h), &[]);
+        w.line_with(&none, |t| comment(t, 0, h));
     }
     write(&mut w, root);
     w.finish(path)

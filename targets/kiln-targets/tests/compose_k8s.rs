@@ -633,7 +633,7 @@ fn round_trips(s: &str) {
         Some(s),
         "{s:?} as an item: {text:?}"
     );
-    let keyed = Node::map().with(s, Node::str("v"));
+    let keyed = Node::map().with(s.to_owned(), Node::str("v"));
     let text = yaml::document("t.yaml", &[], &keyed).text;
     let docs =
         YamlLoader::load_from_str(&text).unwrap_or_else(|e| panic!("key {s:?} → {text:?}: {e}"));

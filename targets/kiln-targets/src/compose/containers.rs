@@ -6,7 +6,7 @@ use kiln_core::Artifact;
 
 use crate::Output;
 use kiln_core::model::{
-    LocationKind, Model, Pooler, Postgres, Redis, Service, ServiceKind, pointer, pointer_segment,
+    LocationKind, Model, Pooler, Postgres, Redis, Service, ServiceKind, pointer,
 };
 
 /// uid/gid of the `postgres` user in the official Debian-based image (`postgres:15`).
@@ -332,11 +332,12 @@ pub(crate) fn sp(service: &str, field: &str) -> String {
 
 /// The model's pointer of a service's variable.
 pub(crate) fn env_pointer(service: &str, var: &str) -> String {
-    format!(
-        "{}/env/{}",
-        pointer(&["services", service]),
-        pointer_segment(var)
-    )
+    let mut out = String::with_capacity(service.len() + var.len() + 16);
+    out.push_str("/services/");
+    kiln_core::model::push_pointer_segment(&mut out, service);
+    out.push_str("/env/");
+    kiln_core::model::push_pointer_segment(&mut out, var);
+    out
 }
 
 /// The container flavour of the nginx files, paths relative to the nginx folder
