@@ -31,6 +31,9 @@ pub enum CacheOutcome {
     /// There was an entry, but it was corrupt or from an incompatible engine; the module was
     /// compiled and the entry overwritten (if possible).
     Rebuilt,
+    /// Not compiled at load: the result cache knew the module's ABI version, so it is compiled
+    /// (or fetched from the disk cache) by the first call whose output is not cached.
+    Deferred,
 }
 
 const MAGIC: &[u8] = b"kiln-cwasm-v1\n";
@@ -115,31 +118,102 @@ impl DiskCache {
     /// Writes an entry atomically (temporary file + rename). Errors are returned for tests;
     /// callers ignore them.
     pub(crate) fn store(&self, key: &str, serialized: &[u8]) -> io::Result<()> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        fs::create_dir_all(&self.dir)?;
-        let tmp = self.dir.join(format!(
-            ".{key}.{}.{}.tmp",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let result = (|| {
-            let mut file = fs::File::create(&tmp)?;
-            file.write_all(MAGIC)?;
-            file.write_all(blake3::hash(serialized).as_bytes())?;
-            file.write_all(serialized)?;
-            drop(file);
-            fs::rename(&tmp, self.entry_path(key))
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
+        write_entry(&self.dir, &self.entry_path(key), MAGIC, serialized)
+    }
+}
+
+/// Writes `magic`, the payload's blake3 and the payload to `path` in `dir`, atomically: a
+/// temporary file in the same folder, renamed into place.
+fn write_entry(dir: &Path, path: &Path, magic: &[u8], payload: &[u8]) -> io::Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map_or("entry".into(), |n| n.to_string_lossy());
+    let tmp = dir.join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(magic)?;
+        file.write_all(blake3::hash(payload).as_bytes())?;
+        file.write_all(payload)?;
+        drop(file);
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The cache of policy outputs: `<cache_dir>/policy-results/<2 hex>/<key>`, where `key` is the
+/// blake3 of the module's hash, the call limits and the input document. A policy module has no
+/// imports, so its output is a pure function of these: a hit is exactly the bytes the module
+/// would return. Only successful calls are stored, and a hit's bytes are still checked against
+/// the metadata like a fresh output. Entries are written atomically and verified by their
+/// blake3 when read; a bad entry is a miss.
+pub(crate) struct ResultCache {
+    dir: PathBuf,
+}
+
+const RESULT_MAGIC: &[u8] = b"kiln-policy-output-v1\n";
+
+impl ResultCache {
+    pub(crate) fn new(cache_dir: &Path) -> ResultCache {
+        ResultCache {
+            dir: cache_dir.join("policy-results"),
         }
-        result
+    }
+
+    /// The key of a call: everything its output depends on.
+    pub(crate) fn key(
+        module_hash: &blake3::Hash,
+        function: &str,
+        limits: [u64; 3],
+        input: &[u8],
+    ) -> blake3::Hash {
+        let mut h = blake3::Hasher::new();
+        h.update(b"kiln-policy-host output\0");
+        h.update(module_hash.as_bytes());
+        h.update(function.as_bytes());
+        h.update(b"\0");
+        for limit in limits {
+            h.update(&limit.to_le_bytes());
+        }
+        h.update(&(input.len() as u64).to_le_bytes());
+        h.update(input);
+        h.finalize()
+    }
+
+    fn path(&self, key: &blake3::Hash) -> (PathBuf, PathBuf) {
+        let hex = key.to_hex();
+        let dir = self.dir.join(&hex[..2]);
+        let path = dir.join(&hex[2..]);
+        (dir, path)
+    }
+
+    pub(crate) fn lookup(&self, key: &blake3::Hash) -> Option<Vec<u8>> {
+        let data = fs::read(self.path(key).1).ok()?;
+        let payload = verified_payload_with(&data, RESULT_MAGIC)?;
+        Some(payload.to_vec())
+    }
+
+    pub(crate) fn store(&self, key: &blake3::Hash, output: &[u8]) -> io::Result<()> {
+        let (dir, path) = self.path(key);
+        write_entry(&dir, &path, RESULT_MAGIC, output)
     }
 }
 
 /// The payload of an entry, if the header is right and the payload's blake3 matches it.
 fn verified_payload(data: &[u8]) -> Option<&[u8]> {
-    let rest = data.strip_prefix(MAGIC)?;
+    verified_payload_with(data, MAGIC)
+}
+
+fn verified_payload_with<'a>(data: &'a [u8], magic: &[u8]) -> Option<&'a [u8]> {
+    let rest = data.strip_prefix(magic)?;
     if rest.len() < HASH_LEN {
         return None;
     }

@@ -36,7 +36,7 @@ mod output;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, OnceLock, mpsc};
 use std::thread;
 use std::time::Duration;
 
@@ -51,16 +51,16 @@ pub use inspect::METADATA_SECTION;
 pub use meta::{InputKind, PolicyMeta, RuleDocs, RuleMeta, Severity};
 pub use output::{ArtifactRef, PolicyOutput, RawFinding, Related, SettingsError};
 
-use cache::{DiskCache, Lookup};
+use cache::{DiskCache, Lookup, ResultCache};
 use error::truncate_chars;
 
 /// The ABI major version this host implements.
 pub const ABI_MAJOR: u16 = 1;
 /// The ABI version as the input document's `abi` field spells it.
-pub const ABI_VERSION: &str = "1.0";
+pub const ABI_VERSION: &str = "1.1";
 /// The highest ABI minor version this host knows. Modules with a higher minor are accepted
 /// (minor versions are additive), but their unknown fields are ignored instead of refused.
-pub const ABI_MINOR: u16 = 0;
+pub const ABI_MINOR: u16 = 1;
 
 /// Limits and settings of a [`PolicyHost`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +81,10 @@ pub struct HostConfig {
     /// Where compiled modules are cached (`None`: compile every time). See
     /// [`default_cache_dir`].
     pub cache_dir: Option<PathBuf>,
+    /// Whether [`LoadedPolicy::check_cached`] keeps policy outputs in `cache_dir` (in a
+    /// `policy-results` folder), keyed by the module, the limits and the input. Sound because a
+    /// module has no imports: its output is a pure function of those.
+    pub cache_results: bool,
 }
 
 impl Default for HostConfig {
@@ -92,6 +96,7 @@ impl Default for HostConfig {
             max_output_bytes: 4 << 20,
             wall_clock_backstop: Duration::from_secs(10),
             cache_dir: None,
+            cache_results: false,
         }
     }
 }
@@ -136,6 +141,7 @@ struct Shared {
     engine: Engine,
     config: HostConfig,
     cache: Option<DiskCache>,
+    results: Option<ResultCache>,
     /// The epoch deadline of a call, in ticks of the ticker thread.
     deadline_ticks: u64,
     _ticker: Ticker,
@@ -190,6 +196,11 @@ impl PolicyHost {
         Ok(PolicyHost {
             shared: Arc::new(Shared {
                 cache: config.cache_dir.as_deref().map(DiskCache::new),
+                results: config
+                    .cache_dir
+                    .as_deref()
+                    .filter(|_| config.cache_results)
+                    .map(ResultCache::new),
                 engine,
                 config,
                 deadline_ticks,
@@ -215,14 +226,19 @@ impl PolicyHost {
         let (meta, meta_json) = PolicyMeta::parse(inspection.metadata)
             .map_err(|reason| fail(PolicyErrorKind::BadMetadata { reason }))?;
         let module_hash = blake3::hash(bytes);
-        let (module, cache) = self.compile(bytes, &module_hash).map_err(fail)?;
-        let pre = Linker::<CallState>::new(&self.shared.engine)
-            .instantiate_pre(&module)
-            .map_err(|e| {
-                fail(PolicyErrorKind::Compile {
-                    reason: error_text(&e),
-                })
-            })?;
+        let abi_key =
+            self.shared.results.as_ref().map(|_| {
+                ResultCache::key(&module_hash, ABI_VERSION_EXPORT, self.shared.limits(), b"")
+            });
+        // With the result cache, a module that loaded before has its ABI version stored: it is
+        // compiled only when a call misses the cache (often never, in a recompile).
+        let known_version = self
+            .shared
+            .results
+            .as_ref()
+            .zip(abi_key.as_ref())
+            .and_then(|(results, key)| results.lookup(key))
+            .and_then(|bytes| Some(u32::from_le_bytes(bytes.try_into().ok()?)));
         let mut policy = LoadedPolicy {
             shared: Arc::clone(&self.shared),
             name: display_name.to_owned(),
@@ -230,12 +246,28 @@ impl PolicyHost {
             module_hash,
             abi: (0, 0),
             strict: true,
-            pre,
+            pre: OnceLock::new(),
+            source: None,
             has_validate_settings: inspection.has_validate_settings,
             has_last_error: inspection.has_last_error,
-            cache,
+            cache: CacheOutcome::Deferred,
         };
-        let version = policy.call_abi_version().map_err(fail)? as u32;
+        let version = match known_version {
+            Some(version) => {
+                policy.source = Some(Arc::from(bytes));
+                version
+            }
+            None => {
+                let (pre, cache) = self.shared.prepare(bytes, &module_hash).map_err(fail)?;
+                policy.pre = OnceLock::from(Ok(pre));
+                policy.cache = cache;
+                let version = policy.call_abi_version().map_err(fail)? as u32;
+                if let (Some(results), Some(key)) = (&self.shared.results, &abi_key) {
+                    let _ = results.store(key, &version.to_le_bytes());
+                }
+                version
+            }
+        };
         let (major, minor) = ((version >> 16) as u16, version as u16);
         if major != ABI_MAJOR {
             return Err(fail(PolicyErrorKind::AbiVersion {
@@ -251,16 +283,42 @@ impl PolicyHost {
         let newer_minor = minor > ABI_MINOR;
         policy.strict = !newer_minor;
         if policy.strict
-            && let Some(field) = meta::unknown_fields(&meta_json).first()
+            && let Some(field) = meta::unknown_fields(&meta_json, minor).first()
         {
             return Err(fail(PolicyErrorKind::BadMetadata {
                 reason: format!(
-                    "unknown field `{}` (ABI {ABI_MAJOR}.{ABI_MINOR} does not define it)",
+                    "unknown field `{}` (ABI {major}.{minor}, which the module declares, does not define it)",
                     truncate_chars(field, 80)
                 ),
             }));
         }
         Ok(policy)
+    }
+}
+
+impl Shared {
+    /// The limits a call's output depends on (the result cache's key).
+    fn limits(&self) -> [u64; 3] {
+        [
+            self.config.fuel_per_call,
+            self.config.max_memory_bytes as u64,
+            self.config.max_output_bytes as u64,
+        ]
+    }
+
+    /// Compiles (or fetches from the disk cache) and links a module.
+    fn prepare(
+        &self,
+        bytes: &[u8],
+        module_hash: &blake3::Hash,
+    ) -> Result<(InstancePre<CallState>, CacheOutcome), PolicyErrorKind> {
+        let (module, cache) = self.compile(bytes, module_hash)?;
+        let pre = Linker::<CallState>::new(&self.engine)
+            .instantiate_pre(&module)
+            .map_err(|e| PolicyErrorKind::Compile {
+                reason: error_text(&e),
+            })?;
+        Ok((pre, cache))
     }
 
     fn compile(
@@ -268,13 +326,13 @@ impl PolicyHost {
         bytes: &[u8],
         module_hash: &blake3::Hash,
     ) -> Result<(Module, CacheOutcome), PolicyErrorKind> {
-        let engine = &self.shared.engine;
+        let engine = &self.engine;
         let compile = || {
-            Module::from_binary(engine, bytes).map_err(|e| PolicyErrorKind::Compile {
+            compile_isolated(engine, bytes).map_err(|e| PolicyErrorKind::Compile {
                 reason: error_text(&e),
             })
         };
-        let Some(disk) = &self.shared.cache else {
+        let Some(disk) = &self.cache else {
             return Ok((compile()?, CacheOutcome::Disabled));
         };
         let key = cache::cache_key(engine, module_hash);
@@ -292,6 +350,33 @@ impl PolicyHost {
     }
 }
 
+/// Compiles a module with Cranelift on a plain thread that only waits, its functions spread
+/// over a rayon pool of the host's own.
+///
+/// Callers often run on rayon's global pool, and a deferred compile runs inside a `OnceLock`
+/// that other workers of that pool wait on. Were wasmtime's parallel compilation to use the
+/// global pool, the compiling worker could, while waiting for its jobs, pick up another job
+/// that waits on the same `OnceLock` (itself), or find every worker blocked: a deadlock. A
+/// separate pool, entered from a thread that steals nothing, cannot deadlock that way.
+fn compile_isolated(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    let pool = POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("kiln-compile-{i}"))
+            .build()
+            .ok()
+    });
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| match pool {
+                Some(pool) => pool.install(|| Module::from_binary(engine, bytes)),
+                None => Module::from_binary(engine, bytes),
+            })
+            .join()
+            .unwrap_or_else(|_| Err(wasmtime::Error::msg("Cranelift panicked while compiling")))
+    })
+}
+
 /// A policy module that passed all load-time checks, ready to be called.
 ///
 /// `Send + Sync`: [`check`](LoadedPolicy::check) may be called from many threads at once; each
@@ -303,7 +388,10 @@ pub struct LoadedPolicy {
     module_hash: blake3::Hash,
     abi: (u16, u16),
     strict: bool,
-    pre: InstancePre<CallState>,
+    /// The linked module: compiled at load, or on the first call that needs it when the load
+    /// was deferred (then `source` holds the module's bytes until then).
+    pre: OnceLock<Result<InstancePre<CallState>, PolicyErrorKind>>,
+    source: Option<Arc<[u8]>>,
     has_validate_settings: bool,
     has_last_error: bool,
     cache: CacheOutcome,
@@ -323,6 +411,7 @@ impl fmt::Debug for LoadedPolicy {
 
 /// The export called for a request, and how its output is parsed.
 const CHECK: &str = "kiln_check";
+const ABI_VERSION_EXPORT: &str = "kiln_abi_version";
 const VALIDATE_SETTINGS: &str = "kiln_validate_settings";
 /// Fuel for `kiln_last_error`, which only returns a pointer to a message it already has.
 const LAST_ERROR_FUEL: u64 = 1_000_000;
@@ -369,6 +458,30 @@ impl LoadedPolicy {
         .map_err(|kind| PolicyError::new(&self.name, kind))
     }
 
+    /// [`check`](LoadedPolicy::check), through the result cache when the host has one
+    /// ([`HostConfig::cache_results`]): an input this module has already judged under the same
+    /// limits gets the stored output without running the module (the output is still checked
+    /// against the metadata). Only successful calls are stored. Do not use it for inputs that
+    /// hold secret values: the cache is a folder of files.
+    pub fn check_cached(&self, input_json: &[u8]) -> Result<PolicyOutput, PolicyError> {
+        let Some(results) = &self.shared.results else {
+            return self.check(input_json);
+        };
+        let key = ResultCache::key(&self.module_hash, CHECK, self.shared.limits(), input_json);
+        if let Some(bytes) = results.lookup(&key)
+            && let Ok(output) = output::parse_check_output(&bytes, &self.meta, self.strict)
+        {
+            return Ok(output);
+        }
+        self.call(CHECK, input_json, |bytes| {
+            let output = output::parse_check_output(bytes, &self.meta, self.strict)?;
+            // A cache that cannot be written only costs speed.
+            let _ = results.store(&key, bytes);
+            Ok(output)
+        })
+        .map_err(|kind| PolicyError::new(&self.name, kind))
+    }
+
     /// Runs `kiln_validate_settings` on a settings object. `None` when the module does not
     /// export it; `Some(vec![])` when the settings are valid.
     pub fn validate_settings(
@@ -404,13 +517,23 @@ impl LoadedPolicy {
     }
 
     fn instantiate(&self, store: &mut Store<CallState>) -> Result<Instance, PolicyErrorKind> {
-        self.pre
-            .instantiate(&mut *store)
+        let pre = self
+            .pre
+            .get_or_init(|| match &self.source {
+                Some(bytes) => self
+                    .shared
+                    .prepare(bytes, &self.module_hash)
+                    .map(|(pre, _)| pre),
+                None => unreachable!("a module loaded without deferring is already prepared"),
+            })
+            .as_ref()
+            .map_err(Clone::clone)?;
+        pre.instantiate(&mut *store)
             .map_err(|e| self.classify(e, store, None, error::INSTANTIATION))
     }
 
     fn call_abi_version(&self) -> Result<i32, PolicyErrorKind> {
-        const F: &str = "kiln_abi_version";
+        const F: &str = ABI_VERSION_EXPORT;
         let mut store = self.new_store();
         let instance = self.instantiate(&mut store)?;
         let func = instance

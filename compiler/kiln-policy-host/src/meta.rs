@@ -51,6 +51,11 @@ pub struct PolicyMeta {
     /// What the policy receives: `["spec"]` (the default) or `["spec", "artifacts"]`.
     #[serde(default = "default_inputs")]
     pub inputs: Vec<InputKind>,
+    /// ABI 1.1: with `"artifacts"` among the inputs, the targets whose rendered files the
+    /// policy reads (`["nginx"]`); `None` for every target. The host itself does not know what
+    /// a target is: the caller filters the artifacts it sends (see [`PolicyMeta::reads_target`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets: Option<Vec<String>>,
     /// The rules the policy may report. A finding for any other rule is an error.
     pub rules: Vec<RuleMeta>,
     /// A JSON Schema for the policy's settings (`{}` when it has none). kiln shows it in
@@ -108,6 +113,16 @@ impl PolicyMeta {
         self.inputs.contains(&InputKind::Artifacts)
     }
 
+    /// Whether the policy receives the rendered files of `target`: it asked for artifacts, and
+    /// either named no targets or named this one.
+    pub fn reads_target(&self, target: &str) -> bool {
+        self.wants_artifacts()
+            && self
+                .targets
+                .as_ref()
+                .is_none_or(|t| t.iter().any(|t| t == target))
+    }
+
     /// Parses and checks metadata leniently: unknown fields are ignored here and checked by
     /// [`unknown_fields`] once the ABI minor version is known.
     pub(crate) fn parse(bytes: &[u8]) -> Result<(PolicyMeta, Value), String> {
@@ -129,6 +144,17 @@ impl PolicyMeta {
         }
         if !self.inputs.contains(&InputKind::Spec) {
             return Err("`inputs` must contain \"spec\"".into());
+        }
+        if let Some(targets) = &self.targets {
+            if !self.wants_artifacts() {
+                return Err("`targets` needs \"artifacts\" among the `inputs`".into());
+            }
+            if let Some(t) = targets.iter().find(|t| !is_kebab(t)) {
+                return Err(format!(
+                    "the target `{}` is not a kebab-case target name (like `nginx`)",
+                    truncate(t)
+                ));
+            }
         }
         if !self.settings_schema.is_object() {
             return Err("`settings_schema` must be a JSON object (use {} for none)".into());
@@ -154,9 +180,9 @@ impl PolicyMeta {
     }
 }
 
-/// The field names ABI 1.0 defines, for the strict check of unknown fields.
-pub(crate) fn unknown_fields(value: &Value) -> Vec<String> {
-    const TOP: &[&str] = &[
+/// The field names ABI 1.`minor` defines, for the strict check of unknown fields.
+pub(crate) fn unknown_fields(value: &Value, minor: u16) -> Vec<String> {
+    const TOP_1_0: &[&str] = &[
         "id",
         "version",
         "summary",
@@ -164,10 +190,21 @@ pub(crate) fn unknown_fields(value: &Value) -> Vec<String> {
         "rules",
         "settings_schema",
     ];
+    const TOP_1_1: &[&str] = &[
+        "id",
+        "version",
+        "summary",
+        "inputs",
+        "targets",
+        "rules",
+        "settings_schema",
+    ];
+    const TOP: &[&[&str]] = &[TOP_1_0, TOP_1_1];
+    let top = TOP[usize::from(minor).min(TOP.len() - 1)];
     const RULE: &[&str] = &["id", "default_severity", "summary", "docs", "upstream"];
     const DOCS: &[&str] = &["what", "why", "example", "instead"];
     let mut unknown = Vec::new();
-    collect_unknown(value, TOP, "", &mut unknown);
+    collect_unknown(value, top, "", &mut unknown);
     if let Some(rules) = value.get("rules").and_then(Value::as_array) {
         for (i, rule) in rules.iter().enumerate() {
             collect_unknown(rule, RULE, &format!("rules[{i}]."), &mut unknown);
@@ -187,6 +224,10 @@ pub(crate) fn collect_unknown(value: &Value, known: &[&str], prefix: &str, out: 
             }
         }
     }
+}
+
+fn truncate(s: &str) -> String {
+    crate::error::truncate_chars(s, 80)
 }
 
 /// `web`, `secret-kinds`: lower-case ASCII words joined by single hyphens.

@@ -267,3 +267,144 @@ fn abi_md_shows_the_minimal_example_verbatim() {
         "policies/ABI.md §11 must quote policies/examples/minimal.wat exactly"
     );
 }
+
+/// The result cache's entries of policy outputs (`kiln_check`), without the entries in which
+/// a load records a module's ABI version (a 4-byte payload; see `abi_entries`).
+fn result_entries(dir: &Path) -> Vec<PathBuf> {
+    let (_, outputs): (Vec<_>, Vec<_>) = walk(&dir.join("policy-results"))
+        .into_iter()
+        .partition(|p| is_abi_entry(p));
+    outputs
+}
+
+fn abi_entries(dir: &Path) -> Vec<PathBuf> {
+    walk(&dir.join("policy-results"))
+        .into_iter()
+        .filter(|p| is_abi_entry(p))
+        .collect()
+}
+
+/// Header: a magic line, then the payload's blake3 (32 bytes), then the payload.
+fn is_abi_entry(path: &Path) -> bool {
+    let bytes = std::fs::read(path).unwrap();
+    let header = bytes.iter().position(|&b| b == b'\n').unwrap() + 1 + 32;
+    bytes.len() - header == 4
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn caching_host(dir: &Path) -> PolicyHost {
+    PolicyHost::new(HostConfig {
+        cache_dir: Some(dir.into()),
+        cache_results: true,
+        ..HostConfig::default()
+    })
+    .expect("wasmtime works on this machine")
+}
+
+#[test]
+fn result_cache_serves_what_the_module_returned() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = minimal_wasm();
+    let policy = caching_host(dir.path()).load("minimal", &wasm).unwrap();
+    assert_ne!(policy.cache_outcome(), CacheOutcome::Deferred);
+    // The load recorded the module's ABI version.
+    assert_eq!(abi_entries(dir.path()).len(), 1);
+    let fresh = policy.check_cached(INPUT).unwrap();
+    let entries = result_entries(dir.path());
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    // A second process gets the same output from the cache, without compiling the module
+    // (its ABI version is known).
+    let again = caching_host(dir.path()).load("minimal", &wasm).unwrap();
+    assert_eq!(again.cache_outcome(), CacheOutcome::Deferred);
+    assert_eq!(again.check_cached(INPUT).unwrap(), fresh);
+    // Another input is another entry.
+    again.check_cached(b"{}").unwrap();
+    assert_eq!(result_entries(dir.path()).len(), 2);
+
+    // The entry really is what is served: replace its output (with a valid checksum).
+    let entry = &entries[0];
+    let forged = br#"{"findings":[{"rule":"example.input-size","message":"from the cache"}]}"#;
+    let mut bytes = std::fs::read(entry).unwrap();
+    // The header: a magic line, then the payload's blake3.
+    let header = bytes.iter().position(|&b| b == b'\n').unwrap() + 1 + 32;
+    bytes.truncate(header);
+    bytes[header - 32..].copy_from_slice(blake3::hash(forged).as_bytes());
+    bytes.extend_from_slice(forged);
+    std::fs::write(entry, &bytes).unwrap();
+    let served = again.check_cached(INPUT).unwrap();
+    assert_eq!(served.findings[0].message, "from the cache");
+    // `check` never reads the cache.
+    assert_minimal_finding(&again);
+
+    // A served output is still checked against the metadata: an undeclared rule is a miss,
+    // and the module runs again.
+    let undeclared = br#"{"findings":[{"rule":"example.other","message":"m"}]}"#;
+    bytes.truncate(header);
+    bytes[header - 32..].copy_from_slice(blake3::hash(undeclared).as_bytes());
+    bytes.extend_from_slice(undeclared);
+    std::fs::write(entry, &bytes).unwrap();
+    assert_eq!(again.check_cached(INPUT).unwrap(), fresh);
+
+    // A corrupt entry is a miss, and is rewritten.
+    let good = std::fs::read(entry).unwrap();
+    let mut flipped = good.clone();
+    let last = flipped.len() - 3;
+    flipped[last] ^= 0x20;
+    std::fs::write(entry, &flipped).unwrap();
+    assert_eq!(again.check_cached(INPUT).unwrap(), fresh);
+    assert_eq!(std::fs::read(entry).unwrap(), good);
+}
+
+#[test]
+fn result_cache_is_off_unless_asked_and_keeps_no_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = minimal_wasm();
+    let plain = host(Some(dir.path().into()))
+        .load("minimal", &wasm)
+        .unwrap();
+    plain.check_cached(INPUT).unwrap();
+    assert!(result_entries(dir.path()).is_empty());
+
+    let small = PolicyHost::new(HostConfig {
+        cache_dir: Some(dir.path().into()),
+        cache_results: true,
+        max_input_bytes: 100,
+        ..HostConfig::default()
+    })
+    .unwrap();
+    let policy = small.load("minimal", &wasm).unwrap();
+    assert!(policy.check_cached(&[b' '; 101]).is_err());
+    assert!(result_entries(dir.path()).is_empty());
+    // The input cap does not change a successful output: the same input is one entry.
+    policy.check_cached(b"{}").unwrap();
+    let default = caching_host(dir.path()).load("minimal", &wasm).unwrap();
+    default.check_cached(b"{}").unwrap();
+    assert_eq!(result_entries(dir.path()).len(), 1);
+    // Fuel can: another fuel limit is another key.
+    let frugal = PolicyHost::new(HostConfig {
+        cache_dir: Some(dir.path().into()),
+        cache_results: true,
+        fuel_per_call: 50_000_000,
+        ..HostConfig::default()
+    })
+    .unwrap();
+    frugal
+        .load("minimal", &wasm)
+        .unwrap()
+        .check_cached(b"{}")
+        .unwrap();
+    assert_eq!(result_entries(dir.path()).len(), 2);
+}
