@@ -14,6 +14,12 @@
 # Cargo.toml), --remap-path-prefix for the checkout, cargo home, target folder and std's
 # sources, and symbols stripped: the bytes do not depend on where the repository is checked out.
 # Takes about 1-2 minutes on 2 cores (std is rebuilt with -Zbuild-std).
+#
+# The bytes depend on the compiler, so the build records `rustc --version` in
+# stdlib/policies/TOOLCHAIN. --check compares bytes when this machine has that compiler; when
+# it has another one (Debian moved rustc-web), a byte comparison means nothing: --check then
+# still builds every module from source (it must compile and carry its metadata), says which
+# compilers differ, and exits 0 -- or 1 with KILN_WASM_STRICT=1.
 set -euo pipefail
 
 usage() {
@@ -50,6 +56,9 @@ sysroot_src="$("$rustc" --print sysroot)/lib/rustlib/src/rust"
 [ -f "$sysroot_src/library/Cargo.lock" ] ||
     die "std's sources are missing at $sysroot_src; install Debian's rust-web-src"
 command -v wasm-ld >/dev/null || die "wasm-ld not found; install Debian's lld"
+toolchain="$("$rustc" --version)"
+toolchain_file="$out_dir/TOOLCHAIN"
+recorded="$(cat "$toolchain_file" 2>/dev/null || true)"
 
 # The crates: every policies/std-*/ with a Cargo.toml, by package name.
 crates=()
@@ -144,7 +153,21 @@ for committed in "$out_dir"/*.wasm; do
     fi
 done
 
-if [ "$mode" = check ]; then
+if [ "$mode" = build ]; then
+    echo "$toolchain" >"$toolchain_file.tmp"
+    mv "$toolchain_file.tmp" "$toolchain_file"
+fi
+
+if [ "$mode" = check ] && [ "$recorded" != "$toolchain" ]; then
+    echo "policies/build.sh --check: the committed modules were built by '${recorded:-an unrecorded compiler}'," >&2
+    echo "  this machine has '$toolchain': their bytes cannot be compared." >&2
+    echo "  All ${#crates[@]} module(s) build from source with this compiler and carry their metadata;" >&2
+    if [ ${#differ[@]} -gt 0 ]; then
+        echo "  ${#differ[@]} differ in bytes (expected with another compiler)." >&2
+    fi
+    [ "${KILN_WASM_STRICT:-0}" = 1 ] && exit 1
+    exit 0
+elif [ "$mode" = check ]; then
     if [ ${#differ[@]} -gt 0 ]; then
         echo "policies/build.sh --check: these modules differ from a fresh build of their source:" >&2
         printf '  %s\n' "${differ[@]}" >&2

@@ -47,7 +47,7 @@ pub mod scan;
 pub mod test_support;
 
 /// The ABI version this SDK implements, as `kiln_abi_version` returns it: `(major << 16) | minor`.
-pub const ABI_VERSION: i32 = 0x0001_0000;
+pub const ABI_VERSION: i32 = 0x0001_0001;
 
 /// The document kiln passes to `kiln_check`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -389,6 +389,13 @@ macro_rules! kiln_policy {
             )?
         };
 
+        // Every call gets a fresh instance (policies/ABI.md §3), so nothing ever needs to be
+        // freed: a bump allocator is several times cheaper than std's dlmalloc.
+        #[cfg(target_arch = "wasm32")]
+        #[global_allocator]
+        static KILN_ALLOCATOR: $crate::__private::BumpAllocator =
+            $crate::__private::BumpAllocator::new();
+
         #[cfg(all(test, not(target_arch = "wasm32")))]
         #[test]
         fn kiln_policy_metadata_is_valid() {
@@ -425,6 +432,121 @@ pub mod __private {
 
     #[cfg(target_arch = "wasm32")]
     pub use wasm::*;
+
+    #[cfg(target_arch = "wasm32")]
+    mod bump {
+        use std::alloc::{GlobalAlloc, Layout};
+        use std::cell::Cell;
+
+        /// The global allocator of a policy module: hands out memory from the end of linear
+        /// memory and never reuses it, except that freeing or growing the most recent block
+        /// works in place (the scratch buffers of a JSON parser). A policy instance lives for
+        /// one call, so the memory goes away with it.
+        pub struct BumpAllocator {
+            /// The next free byte and the end of the memory this allocator owns.
+            next: Cell<usize>,
+            end: Cell<usize>,
+        }
+
+        // SAFETY: wasm32-unknown-unknown without the `atomics` feature has one thread.
+        unsafe impl Sync for BumpAllocator {}
+
+        const PAGE: usize = 65536;
+
+        impl BumpAllocator {
+            pub const fn new() -> BumpAllocator {
+                BumpAllocator {
+                    next: Cell::new(0),
+                    end: Cell::new(0),
+                }
+            }
+
+            /// Grows linear memory so that `[start, start + size)` fits, at least doubling what
+            /// this allocator owns (few `memory.grow` calls); false when memory is exhausted.
+            fn grow(&self, size: usize, align: usize) -> Option<usize> {
+                // Double the memory (at most 8 MiB at a time, to stay clear of the host's
+                // memory cap), or exactly what this block needs if that is more.
+                let current = core::arch::wasm32::memory_size(0) * PAGE;
+                let want = (size + align).max(current.clamp(16 * PAGE, 128 * PAGE));
+                let pages = want.div_ceil(PAGE);
+                let previous = core::arch::wasm32::memory_grow(0, pages);
+                if previous == usize::MAX {
+                    return None;
+                }
+                let base = previous * PAGE;
+                if base != self.end.get() {
+                    // Not contiguous with our last region (the first growth): start afresh.
+                    self.next.set(base);
+                }
+                self.end.set(base + pages * PAGE);
+                Some(base)
+            }
+
+            fn bump(&self, layout: Layout) -> *mut u8 {
+                let align = layout.align();
+                let size = layout.size();
+                loop {
+                    let start = (self.next.get() + align - 1) & !(align - 1);
+                    let stop = start
+                        .checked_add(size)
+                        .filter(|&stop| stop <= self.end.get());
+                    if let (Some(stop), true) = (stop, start != 0) {
+                        self.next.set(stop);
+                        return start as *mut u8;
+                    }
+                    if self.grow(size, align).is_none() {
+                        return std::ptr::null_mut();
+                    }
+                }
+            }
+        }
+
+        impl Default for BumpAllocator {
+            fn default() -> BumpAllocator {
+                BumpAllocator::new()
+            }
+        }
+
+        // SAFETY: blocks never overlap: `next` only moves back over the most recent block when
+        // that block is freed, and only grows a block in place when it is the most recent one.
+        unsafe impl GlobalAlloc for BumpAllocator {
+            unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+                self.bump(layout)
+            }
+
+            unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+                if ptr as usize + layout.size() == self.next.get() {
+                    self.next.set(ptr as usize);
+                }
+            }
+
+            unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+                let start = ptr as usize;
+                // (No let-chains: the wasm toolchain, Debian's rustc-web, is Rust 1.85.)
+                let stop = start
+                    .checked_add(new_size)
+                    .filter(|&stop| stop <= self.end.get());
+                if let (true, Some(stop)) = (start + layout.size() == self.next.get(), stop) {
+                    self.next.set(stop);
+                    return ptr;
+                }
+                // SAFETY: the caller's contract for `realloc` is that of `alloc` for the new
+                // layout; the copy reads the old block and writes the new, which do not overlap.
+                unsafe {
+                    let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
+                    let new = self.bump(new_layout);
+                    if !new.is_null() {
+                        std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                        self.dealloc(ptr, layout);
+                    }
+                    new
+                }
+            }
+        }
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    pub use bump::BumpAllocator;
 
     #[cfg(target_arch = "wasm32")]
     mod wasm {

@@ -21,6 +21,7 @@
 //!     version: "1.0.0",
 //!     summary: "Django deployment settings",
 //!     inputs: &["spec"],
+//!     targets: &[],
 //!     rules: &[&DEBUG_OFF],
 //!     settings_schema: r#"{"type": "object", "additionalProperties": false}"#,
 //! };
@@ -64,6 +65,10 @@ pub struct PolicyDocs {
     pub summary: &'static str,
     /// `["spec"]`, `["spec", "artifacts"]`, … (policies/ABI.md §6).
     pub inputs: &'static [&'static str],
+    /// With `"artifacts"` among the inputs: the targets whose rendered files the policy reads
+    /// (`&["nginx"]`); empty for every target. kiln sends only those files, so a policy that
+    /// reads one target does not pay for parsing the others (policies/ABI.md §6, ABI 1.1).
+    pub targets: &'static [&'static str],
     pub rules: &'static [&'static RuleDocs],
     /// A JSON Schema, as JSON text.
     pub settings_schema: &'static str,
@@ -94,7 +99,7 @@ impl PolicyDocs {
                 })
             })
             .collect();
-        let doc = json!({
+        let mut doc = json!({
             "id": self.id,
             "version": self.version,
             "summary": self.summary,
@@ -102,6 +107,9 @@ impl PolicyDocs {
             "rules": rules,
             "settings_schema": schema,
         });
+        if !self.targets.is_empty() {
+            doc["targets"] = json!(self.targets);
+        }
         let mut text = serde_json::to_string_pretty(&doc).expect("metadata serializes");
         text.push('\n');
         text

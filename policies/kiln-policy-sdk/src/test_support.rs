@@ -54,7 +54,15 @@ pub fn parse_input(json: &str) -> Input {
 pub fn run(metadata: &str, check: fn(&Input) -> Vec<Finding>, input_json: &str) -> Vec<Finding> {
     let rules = check_metadata(metadata)
         .unwrap_or_else(|problem| panic!("the policy metadata is invalid: {problem}"));
-    let findings = check(&parse_input(input_json));
+    let mut input = parse_input(input_json);
+    // kiln sends only the files of the targets the metadata names.
+    let targets = serde_json::from_str::<Metadata>(metadata)
+        .map(|m| m.targets)
+        .unwrap_or_default();
+    if !targets.is_empty() {
+        input.artifacts.retain(|a| targets.contains(&a.target));
+    }
+    let findings = check(&input);
     for f in &findings {
         assert!(
             rules.contains(&f.rule),
@@ -88,6 +96,8 @@ struct Metadata {
     summary: String,
     #[serde(default)]
     inputs: Vec<String>,
+    #[serde(default)]
+    targets: Vec<String>,
     rules: Vec<Rule>,
     #[serde(default)]
     settings_schema: Option<Value>,
@@ -135,6 +145,12 @@ pub fn check_metadata(metadata: &str) -> Result<Vec<String>, String> {
         return Err(format!(
             "unknown input `{i}` (expected spec, artifacts or secret-values)"
         ));
+    }
+    if !meta.targets.is_empty() && !meta.inputs.iter().any(|i| i == "artifacts") {
+        return Err("`targets` needs \"artifacts\" among the `inputs`".into());
+    }
+    if let Some(t) = meta.targets.iter().find(|t| !is_kebab(t)) {
+        return Err(format!("the target `{t}` is not a kebab-case target name"));
     }
     if meta
         .settings_schema

@@ -20,6 +20,7 @@ pub const POLICY: PolicyDocs = PolicyDocs {
     version: "1.0.0",
     summary: "HTTP response headers of every HTTPS site: HSTS and OWASP's baseline security headers",
     inputs: &["spec"],
+    targets: &[],
     rules: &[&rules::hsts::RULE, &rules::baseline_headers::RULE],
     settings_schema: r#"{"type": "object", "additionalProperties": false}"#,
 };

@@ -33,9 +33,8 @@ pub fn django_upstreams<'a>(spec: &'a Value, site: &'a Value) -> Vec<(&'a str, &
     }
     if let Some(locs) = site.get("locations").and_then(Value::as_object) {
         for l in locs.values() {
-            if let Some(u) = l.get("upstream").and_then(Value::as_str)
-                && !names.contains(&u)
-            {
+            let upstream = l.get("upstream").and_then(Value::as_str);
+            if let Some(u) = upstream.filter(|u| !names.contains(u)) {
                 names.push(u);
             }
         }

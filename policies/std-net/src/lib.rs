@@ -21,6 +21,7 @@ pub const POLICY: PolicyDocs = PolicyDocs {
     version: "1.0.0",
     summary: "Network exposure: datastores never public, compose's published ports against ufw, the host firewall baseline",
     inputs: &["spec", "artifacts"],
+    targets: &["compose", "k8s"],
     rules: &[
         &rules::datastore_not_public::RULE,
         &rules::docker_ufw_bypass::RULE,
@@ -56,8 +57,10 @@ impl Default for Settings {
 }
 
 pub fn check(input: &Input) -> Vec<Finding> {
-    let mut findings = rules::datastore_not_public::check(input);
-    findings.extend(rules::docker_ufw_bypass::check(input));
+    // The compose files are read once for both rules that judge their published ports.
+    let publishes = util::compose_publishes(&input.artifacts);
+    let mut findings = rules::datastore_not_public::check_with(input, &publishes);
+    findings.extend(rules::docker_ufw_bypass::check_with(input, &publishes));
     findings.extend(rules::firewall_baseline::check(input));
     findings
 }

@@ -1,6 +1,6 @@
 //! Addresses, published ports and firewall rules.
 
-use kiln_policy_sdk::scan::{YamlNode, yaml};
+use kiln_policy_sdk::scan::{YamlNode, mentions, yaml_only};
 use kiln_policy_sdk::{Artifact, Input};
 use serde_json::Value;
 
@@ -124,24 +124,29 @@ fn short(text: &str) -> (String, Option<u16>, Option<u16>, String) {
     }
 }
 
-/// Every `ports:` entry of every compose file among the artifacts.
+/// Every `ports:` entry of every compose file among the artifacts: every YAML file with
+/// `services` (a file that cannot mention `services` and `ports` is not parsed).
 pub fn compose_publishes(artifacts: &[Artifact]) -> Vec<(&Artifact, Publish)> {
     let mut out = Vec::new();
     for a in artifacts {
-        if !(a.path.ends_with(".yaml") || a.path.ends_with(".yml")) {
+        if !(a.path.ends_with(".yaml") || a.path.ends_with(".yml"))
+            || !mentions(&a.text, "services")
+            || !mentions(&a.text, "ports")
+        {
             continue;
         }
-        let doc = yaml(&a.text);
-        let Some(services) = doc.get("services") else {
+        // Only `services.*.ports` is read.
+        let doc = yaml_only(&a.text, &[&["services", "*", "ports"]]);
+        let Some(services) = doc.root().get("services") else {
             continue;
         };
         for service in services.entries() {
-            let name = service.key.clone().unwrap_or_default();
+            let name = service.key().unwrap_or("");
             for entry in service.items("ports") {
-                let publish = if entry.key.is_some() {
+                let publish = if entry.key().is_some() {
                     let get = |k: &str| entry.get(k).map(YamlNode::text).unwrap_or("");
                     Publish {
-                        service: name.clone(),
+                        service: name.to_owned(),
                         host_ip: get("host_ip").to_owned(),
                         host_port: port(get("published")),
                         container_port: port(get("target")),
@@ -149,17 +154,17 @@ pub fn compose_publishes(artifacts: &[Artifact]) -> Vec<(&Artifact, Publish)> {
                             "" => "tcp".to_owned(),
                             p => p.to_owned(),
                         },
-                        line: entry.line,
+                        line: entry.line(),
                     }
                 } else {
                     let (host_ip, host_port, container_port, proto) = short(entry.text());
                     Publish {
-                        service: name.clone(),
+                        service: name.to_owned(),
                         host_ip,
                         host_port,
                         container_port,
                         proto,
-                        line: entry.line,
+                        line: entry.line(),
                     }
                 };
                 out.push((a, publish));

@@ -20,6 +20,7 @@ pub const POLICY: PolicyDocs = PolicyDocs {
     version: "1.0.0",
     summary: "Structure of the rendered nginx configuration: security headers survive add_header inheritance",
     inputs: &["spec", "artifacts"],
+    targets: &["nginx"],
     rules: &[&rules::add_header_inheritance::RULE],
     settings_schema: r#"{"type": "object", "additionalProperties": false}"#,
 };

@@ -20,6 +20,7 @@ pub const POLICY: PolicyDocs = PolicyDocs {
     version: "1.0.0",
     summary: "pgbouncer: client authentication, and Django settings that transaction pooling breaks",
     inputs: &["spec"],
+    targets: &[],
     rules: &[&rules::auth::RULE, &rules::transaction_pooling::RULE],
     settings_schema: r#"{
         "type": "object",

@@ -18,6 +18,7 @@ pub const POLICY: PolicyDocs = PolicyDocs {
     version: "1.0.0",
     summary: "Redis: a password from a declared secret, no dangerous commands turned on",
     inputs: &["spec"],
+    targets: &[],
     rules: &[&rules::auth_acl::RULE],
     settings_schema: r#"{"type": "object", "additionalProperties": false}"#,
 };

@@ -19,6 +19,7 @@ pub const POLICY: PolicyDocs = PolicyDocs {
     version: "1.0.0",
     summary: "Runtime hardening of every process on every target: non-root, no new privileges, resource limits, pinned images",
     inputs: &["spec", "artifacts"],
+    targets: &["compose", "k8s", "systemd"],
     rules: &[
         &rules::non_root::RULE,
         &rules::no_new_privileges::RULE,

@@ -84,21 +84,40 @@ const NOT_SECRET_SUFFIXES: &[&str] = &[
 /// Guesses whether a variable holds a secret from its name (`SECRET_KEY`, `DB_PASSWORD`,
 /// `STRIPE_API_KEY`, `GITHUB_TOKEN`, `SENTRY_DSN` …), and what kind.
 pub fn kind_from_name(name: &str, jwt_algorithm: Option<&str>) -> Option<Kind> {
-    let n = name.to_ascii_uppercase();
+    // Uppercased on the stack (names are short), then plain byte comparisons: this runs for
+    // every variable of the spec and of every rendered file, where allocating and setting up
+    // substring searchers would cost more than the comparisons.
+    let mut buffer = [0u8; 64];
+    let heap;
+    let upper: &[u8] = match buffer.get_mut(..name.len()) {
+        Some(upper) => {
+            upper.copy_from_slice(name.as_bytes());
+            upper.make_ascii_uppercase();
+            upper
+        }
+        None => {
+            heap = name.to_ascii_uppercase();
+            heap.as_bytes()
+        }
+    };
+    let n = Name::new(upper);
     if NOT_SECRET_SUFFIXES.iter().any(|s| n.ends_with(s))
         || n.contains("PUBLIC")
         || n.contains("PUBLISHABLE")
     {
         return None;
     }
-    let base = n.trim_start_matches("DJANGO_");
-    if matches!(base, "SECRET_KEY" | "SECRET_KEY_FALLBACKS") {
+    let mut base = upper;
+    while let Some(rest) = base.strip_prefix(b"DJANGO_") {
+        base = rest;
+    }
+    if matches!(base, b"SECRET_KEY" | b"SECRET_KEY_FALLBACKS") {
         return Some(Kind::DjangoSecretKey);
     }
     if n.contains("FERNET")
         || matches!(
-            n.as_str(),
-            "ENCRYPTION_KEY" | "ENCRYPTION_KEYS" | "FIELD_ENCRYPTION_KEY"
+            upper,
+            b"ENCRYPTION_KEY" | b"ENCRYPTION_KEYS" | b"FIELD_ENCRYPTION_KEY"
         )
     {
         return Some(Kind::Fernet);
@@ -135,10 +154,68 @@ pub fn kind_from_name(name: &str, jwt_algorithm: Option<&str>) -> Option<Kind> {
     None
 }
 
+/// A short name, searched byte by byte (`str::contains` and `str::ends_with`, without their
+/// setup cost), with the set of its bytes to rule most words out at once.
+#[derive(Clone, Copy)]
+struct Name<'a>(&'a [u8], u64);
+
+/// The bytes of `bytes`, a bit each (modulo 64: a set that may hold more).
+fn byte_set(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0, |set, &b| set | 1 << (b & 63))
+}
+
+impl<'a> Name<'a> {
+    fn new(name: &'a [u8]) -> Self {
+        Name(name, byte_set(name))
+    }
+
+    fn ends_with(self, suffix: &str) -> bool {
+        let (n, s) = (self.0, suffix.as_bytes());
+        if n.len() < s.len() {
+            return false;
+        }
+        let tail = &n[n.len() - s.len()..];
+        // From the end: most names differ in their last byte.
+        (0..s.len()).rev().all(|i| tail[i] == s[i])
+    }
+
+    fn contains(self, word: &str) -> bool {
+        let (n, w) = (self.0, word.as_bytes());
+        if w.is_empty() {
+            return true;
+        }
+        byte_set(w) & !self.1 == 0
+            && n.len() >= w.len()
+            && (0..=n.len() - w.len()).any(|i| n[i] == w[0] && n[i..i + w.len()] == *w)
+    }
+}
+
+/// `url.split_once("://")`, without a substring searcher (it runs for every rendered value).
+fn split_scheme(url: &str) -> Option<(&str, &str)> {
+    let bytes = url.as_bytes();
+    let mut from = 0;
+    while let Some(i) = bytes[from..].iter().position(|&b| b == b':') {
+        let at = from + i;
+        if bytes[at + 1..].starts_with(b"//") {
+            return Some((&url[..at], &url[at + 3..]));
+        }
+        from = at + 1;
+    }
+    None
+}
+
 /// The password of a URL with credentials (`scheme://user:password@host/…`), if it has one.
 pub fn url_password(url: &str) -> Option<&str> {
-    let (_, rest) = url.split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next()?;
+    // No `@`, no credentials (a quick test: this runs for every rendered value).
+    if !url.as_bytes().contains(&b'@') {
+        return None;
+    }
+    let (_, rest) = split_scheme(url)?;
+    let end = rest
+        .bytes()
+        .position(|b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    let authority = &rest[..end];
     let (userinfo, _) = authority.rsplit_once('@')?;
     let (_, password) = userinfo.split_once(':')?;
     (!password.is_empty()).then_some(password)
@@ -219,8 +296,8 @@ pub fn placeholder(value: &str, name: &str) -> Option<&'static str> {
 fn is_template(v: &str) -> bool {
     let pairs = [("${", "}"), ("{{", "}}"), ("%(", ")s"), ("$(", ")")];
     for (open, close) in pairs {
-        if let Some(i) = v.find(open)
-            && v[i + open.len()..].contains(close)
+        if v.find(open)
+            .is_some_and(|i| v[i + open.len()..].contains(close))
         {
             return true;
         }
@@ -252,7 +329,7 @@ fn is_repeated(v: &str) -> bool {
     }
     (1..=4).any(|unit| {
         chars.len() >= unit * 3
-            && chars.len().is_multiple_of(unit)
+            && chars.len() % unit == 0
             && chars.chunks(unit).all(|c| c == &chars[..unit])
     })
 }
@@ -291,7 +368,7 @@ fn has_run(v: &str, n: usize) -> bool {
 /// decoded length, or `None` when the text is not canonical URL-safe base64.
 fn urlsafe_b64_len(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
-    if bytes.is_empty() || !bytes.len().is_multiple_of(4) {
+    if bytes.is_empty() || bytes.len() % 4 != 0 {
         return None;
     }
     let pad = bytes.iter().rev().take_while(|&&b| b == b'=').count();
@@ -341,7 +418,7 @@ fn any_b64_len(text: &str) -> Option<usize> {
 }
 
 fn is_hex(text: &str) -> bool {
-    !text.is_empty() && text.len().is_multiple_of(2) && text.bytes().all(|b| b.is_ascii_hexdigit())
+    !text.is_empty() && text.len() % 2 == 0 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// How many bytes of key material an HMAC key holds: hex decodes to half its length, base64
@@ -557,6 +634,40 @@ mod tests {
     }
 
     #[test]
+    fn byte_searches_match_str() {
+        for text in [
+            "",
+            ":",
+            "://",
+            "a://b",
+            "a:b://c",
+            "x:/y://z",
+            "a:",
+            "é://ü",
+            "https://h",
+            "::://",
+        ] {
+            assert_eq!(split_scheme(text), text.split_once("://"), "{text:?}");
+        }
+        for name in [
+            "",
+            "A",
+            "DB_PASSWORD",
+            "PUBLIC",
+            "XPUBLICX",
+            "_KEY",
+            "KEY",
+            "SECRETSECRET",
+        ] {
+            for word in ["", "A", "_KEY", "PUBLIC", "SECRET", "DB_PASSWORD", "KEYS"] {
+                let n = Name::new(name.as_bytes());
+                assert_eq!(n.contains(word), name.contains(word), "{name} {word}");
+                assert_eq!(n.ends_with(word), name.ends_with(word), "{name} {word}");
+            }
+        }
+    }
+
+    #[test]
     fn url_passwords() {
         assert_eq!(url_password("postgres://u:pw@db:5432/x"), Some("pw"));
         assert_eq!(url_password("redis://:pw@cache:6379/0"), Some("pw"));
@@ -564,6 +675,10 @@ mod tests {
         assert_eq!(url_password("postgres://u:@db/x"), None);
         assert_eq!(url_password("not a url"), None);
         assert_eq!(url_password("https://h/p?a=b:c@d"), None);
+        assert_eq!(url_password("x://u:p@h#f"), Some("p"));
+        assert_eq!(url_password("x://u:p@h?q"), Some("p"));
+        assert_eq!(url_password("x://u:p@"), Some("p"));
+        assert_eq!(url_password("x://u:p@h/@"), Some("p"));
     }
 
     #[test]

@@ -1,10 +1,42 @@
 //! What the secret rules judge: literal values of secret-looking variables written in the spec,
 //! and (during `kiln secrets check`) the real values of declared secrets.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
 use kiln_policy_sdk::{Input, json_pointer};
 use serde_json::Value;
 
 use crate::judge::{Kind, kind_from_name, url_password};
+
+/// A quick hash for short names (variables), for maps that live through one check: the
+/// default hash is built to resist attacks on keys nobody attacks here, and costs more than
+/// the lookup it serves.
+#[derive(Default)]
+pub struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mix =
+            |hash: u64, word: u64| (hash.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self.0 = mix(
+                self.0,
+                u64::from_le_bytes(chunk.try_into().unwrap_or_default()),
+            );
+        }
+        let tail = chunks
+            .remainder()
+            .iter()
+            .fold(0u64, |word, &b| (word << 8) | u64::from(b));
+        self.0 = mix(self.0, tail);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// One value to judge.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,18 +101,18 @@ pub fn is_file_path(text: &str) -> bool {
 fn literal<'a>(
     name: &'a str,
     value: &'a Value,
-    env: Option<&'a Value>,
-    path: String,
+    jwt_algorithm: Option<&str>,
+    path: impl FnOnce() -> String,
 ) -> Option<Subject<'a>> {
     let text = value.as_str()?;
-    let guessed = kind_from_name(name, jwt_algorithm(env));
+    let guessed = kind_from_name(name, jwt_algorithm);
     if let Some(password) = url_password(text) {
         return Some(Subject {
             name,
             kind: Kind::Url,
             value: password,
             url_password: true,
-            path,
+            path: path(),
             literal: true,
         });
     }
@@ -99,7 +131,7 @@ fn literal<'a>(
         kind,
         value: text,
         url_password: false,
-        path,
+        path: path(),
         literal: true,
     })
 }
@@ -109,20 +141,27 @@ fn literal<'a>(
 pub fn literals(input: &Input) -> Vec<Subject<'_>> {
     let mut out = Vec::new();
     let shared = input.pointer("/env");
+    let jwt = jwt_algorithm(shared);
     for (name, value) in input.entries("/env") {
-        if let Some(s) = literal(name, value, shared, json_pointer(["env", name])) {
+        if let Some(s) = literal(name, value, jwt, || json_pointer(["env", name])) {
             out.push(s);
         }
     }
+    // The environment-wide values by name, for every value of every service.
+    let shared: HashMap<&str, &Value, BuildHasherDefault<NameHasher>> = shared
+        .and_then(Value::as_object)
+        .map(|map| map.iter().map(|(k, v)| (k.as_str(), v)).collect())
+        .unwrap_or_default();
     for (service, body) in input.services() {
         let Some(env) = body.get("env") else { continue };
         let Some(map) = env.as_object() else { continue };
+        let jwt = jwt_algorithm(Some(env));
         for (name, value) in map {
-            if shared.and_then(|s| s.get(name)) == Some(value) {
+            if shared.get(name.as_str()).copied() == Some(value) {
                 continue;
             }
-            let path = json_pointer(["services", service, "env", name]);
-            if let Some(s) = literal(name, value, Some(env), path) {
+            let path = || json_pointer(["services", service, "env", name]);
+            if let Some(s) = literal(name, value, jwt, path) {
                 out.push(s);
             }
         }

@@ -19,6 +19,7 @@ pub const POLICY: PolicyDocs = PolicyDocs {
     version: "1.0.0",
     summary: "TLS protocol versions of nginx sites, PostgreSQL and Redis (Mozilla guideline 6.0)",
     inputs: &["spec"],
+    targets: &[],
     rules: &[&rules::protocols::RULE],
     settings_schema: r#"{"type": "object", "additionalProperties": false}"#,
 };

@@ -21,6 +21,7 @@ pub const POLICY: PolicyDocs = PolicyDocs {
     version: "1.0.0",
     summary: "Django deployment settings: DEBUG, ALLOWED_HOSTS and CSRF origins against the sites, the HTTPS redirect",
     inputs: &["spec"],
+    targets: &[],
     rules: &[
         &rules::debug_off::RULE,
         &rules::allowed_hosts::RULE,

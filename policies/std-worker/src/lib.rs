@@ -18,6 +18,7 @@ pub const POLICY: PolicyDocs = PolicyDocs {
     version: "1.0.0",
     summary: "Celery workers and beat: exactly one beat per schedule",
     inputs: &["spec"],
+    targets: &[],
     rules: &[&rules::celery_single_beat::RULE],
     settings_schema: r#"{"type": "object", "additionalProperties": false}"#,
 };

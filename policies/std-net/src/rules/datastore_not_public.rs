@@ -1,12 +1,12 @@
 //! `net.datastore-not-public`: a database, pooler, cache or broker is reachable from outside.
 
 use kiln_policy_sdk::rule::RuleDocs;
-use kiln_policy_sdk::scan::{YamlNode, yaml};
-use kiln_policy_sdk::{Finding, Input, Severity, json_pointer};
+use kiln_policy_sdk::scan::{YamlNode, mentions_any, yaml};
+use kiln_policy_sdk::{Artifact, Finding, Input, Severity, json_pointer};
 use serde_json::Value;
 
 use crate::util::{
-    DATASTORE_PORTS, compose_publishes, datastores, has_target, is_loopback, is_public,
+    DATASTORE_PORTS, Publish, compose_publishes, datastores, has_target, is_loopback, is_public,
 };
 
 pub const RULE: RuleDocs = RuleDocs {
@@ -46,13 +46,19 @@ fn public_of(list: &str, separators: &[char]) -> Vec<String> {
 }
 
 pub fn check(input: &Input) -> Vec<Finding> {
+    check_with(input, &compose_publishes(&input.artifacts))
+}
+
+/// `check`, with the compose files' published ports already read (`compose_publishes`).
+pub fn check_with(input: &Input, publishes: &[(&Artifact, Publish)]) -> Vec<Finding> {
     let mut out = Vec::new();
     if has_target(input, "systemd") {
         for (name, pg) in input.entries("/postgres") {
-            if let Some(pooler) = pg.get("pooler").filter(|p| p.is_object())
-                && let Some(addr) = pooler.get("listen-addr").and_then(Value::as_str)
-                && !public_of(addr, &[',']).is_empty()
-            {
+            let pooler = pg.get("pooler").filter(|p| p.is_object());
+            let addr = pooler
+                .and_then(|p| p.get("listen-addr"))
+                .and_then(Value::as_str);
+            if let Some(addr) = addr.filter(|addr| !public_of(addr, &[',']).is_empty()) {
                 out.push(
                     Finding::new(RULE.id, format!("the pgbouncer of `{name}` listens on `{addr}`, a public address"))
                         .at(json_pointer(["postgres", name, "pooler", "listen-addr"]))
@@ -103,7 +109,7 @@ pub fn check(input: &Input) -> Vec<Finding> {
                 })
         })
     };
-    for (a, p) in compose_publishes(&input.artifacts) {
+    for (a, p) in publishes {
         let datastore = store_name(&p.service) || store_port(p.container_port).is_some();
         if !datastore || is_loopback(&p.host_ip) {
             continue;
@@ -127,7 +133,12 @@ pub fn check(input: &Input) -> Vec<Finding> {
         if !(a.target == "k8s" && (a.path.ends_with(".yaml") || a.path.ends_with(".yml"))) {
             continue;
         }
+        // A finding needs a Service of type NodePort or LoadBalancer, or a `hostPort`.
+        if !mentions_any(&a.text, &["NodePort", "LoadBalancer", "hostPort"]) {
+            continue;
+        }
         let doc = yaml(&a.text);
+        let doc = doc.root();
         let kind = doc.get("kind").map(YamlNode::text).unwrap_or("");
         let name = doc
             .get("metadata")
@@ -149,21 +160,21 @@ pub fn check(input: &Input) -> Vec<Finding> {
             if store_name(name) || ports.iter().any(|p| store_port(Some(*p)).is_some()) {
                 out.push(
                     Finding::new(RULE.id, format!("Kubernetes Service `{name}` of a datastore is `{}`, reachable from outside the cluster", ty.text()))
-                        .at_artifact(a.path.clone(), ty.line)
+                        .at_artifact(a.path.clone(), ty.line())
                         .help("use a ClusterIP (or headless) Service; reach it with `kubectl port-forward` when needed"),
                 );
             }
             continue;
         }
         for node in doc.descendants() {
-            if node.key.as_deref() != Some("hostPort") {
+            if node.key() != Some("hostPort") {
                 continue;
             }
             let port = node.text().parse::<u16>().ok();
             if store_name(name) || store_port(port).is_some() {
                 out.push(
                     Finding::new(RULE.id, format!("a container of `{name}` uses hostPort {}, which publishes a datastore on the node", node.text()))
-                        .at_artifact(a.path.clone(), node.line)
+                        .at_artifact(a.path.clone(), node.line())
                         .help("remove `hostPort`; other pods reach the datastore through its Service"),
                 );
             }

@@ -1,10 +1,12 @@
 //! `net.docker-ufw-bypass`: compose publishes a port the host firewall does not allow.
 
 use kiln_policy_sdk::rule::RuleDocs;
-use kiln_policy_sdk::{Finding, Input, Severity, json_pointer};
+use kiln_policy_sdk::{Artifact, Finding, Input, Severity, json_pointer};
 use serde_json::Value;
 
-use crate::util::{compose_publishes, has_target, is_loopback, rule_is_public, rule_ports};
+use crate::util::{
+    Publish, compose_publishes, has_target, is_loopback, rule_is_public, rule_ports,
+};
 
 pub const RULE: RuleDocs = RuleDocs {
     id: "net.docker-ufw-bypass",
@@ -47,6 +49,11 @@ fn allowed<'a>(firewall: &'a Value, port: u16, proto: &str) -> Option<(&'a str, 
 }
 
 pub fn check(input: &Input) -> Vec<Finding> {
+    check_with(input, &compose_publishes(&input.artifacts))
+}
+
+/// `check`, with the compose files' published ports already read (`compose_publishes`).
+pub fn check_with(input: &Input, publishes: &[(&Artifact, Publish)]) -> Vec<Finding> {
     if !has_target(input, "compose") {
         return Vec::new();
     }
@@ -96,7 +103,7 @@ pub fn check(input: &Input) -> Vec<Finding> {
             }
         }
     }
-    for (a, p) in compose_publishes(&input.artifacts) {
+    for (a, p) in publishes {
         if is_loopback(&p.host_ip) {
             continue;
         }

@@ -1,7 +1,7 @@
 //! `run.no-new-privileges`: a process can gain privileges (setuid binaries, file capabilities).
 
 use kiln_policy_sdk::rule::RuleDocs;
-use kiln_policy_sdk::scan::{YamlNode, unit, yaml};
+use kiln_policy_sdk::scan::{YamlNode, mentions, unit, yaml, yaml_only};
 use kiln_policy_sdk::{Artifact, Finding, Input, Severity, json_pointer};
 use serde_json::Value;
 
@@ -109,30 +109,37 @@ pub fn check(input: &Input) -> Vec<Finding> {
         if path.ends_with(".service") {
             out.extend(systemd(a, project, &flagged));
         } else if path.ends_with(".yaml") || path.ends_with(".yml") {
-            let doc = yaml(&a.text);
-            if doc.get("services").is_some() {
-                out.extend(compose(a, &doc, &flagged));
-            } else {
-                out.extend(kubernetes(a, &doc, &flagged));
+            // A compose file (`services` at the top): only `services.*.security_opt` is read.
+            // Otherwise Kubernetes, whose findings need `containers` or `initContainers`.
+            let text = a.text.as_str();
+            let services = mentions(text, "services")
+                .then(|| yaml_only(text, &[&["services", "*", "security_opt"]]))
+                .filter(|doc| doc.root().get("services").is_some());
+            if let Some(doc) = services {
+                out.extend(compose(a, doc.root(), &flagged));
+            } else if mentions(text, "ontainers") {
+                out.extend(kubernetes(a, yaml(text).root(), &flagged));
             }
         }
     }
     out
 }
 
-fn compose(a: &Artifact, doc: &YamlNode, flagged: &[&str]) -> Vec<Finding> {
+fn compose(a: &Artifact, doc: YamlNode, flagged: &[&str]) -> Vec<Finding> {
     let mut out = Vec::new();
     let Some(services) = doc.get("services") else {
         return out;
     };
     for service in services.entries() {
-        let name = service.key.as_deref().unwrap_or("");
+        let name = service.key().unwrap_or("");
         if flagged.contains(&name) {
             continue;
         }
         let set = service.items("security_opt").any(|o| {
-            let o = o.text().replace('=', ":");
-            o == "no-new-privileges" || o == "no-new-privileges:true"
+            matches!(
+                o.text(),
+                "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true"
+            )
         });
         if !set {
             out.push(
@@ -140,7 +147,7 @@ fn compose(a: &Artifact, doc: &YamlNode, flagged: &[&str]) -> Vec<Finding> {
                     RULE.id,
                     format!("compose service `{name}` lacks `security_opt: [\"no-new-privileges:true\"]`"),
                 )
-                .at_artifact(a.path.clone(), service.line)
+                .at_artifact(a.path.clone(), service.line())
                 .help("kiln's compose emitter sets it on every service: regenerate the file with `kiln compile` instead of editing it"),
             );
         }
@@ -148,7 +155,7 @@ fn compose(a: &Artifact, doc: &YamlNode, flagged: &[&str]) -> Vec<Finding> {
     out
 }
 
-fn kubernetes(a: &Artifact, doc: &YamlNode, flagged: &[&str]) -> Vec<Finding> {
+fn kubernetes(a: &Artifact, doc: YamlNode, flagged: &[&str]) -> Vec<Finding> {
     let mut out = Vec::new();
     let workload = doc
         .get("metadata")
@@ -159,7 +166,7 @@ fn kubernetes(a: &Artifact, doc: &YamlNode, flagged: &[&str]) -> Vec<Finding> {
         return out;
     }
     for node in doc.descendants() {
-        if !matches!(node.key.as_deref(), Some("containers" | "initContainers")) {
+        if !matches!(node.key(), Some("containers" | "initContainers")) {
             continue;
         }
         for container in node.list() {
@@ -175,7 +182,7 @@ fn kubernetes(a: &Artifact, doc: &YamlNode, flagged: &[&str]) -> Vec<Finding> {
                     RULE.id,
                     format!("container `{name}` in {} does not set `allowPrivilegeEscalation: false`", a.path),
                 )
-                .at_artifact(a.path.clone(), ape.map_or(container.line, |v| v.line))
+                .at_artifact(a.path.clone(), ape.map_or(container.line(), |v| v.line()))
                 .help("set `securityContext: { allowPrivilegeEscalation: false }` on the container; kiln's k8s emitter does: regenerate the file"),
             );
         }

@@ -47,7 +47,12 @@ pub fn judge(subject: &Subject) -> Option<Finding> {
 }
 
 pub fn check(input: &Input) -> Vec<Finding> {
-    subjects::all(input).iter().filter_map(judge).collect()
+    check_subjects(&subjects::all(input))
+}
+
+/// `check` over subjects already collected (`subjects::all`).
+pub fn check_subjects(subjects: &[Subject]) -> Vec<Finding> {
+    subjects.iter().filter_map(judge).collect()
 }
 
 #[cfg(test)]

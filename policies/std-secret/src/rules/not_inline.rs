@@ -1,13 +1,20 @@
 //! `secret.not-inline`: a secret is written as a literal value into the spec or a rendered file.
 
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
 use kiln_policy_sdk::rule::RuleDocs;
-use kiln_policy_sdk::scan::{YamlNode, unit, unquote, yaml};
+use kiln_policy_sdk::scan::{
+    YamlNode, lines, mentions, mentions_any, unit, unquote, yaml, yaml_only,
+};
 use kiln_policy_sdk::{Artifact, Finding, Input, Severity};
 
 use crate::Settings;
 use crate::judge::{kind_from_name, url_password};
 use crate::rules::{active, key_format, no_placeholder, strength};
-use crate::subjects;
+use crate::subjects::{self, NameHasher, Subject};
 
 pub const RULE: RuleDocs = RuleDocs {
     id: "secret.not-inline",
@@ -43,10 +50,14 @@ pub const RULE: RuleDocs = RuleDocs {
 };
 
 pub fn check(input: &Input) -> Vec<Finding> {
+    check_literals(input, &subjects::literals(input))
+}
+
+/// `check` with the spec's literals already collected (`subjects::literals`).
+pub fn check_literals(input: &Input, literals: &[Subject]) -> Vec<Finding> {
     let settings: Settings = input.settings().unwrap_or_default();
-    let literals = subjects::literals(input);
     let mut findings = Vec::new();
-    for subject in &literals {
+    for subject in literals {
         let reported = [
             no_placeholder::judge(subject).map(|_| no_placeholder::RULE.id),
             key_format::judge(subject).map(|_| key_format::RULE.id),
@@ -83,6 +94,7 @@ pub fn check(input: &Input) -> Vec<Finding> {
     let scan = Scan {
         known: &known,
         declared: &declared,
+        names: RefCell::new(HashMap::default()),
     };
     for artifact in &input.artifacts {
         findings.extend(scan.artifact(artifact));
@@ -95,33 +107,52 @@ struct Scan<'a> {
     known: &'a [&'a str],
     /// Declared secrets: always secret, whatever their name.
     declared: &'a [&'a str],
+    /// What `name` tells about each variable seen so far (the same variables recur in every
+    /// service and file): (already known, secret).
+    names: RefCell<HashMap<String, (bool, bool), BuildHasherDefault<NameHasher>>>,
 }
 
 /// Whether a rendered value refers to a secret instead of holding it (or holds nothing: YAML's
 /// `null` and `~` pass the variable through from the environment).
 fn is_reference(value: &str) -> bool {
-    value.contains("${")
-        || value.contains("$(")
+    (value.contains('$') && (value.contains("${") || value.contains("$(")))
         || matches!(value.trim(), "" | "null" | "~" | "Null" | "NULL")
 }
 
 impl Scan<'_> {
     /// Whether `name = value` puts a secret into a file as a literal.
     fn literal_secret(&self, name: &str, value: &str) -> bool {
-        if self.known.contains(&name) {
+        let (known, secret) = self.name(name);
+        if known {
             return false;
         }
         if let Some(password) = url_password(value) {
             return !is_reference(password);
         }
-        let secret = self.declared.contains(&name) || kind_from_name(name, None).is_some();
+        if !secret || is_reference(value) {
+            return false;
+        }
         let t = value.trim();
         let trivial = (t.len() < 8 && t.bytes().all(|b| b.is_ascii_digit()))
             || matches!(
                 t.to_ascii_lowercase().as_str(),
                 "true" | "false" | "yes" | "no" | "on" | "off"
             );
-        secret && !is_reference(value) && !trivial && !subjects::is_file_path(t)
+        !trivial && !subjects::is_file_path(t)
+    }
+
+    /// Whether variable `name` was already judged in the spec, and whether it is secret
+    /// (declared, or by its name).
+    fn name(&self, name: &str) -> (bool, bool) {
+        if let Some(&seen) = self.names.borrow().get(name) {
+            return seen;
+        }
+        let seen = (
+            self.known.contains(&name),
+            self.declared.contains(&name) || kind_from_name(name, None).is_some(),
+        );
+        self.names.borrow_mut().insert(name.to_owned(), seen);
+        seen
     }
 
     fn finding(&self, a: &Artifact, line: u32, name: &str, place: &str) -> Finding {
@@ -151,17 +182,37 @@ impl Scan<'_> {
     fn artifact(&self, a: &Artifact) -> Vec<Finding> {
         let path = a.path.as_str();
         if path.ends_with(".yaml") || path.ends_with(".yml") {
-            let doc = yaml(&a.text);
+            // Skips the files that cannot hold what each reader looks for, unparsed.
+            let text = &a.text;
             if a.target == "compose" || path.contains("compose") {
-                self.compose(a, &doc)
+                if !(mentions(text, "services") && mentions(text, "environment")) {
+                    return Vec::new();
+                }
+                // Only `services.*.environment` is read.
+                let doc = yaml_only(text, &[&["services", "*", "environment"]]);
+                self.compose(a, doc.root())
             } else {
-                self.kubernetes(a, &doc)
+                if !mentions_any(text, &["ConfigMap", "ontainers"]) {
+                    return Vec::new();
+                }
+                self.kubernetes(a, yaml(text).root())
             }
         } else if path.ends_with(".service") {
+            if !mentions(&a.text, "Environment") {
+                return Vec::new();
+            }
             self.systemd(a)
         } else if path.ends_with("pgbouncer.ini") {
+            // A finding needs a `password=` pair.
+            if !a.text.contains("password=") {
+                return Vec::new();
+            }
             self.pgbouncer(a)
         } else if path.ends_with(".conf") && (a.target == "nginx" || path.contains("nginx/")) {
+            // A finding needs a line that starts with `proxy_set_header`.
+            if !a.text.contains("proxy_set_header") {
+                return Vec::new();
+            }
             self.nginx(a)
         } else {
             Vec::new()
@@ -169,7 +220,7 @@ impl Scan<'_> {
     }
 
     /// compose: `services.<name>.environment`, as a map or as `- KEY=value` items.
-    fn compose(&self, a: &Artifact, doc: &YamlNode) -> Vec<Finding> {
+    fn compose(&self, a: &Artifact, doc: YamlNode) -> Vec<Finding> {
         let mut out = Vec::new();
         let Some(services) = doc.get("services") else {
             return out;
@@ -179,16 +230,17 @@ impl Scan<'_> {
                 continue;
             };
             for entry in env.entries() {
-                let name = entry.key.as_deref().unwrap_or("");
+                let name = entry.key().unwrap_or("");
                 if self.literal_secret(name, entry.text()) {
-                    out.push(self.finding(a, entry.line, name, "compose `environment:`"));
+                    out.push(self.finding(a, entry.line(), name, "compose `environment:`"));
                 }
             }
             for item in env.list() {
-                if let Some((name, value)) = item.text().split_once('=')
-                    && self.literal_secret(name, value)
+                let pair = item.text().split_once('=');
+                if let Some((name, _)) =
+                    pair.filter(|&(name, value)| self.literal_secret(name, value))
                 {
-                    out.push(self.finding(a, item.line, name, "compose `environment:`"));
+                    out.push(self.finding(a, item.line(), name, "compose `environment:`"));
                 }
             }
         }
@@ -196,20 +248,19 @@ impl Scan<'_> {
     }
 
     /// Kubernetes: `env[].value` of every container, and ConfigMap `data`.
-    fn kubernetes(&self, a: &Artifact, doc: &YamlNode) -> Vec<Finding> {
+    fn kubernetes(&self, a: &Artifact, doc: YamlNode) -> Vec<Finding> {
         let mut out = Vec::new();
-        if doc.get("kind").map(YamlNode::text) == Some("ConfigMap")
-            && let Some(data) = doc.get("data")
-        {
+        let config_map = doc.get("kind").map(YamlNode::text) == Some("ConfigMap");
+        if let Some(data) = doc.get("data").filter(|_| config_map) {
             for entry in data.entries() {
-                let name = entry.key.as_deref().unwrap_or("");
+                let name = entry.key().unwrap_or("");
                 if self.literal_secret(name, entry.text()) {
-                    out.push(self.finding(a, entry.line, name, "a ConfigMap"));
+                    out.push(self.finding(a, entry.line(), name, "a ConfigMap"));
                 }
             }
         }
         for node in doc.descendants() {
-            if !matches!(node.key.as_deref(), Some("containers" | "initContainers")) {
+            if !matches!(node.key(), Some("containers" | "initContainers")) {
                 continue;
             }
             for container in node.list() {
@@ -220,7 +271,7 @@ impl Scan<'_> {
                     if self.literal_secret(name.text(), value.text()) {
                         out.push(self.finding(
                             a,
-                            value.line,
+                            value.line(),
                             name.text(),
                             "a container's `env[].value`",
                         ));
@@ -237,8 +288,9 @@ impl Scan<'_> {
         let u = unit(&a.text);
         for entry in u.all("Service", "Environment") {
             for word in words(&entry.value) {
-                if let Some((name, value)) = word.split_once('=')
-                    && self.literal_secret(name, value)
+                let pair = word.split_once('=');
+                if let Some((name, _)) =
+                    pair.filter(|&(name, value)| self.literal_secret(name, value))
                 {
                     out.push(self.finding(a, entry.line, name, "`Environment=`"));
                 }
@@ -251,7 +303,7 @@ impl Scan<'_> {
     fn pgbouncer(&self, a: &Artifact) -> Vec<Finding> {
         let mut out = Vec::new();
         let mut section = String::new();
-        for (number, line) in a.lines() {
+        for (number, line) in lines(&a.text) {
             let t = line.trim();
             if t.starts_with('[') && t.ends_with(']') {
                 section = t[1..t.len() - 1].to_owned();
@@ -282,7 +334,7 @@ impl Scan<'_> {
     /// nginx: `proxy_set_header Authorization "Basic …"` with a literal credential.
     fn nginx(&self, a: &Artifact) -> Vec<Finding> {
         let mut out = Vec::new();
-        for (number, line) in a.lines() {
+        for (number, line) in lines(&a.text) {
             let t = line.trim();
             let Some(rest) = t.strip_prefix("proxy_set_header") else {
                 continue;
@@ -301,34 +353,105 @@ impl Scan<'_> {
     }
 }
 
-/// The words of a systemd value: space-separated, with `"…"` and `'…'` quoting.
-fn words(value: &str) -> Vec<String> {
+/// The words of a systemd value: space-separated, with `"…"` and `'…'` quoting. A word is a
+/// slice of `value` unless unquoting joins parts of it (`A="x y"`, escapes).
+fn words(value: &str) -> Vec<Cow<'_, str>> {
     let mut out = Vec::new();
-    let mut current = String::new();
+    let mut word = Word {
+        value,
+        run: (0, 0),
+        joined: None,
+    };
+    let bytes = value.as_bytes();
+    // The character at `at` and its length (ASCII without decoding).
+    let char_at = |at: usize| -> (char, usize) {
+        match bytes[at] {
+            b if b < 0x80 => (char::from(b), 1),
+            _ => {
+                let c = value[at..].chars().next().unwrap_or_default();
+                (c, c.len_utf8())
+            }
+        }
+    };
     let mut quote: Option<char> = None;
-    let mut chars = value.chars();
-    while let Some(c) = chars.next() {
+    let mut at = 0;
+    while at < bytes.len() {
+        let (c, len) = char_at(at);
         match (quote, c) {
             (Some(q), c) if c == q => quote = None,
             (Some(_), '\\') => {
-                if let Some(n) = chars.next() {
-                    current.push(n);
+                if at + len < bytes.len() {
+                    let (_, next) = char_at(at + len);
+                    word.push(at + len, next);
+                    at += next;
                 }
             }
-            (Some(_), c) => current.push(c),
+            (Some(q), _) => {
+                // The run of plain ASCII up to what ends it or needs a closer look.
+                let run = run_len(&bytes[at..], |b| b != q as u8 && b != b'\\');
+                word.push(at, run.max(len));
+                at += run.max(len);
+                continue;
+            }
             (None, '"' | '\'') => quote = Some(c),
-            (None, c) if c.is_whitespace() => {
-                if !current.is_empty() {
-                    out.push(std::mem::take(&mut current));
-                }
+            (None, c) if c.is_whitespace() => out.extend(word.take()),
+            (None, _) => {
+                let run = run_len(&bytes[at..], |b| {
+                    !(b.is_ascii_whitespace() || b == 0x0B || b == b'"' || b == b'\'')
+                });
+                word.push(at, run.max(len));
+                at += run.max(len);
+                continue;
             }
-            (None, c) => current.push(c),
+        }
+        at += len;
+    }
+    out.extend(word.take());
+    out
+}
+
+/// How many bytes `bytes` starts with that are ASCII and `plain`.
+#[inline]
+fn run_len(bytes: &[u8], plain: impl Fn(u8) -> bool) -> usize {
+    bytes
+        .iter()
+        .position(|&b| b >= 0x80 || !plain(b))
+        .unwrap_or(bytes.len())
+}
+
+/// The word [`words`] is reading: `value[run.0..run.1]` while it is one run of the text,
+/// `joined` once unquoting joins parts of it.
+struct Word<'a> {
+    value: &'a str,
+    run: (usize, usize),
+    joined: Option<String>,
+}
+
+impl<'a> Word<'a> {
+    #[inline(always)]
+    fn push(&mut self, at: usize, len: usize) {
+        let (start, end) = self.run;
+        match &mut self.joined {
+            Some(text) => text.push_str(&self.value[at..at + len]),
+            None if start == end => self.run = (at, at + len),
+            None if end == at => self.run.1 += len,
+            None => {
+                let mut text = self.value[start..end].to_owned();
+                text.push_str(&self.value[at..at + len]);
+                self.joined = Some(text);
+            }
         }
     }
-    if !current.is_empty() {
-        out.push(current);
+
+    /// The word read, if any; starts the next one.
+    #[inline]
+    fn take(&mut self) -> Option<Cow<'a, str>> {
+        let (start, end) = std::mem::take(&mut self.run);
+        match self.joined.take() {
+            Some(text) => Some(Cow::Owned(text)),
+            None => (start < end).then(|| Cow::Borrowed(&self.value[start..end])),
+        }
     }
-    out
 }
 
 #[cfg(test)]
@@ -444,5 +567,56 @@ mod tests {
     #[test]
     fn systemd_words() {
         assert_eq!(words("\"A=1 2\" B=3 'C=\\'x'"), ["A=1 2", "B=3", "C='x"]);
+    }
+
+    /// `words` as it was written first, one `char` at a time into a `String`.
+    fn words_by_char(value: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut current = String::new();
+        let mut quote: Option<char> = None;
+        let mut chars = value.chars();
+        while let Some(c) = chars.next() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), '\\') => {
+                    if let Some(n) = chars.next() {
+                        current.push(n);
+                    }
+                }
+                (Some(_), c) => current.push(c),
+                (None, '"' | '\'') => quote = Some(c),
+                (None, c) if c.is_whitespace() => {
+                    if !current.is_empty() {
+                        out.push(std::mem::take(&mut current));
+                    }
+                }
+                (None, c) => current.push(c),
+            }
+        }
+        if !current.is_empty() {
+            out.push(current);
+        }
+        out
+    }
+
+    #[test]
+    fn systemd_words_borrow_what_they_can() {
+        for value in [
+            "",
+            "   ",
+            "\"\"",
+            "A=1",
+            "\"A=1\"  'B=2'\tC=3\u{a0}D=4\u{2003}é=ü",
+            "A=\"x y\"z",
+            "\"A=\\\"q\\\" \\é\" B",
+            "'unterminated x",
+            "\"A\\",
+            "x\\y \"\\\"",
+            "é\"é\"é 'ü'ü",
+        ] {
+            let got: Vec<String> = words(value).into_iter().map(Cow::into_owned).collect();
+            assert_eq!(got, words_by_char(value), "{value:?}");
+        }
+        assert!(matches!(words("\"A=1\"")[0], Cow::Borrowed("A=1")));
     }
 }

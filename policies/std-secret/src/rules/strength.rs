@@ -58,8 +58,13 @@ pub fn judge(subject: &Subject, settings: &Settings) -> Option<Finding> {
 }
 
 pub fn check(input: &Input) -> Vec<Finding> {
+    check_subjects(input, &subjects::all(input))
+}
+
+/// `check` over subjects already collected (`subjects::all`).
+pub fn check_subjects(input: &Input, subjects: &[Subject]) -> Vec<Finding> {
     let settings: Settings = input.settings().unwrap_or_default();
-    subjects::all(input)
+    subjects
         .iter()
         .filter_map(|s| judge(s, &settings))
         .collect()

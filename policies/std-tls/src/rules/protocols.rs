@@ -88,11 +88,10 @@ pub fn check(input: &Input) -> Vec<Finding> {
     }
     for (name, pg) in input.entries("/postgres") {
         for setting in ["ssl_min_protocol_version", "ssl_max_protocol_version"] {
-            if let Some(v) = pg
+            let value = pg
                 .pointer(&format!("/settings/{setting}"))
-                .and_then(Value::as_str)
-                && obsolete(v.trim_matches('\''))
-            {
+                .and_then(Value::as_str);
+            if let Some(v) = value.filter(|v| obsolete(v.trim_matches('\''))) {
                 out.push(
                     Finding::new(
                         RULE.id,
