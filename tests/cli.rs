@@ -398,3 +398,75 @@ fn committed_fixture_outputs_are_up_to_date() {
         stale.join("\n")
     );
 }
+
+fn cache_files(dir: &Path) -> usize {
+    let results = dir.join("policy-results");
+    if results.exists() {
+        walk(&results).len()
+    } else {
+        0
+    }
+}
+
+#[test]
+fn policy_result_cache_changes_nothing_and_never_sees_secret_values() {
+    let project = copy_fixture("tulia");
+    let cache = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str], cached: bool| {
+        let mut cmd = Command::new(common::kiln_bin());
+        cmd.args(args)
+            .current_dir(project.path())
+            .env("NO_COLOR", "1")
+            .env("KILN_CACHE_DIR", cache.path())
+            .stdin(Stdio::null());
+        if !cached {
+            cmd.env("KILN_NO_RESULT_CACHE", "1");
+        }
+        cmd.output().expect("kiln runs")
+    };
+    // Twice, so that the one to compare with also finds its outputs up to date.
+    run(&["compile", "."], false);
+    let fresh = run(&["compile", "."], false);
+    assert_eq!(code(&fresh), 0, "{}", text(&fresh.stderr));
+    assert_eq!(
+        cache_files(cache.path()),
+        0,
+        "KILN_NO_RESULT_CACHE=1 stores nothing"
+    );
+    let filling = run(&["compile", "."], true);
+    let entries = cache_files(cache.path());
+    assert!(entries > 0, "a compile stores policy outputs");
+    let served = run(&["compile", "."], true);
+    assert_eq!(
+        cache_files(cache.path()),
+        entries,
+        "the second run only reads"
+    );
+    for out in [&filling, &served] {
+        assert_eq!(code(out), code(&fresh));
+        assert_eq!(text(&out.stderr), text(&fresh.stderr));
+        assert_eq!(text(&out.stdout), text(&fresh.stdout));
+    }
+
+    // `secrets check` judges real values: its inputs never reach the cache folder.
+    let env_file = project.path().join("production.env");
+    std::fs::write(
+        &env_file,
+        "SECRET_KEY=changeme\nENCRYPTION_KEY=changeme\nDB_PASSWORD=hunter2\n",
+    )
+    .expect("write env file");
+    let judged = run(
+        &[
+            "secrets",
+            "check",
+            ".",
+            "--env",
+            "production",
+            "--env-file",
+            "production.env",
+        ],
+        true,
+    );
+    assert_eq!(code(&judged), 1, "{}", text(&judged.stderr));
+    assert_eq!(cache_files(cache.path()), entries);
+}

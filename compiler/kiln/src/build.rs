@@ -69,35 +69,66 @@ pub fn select_environments(
 }
 
 /// Resolves and emits the selected environments, in parallel.
-pub fn build(project: Project, mut diagnostics: Vec<Diagnostic>, requested: &[String]) -> Build {
+pub fn build(project: Project, diagnostics: Vec<Diagnostic>, requested: &[String]) -> Build {
+    build_with(project, diagnostics, requested, |_, _| Vec::new()).0
+}
+
+/// [`build`], running `each` on every environment as soon as it is built, on
+/// the same thread, when neither the project nor that environment has an
+/// error. `each` may take from the environment what later stages will not
+/// need (`kiln compile` drops the model and the line provenance once the
+/// policies ran, so that a build of many environments holds little more than
+/// their files). Returns what `each` reported separately, in environment
+/// order, for the caller to keep or discard.
+pub fn build_with<F>(
+    project: Project,
+    mut diagnostics: Vec<Diagnostic>,
+    requested: &[String],
+    each: F,
+) -> (Build, Vec<Diagnostic>)
+where
+    F: Fn(&Project, &mut EnvBuild) -> Vec<Diagnostic> + Sync,
+{
     let syntax_broken = diagnostics
         .iter()
         .any(|d| d.code == "kdl-syntax" || d.code == "no-project");
     let selected = select_environments(&project, requested, &mut diagnostics);
     if syntax_broken {
         normalize(&mut diagnostics);
-        return Build {
+        let b = Build {
             project,
             diagnostics,
             envs: Vec::new(),
         };
+        return (b, Vec::new());
     }
-    let results: Vec<(EnvBuild, Vec<Diagnostic>)> = selected
+    let project_ok = !diagnostics.iter().any(Diagnostic::is_error);
+    let results: Vec<(EnvBuild, Vec<Diagnostic>, Vec<Diagnostic>)> = selected
         .par_iter()
-        .map(|env| build_env(&project, env))
+        .map(|env| {
+            let (mut env, diags) = build_env(&project, env);
+            let reported = match project_ok && !diags.iter().any(Diagnostic::is_error) {
+                true => each(&project, &mut env),
+                false => Vec::new(),
+            };
+            (env, diags, reported)
+        })
         .collect();
     let mut envs = Vec::new();
-    for (env, mut d) in results {
+    let mut reported = Vec::new();
+    for (env, mut d, mut r) in results {
         diagnostics.append(&mut d);
+        reported.append(&mut r);
         envs.push(env);
     }
     merge_across_environments(&mut diagnostics);
     normalize(&mut diagnostics);
-    Build {
+    let b = Build {
         project,
         diagnostics,
         envs,
-    }
+    };
+    (b, reported)
 }
 
 fn build_env(project: &Project, env: &str) -> (EnvBuild, Vec<Diagnostic>) {

@@ -1,7 +1,7 @@
 //! The commands. Each returns the process exit code: 0 clean, 1 policy
 //! findings or drift, 2 invalid spec, invocation, I/O or internal error.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -149,7 +149,14 @@ pub fn load(dir: &Path) -> Result<(PathBuf, Project, Vec<Diagnostic>), Box<Diagn
 }
 
 /// Loads and builds; on a missing project, prints the diagnostic.
-fn load_and_build(ui: &Ui, dir: &Path, envs: &[String]) -> Result<(PathBuf, Build), u8> {
+/// `lean`: see [`crate::policy_cmd::build_checked`].
+fn load_and_build(
+    ui: &Ui,
+    dir: &Path,
+    envs: &[String],
+    lean: bool,
+) -> Result<(PathBuf, Build), u8> {
+    crate::policy_cmd::prefetch_stdlib();
     let (root, project, diags) = match load(dir) {
         Ok(x) => x,
         Err(d) => {
@@ -157,8 +164,7 @@ fn load_and_build(ui: &Ui, dir: &Path, envs: &[String]) -> Result<(PathBuf, Buil
             return Err(EXIT_ERROR);
         }
     };
-    let b = build::build(project, diags, envs);
-    let b = crate::policy_cmd::check_policies(&root, b);
+    let b = crate::policy_cmd::build_checked(&root, project, diags, envs, lean);
     Ok((root, b))
 }
 
@@ -166,7 +172,7 @@ fn compile(ui: &Ui, dir: &Path, envs: &[String], check: bool, format: Format) ->
     if check {
         return compile_check(ui, dir, envs, format);
     }
-    let (root, b) = match load_and_build(ui, dir, envs) {
+    let (root, b) = match load_and_build(ui, dir, envs, true) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
@@ -182,10 +188,11 @@ fn compile(ui: &Ui, dir: &Path, envs: &[String], check: bool, format: Format) ->
         Some(Ok(lock)) => Some(lock),
         _ => None,
     };
-    let (lock, files) = merged_lock(&b, previous.as_ref(), envs);
-    let bytes: BTreeMap<&str, &[u8]> = files
-        .iter()
-        .map(|(p, t)| (p.as_str(), t.as_bytes()))
+    let lock = merged_lock(&b, previous.as_ref(), envs);
+    let bytes: BTreeMap<&str, &[u8]> = b
+        .files()
+        .into_iter()
+        .map(|(p, a)| (p, a.text.as_bytes()))
         .collect();
     let previous_for_removal = previous
         .as_ref()
@@ -212,17 +219,13 @@ fn compile(ui: &Ui, dir: &Path, envs: &[String], check: bool, format: Format) ->
     Ok(EXIT_OK)
 }
 
-fn selected_names(b: &Build) -> Vec<String> {
+fn selected_names(b: &Build) -> BTreeSet<String> {
     b.envs.iter().map(|e| e.name.clone()).collect()
 }
 
 /// The lock after compiling some environments: their outputs replaced, other
-/// environments' entries kept. Returns the lock and the files to write.
-fn merged_lock(
-    b: &Build,
-    previous: Option<&Lock>,
-    requested: &[String],
-) -> (Lock, BTreeMap<String, String>) {
+/// environments' entries kept.
+fn merged_lock(b: &Build, previous: Option<&Lock>, requested: &[String]) -> Lock {
     let mut lock = b.lock(&crate::policy_cmd::policy_entries());
     if !requested.is_empty()
         && let Some(prev) = previous
@@ -234,21 +237,21 @@ fn merged_lock(
             }
         }
     }
-    let files = b
-        .files()
-        .into_iter()
-        .map(|(p, a)| (p.to_owned(), a.text.clone()))
-        .collect();
-    (lock, files)
+    lock
 }
 
-fn in_envs(path: &str, output: &str, envs: &[String]) -> bool {
-    envs.iter()
-        .any(|e| path.starts_with(&format!("{output}/{e}/")))
+/// Whether `path` is under `{output}/{env}/` for one of `envs` (environment
+/// names are DNS labels: no `/`). A set lookup, not a scan of every
+/// environment: this runs for every output file.
+fn in_envs(path: &str, output: &str, envs: &BTreeSet<String>) -> bool {
+    path.strip_prefix(output)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(env, _)| envs.contains(env))
 }
 
 /// The previous lock restricted to the environments being compiled.
-fn scoped_lock(prev: &Lock, output: &str, envs: &[String]) -> Lock {
+fn scoped_lock(prev: &Lock, output: &str, envs: &BTreeSet<String>) -> Lock {
     let mut l = prev.clone();
     l.outputs.retain(|p, _| in_envs(p, output, envs));
     l
@@ -285,7 +288,7 @@ fn compile_check(ui: &Ui, dir: &Path, envs: &[String], format: Format) -> Result
         }
         return Ok(EXIT_OK);
     }
-    let (root, b) = match load_and_build(ui, dir, envs) {
+    let (root, b) = match load_and_build(ui, dir, envs, true) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
@@ -301,7 +304,7 @@ fn compile_check(ui: &Ui, dir: &Path, envs: &[String], format: Format) -> Result
     }
     let mut diffs = compare::compare(&b.files(), &disk_files, lock.as_ref());
     // The lock itself must match what this build would write.
-    let (expected_lock, _) = merged_lock(&b, lock.as_ref(), envs);
+    let expected_lock = merged_lock(&b, lock.as_ref(), envs);
     let expected_text = expected_lock.render();
     let actual_lock = std::fs::read_to_string(root.join(LOCK_FILE)).ok();
     if actual_lock.as_deref() != Some(expected_text.as_str()) {
@@ -418,7 +421,7 @@ fn report(ui: &Ui, b: &Build, format: Format, diffs: &[Difference]) -> Result<()
 }
 
 fn diff(ui: &Ui, dir: &Path, envs: &[String], format: DiffFormat) -> Result<u8> {
-    let (root, b) = match load_and_build(ui, dir, envs) {
+    let (root, b) = match load_and_build(ui, dir, envs, false) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };

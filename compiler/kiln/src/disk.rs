@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use rayon::prelude::*;
 
 use kiln::build::safe_relative;
 use kiln::lock::{LOCK_FILE, Lock};
@@ -69,10 +70,18 @@ pub fn read_lock(root: &Path) -> Result<Option<Result<Lock, String>>> {
 
 /// The operations a write needs; tests swap in a failing implementation.
 pub trait Fs {
+    /// Writes a new file (creating its folder); [`Fs::sync`] makes it durable.
     fn write_new(&mut self, path: &Path, bytes: &[u8]) -> std::io::Result<()>;
+    /// Makes files written by [`Fs::write_new`] durable (fsync).
+    fn sync(&mut self, paths: &[&Path]) -> std::io::Result<()>;
     fn rename(&mut self, from: &Path, to: &Path) -> std::io::Result<()>;
     fn remove(&mut self, path: &Path) -> std::io::Result<()>;
 }
+
+/// Threads that fsync at once: a file system commits concurrent fsyncs
+/// together, so this is I/O parallelism, not CPU (about 3x faster than one at
+/// a time on an ext4 virtual disk).
+const SYNC_THREADS: usize = 16;
 
 /// The real file system. `fail_after`, set from `KILN_TEST_FAIL_AFTER_WRITES` by
 /// the CLI, makes the N+1th write fail: the tests use it to prove that an
@@ -105,8 +114,29 @@ impl Fs for RealFs {
             fs::create_dir_all(parent)?;
         }
         let mut f = fs::File::create(path)?;
-        f.write_all(bytes)?;
-        f.sync_all()
+        f.write_all(bytes)
+    }
+    fn sync(&mut self, paths: &[&Path]) -> std::io::Result<()> {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        let per_thread = paths.len().div_ceil(SYNC_THREADS);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = paths
+                .chunks(per_thread)
+                .map(|chunk| {
+                    scope.spawn(move || -> std::io::Result<()> {
+                        for path in chunk {
+                            fs::File::open(path)?.sync_all()?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .try_for_each(|w| w.join().expect("an fsync thread panicked"))
+        })
     }
     fn rename(&mut self, from: &Path, to: &Path) -> std::io::Result<()> {
         fs::rename(from, to)
@@ -127,10 +157,11 @@ pub struct WriteReport {
     pub removed: Vec<String>,
 }
 
-/// Writes a compile: every changed file to a temp file first, then renames them
-/// into place, removes files the previous lock generated that are no longer
-/// produced, and writes the lock last. A failure before the renames leaves the
-/// previous files and lock as they were.
+/// Writes a compile: every changed file to a temp file first (all of them made
+/// durable before going on), then renames them into place, removes files the
+/// previous lock generated that are no longer produced, and writes the lock
+/// last. A failure before the renames leaves the previous files and lock as
+/// they were.
 pub fn write_compile(
     fs_ops: &mut dyn Fs,
     root: &Path,
@@ -155,21 +186,32 @@ pub fn write_compile(
     let mut report = WriteReport::default();
     let mut staged: Vec<(PathBuf, PathBuf, String)> = Vec::new();
     let result = (|| -> Result<()> {
-        for (rel, bytes) in files {
-            if !safe_relative(rel) || !rel.starts_with(&format!("{output}/")) {
+        let prefix = format!("{output}/");
+        for rel in files.keys() {
+            if !safe_relative(rel) || !rel.starts_with(&prefix) {
                 bail!("refusing to write {rel}: outside the output folder");
             }
-            let path = root.join(rel);
-            if fs::read(&path).is_ok_and(|old| old == *bytes) {
+        }
+        // Which files differ from the disk: read and compared in parallel (a
+        // recompile of a large project reads tens of thousands of files).
+        let unchanged: Vec<bool> = files
+            .par_iter()
+            .map(|(rel, bytes)| same_file(&root.join(rel), bytes))
+            .collect();
+        for ((rel, bytes), unchanged) in files.iter().zip(unchanged) {
+            if unchanged {
                 report.unchanged += 1;
                 continue;
             }
+            let path = root.join(rel);
             let tmp = tmp_path(&path);
             fs_ops
                 .write_new(&tmp, bytes)
                 .with_context(|| format!("writing {}", tmp.display()))?;
             staged.push((tmp, path, rel.to_string()));
         }
+        let tmps: Vec<&Path> = staged.iter().map(|(tmp, _, _)| tmp.as_path()).collect();
+        fs_ops.sync(&tmps).context("syncing the new files")?;
         Ok(())
     })();
     if let Err(e) = result {
@@ -204,10 +246,18 @@ pub fn write_compile(
     fs_ops
         .write_new(&tmp, lock.render().as_bytes())
         .context("writing kiln.lock")?;
+    fs_ops.sync(&[&tmp]).context("writing kiln.lock")?;
     fs_ops
         .rename(&tmp, &lock_path)
         .context("replacing kiln.lock")?;
     Ok(report)
+}
+
+/// Whether the file at `path` holds exactly `bytes` (a different length is
+/// known without reading it).
+fn same_file(path: &Path, bytes: &[u8]) -> bool {
+    fs::metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64)
+        && fs::read(path).is_ok_and(|old| old == bytes)
 }
 
 fn tmp_path(path: &Path) -> PathBuf {

@@ -14,7 +14,7 @@ use kiln_policy_host::{InputKind, LoadedPolicy, PolicyMeta, RawFinding};
 use rayon::prelude::*;
 use serde_json::{Value, json};
 
-use crate::build::Build;
+use crate::build::{Build, EnvBuild};
 
 /// A loaded policy module and where it came from.
 pub struct Policy {
@@ -89,14 +89,17 @@ fn input_document_for(
     secret_values: Option<&BTreeMap<String, String>>,
 ) -> Value {
     let mut doc = json!({
-        "abi": "1.0",
+        "abi": kiln_policy_host::ABI_VERSION,
         "policy": {"id": meta.id, "settings": settings(spec_path, &meta.id, model)},
         "environment": model.environment,
         "tier": model.tier.as_str(),
         "spec": spec,
     });
-    if meta.inputs.contains(&InputKind::Artifacts) {
-        doc["artifacts"] = artifacts_json(model, artifacts);
+    if meta.wants_artifacts() {
+        doc["artifacts"] = artifact_inputs(model, artifacts)
+            .filter(|a| meta.reads_target(a.target))
+            .map(|a| json!({"target": a.target, "path": a.path, "text": a.text}))
+            .collect();
     }
     if let Some(values) = secret_values
         && meta.inputs.contains(&InputKind::SecretValues)
@@ -122,15 +125,9 @@ fn settings(spec_path: Option<&str>, id: &str, model: &Model) -> Value {
     }
 }
 
-/// The `artifacts` member of the input: paths relative to the environment's folder.
-fn artifacts_json(model: &Model, artifacts: &[Artifact]) -> Value {
-    artifact_inputs(model, artifacts)
-        .map(|a| json!({"target": a.target, "path": a.path, "text": a.text}))
-        .collect()
-}
-
-/// One element of the `artifacts` member, borrowed: serializes like the
-/// object [`artifacts_json`] builds, without copying the text.
+/// One element of the `artifacts` member (paths relative to the environment's
+/// folder), borrowed: serializes like the object [`input_document_for`] builds,
+/// without copying the text.
 #[derive(serde::Serialize)]
 struct ArtifactInput<'a> {
     target: &'a str,
@@ -156,12 +153,14 @@ fn artifact_inputs<'a>(
 
 /// What every policy call on one environment shares, serialized once per
 /// environment instead of once per policy: the spec (tens of KB) and, built on
-/// first use, the rendered files (hundreds of KB).
+/// first use, each rendered file (hundreds of KB in all), which are spliced
+/// into the input of every policy that reads their target.
 pub struct EnvInput<'a> {
     model: &'a Model,
     artifacts: &'a [Artifact],
     spec: Vec<u8>,
-    artifacts_json: OnceLock<Vec<u8>>,
+    /// Each artifact's target and its element of the `artifacts` array.
+    artifacts_json: OnceLock<Vec<(&'a str, Vec<u8>)>>,
 }
 
 impl<'a> EnvInput<'a> {
@@ -194,16 +193,27 @@ impl<'a> EnvInput<'a> {
         secret_values: Option<&BTreeMap<String, String>>,
     ) -> Vec<u8> {
         let model = self.model;
-        let artifacts = meta.inputs.contains(&InputKind::Artifacts).then(|| {
+        let artifacts: Option<Vec<&[u8]>> = meta.wants_artifacts().then(|| {
             self.artifacts_json
                 .get_or_init(|| {
-                    let all: Vec<ArtifactInput> = artifact_inputs(model, self.artifacts).collect();
-                    serde_json::to_vec(&all).expect("JSON serializes")
+                    artifact_inputs(model, self.artifacts)
+                        .map(|a| (a.target, serde_json::to_vec(&a).expect("JSON serializes")))
+                        .collect()
                 })
-                .as_slice()
+                .iter()
+                .filter(|(target, _)| meta.reads_target(target))
+                .map(|(_, json)| json.as_slice())
+                .collect()
         });
-        let mut out = Vec::with_capacity(self.spec.len() + artifacts.map_or(0, <[u8]>::len) + 512);
-        out.extend_from_slice(br#"{"abi":"1.0","policy":{"id":"#);
+        let files_len = artifacts
+            .iter()
+            .flatten()
+            .map(|a| a.len() + 1)
+            .sum::<usize>();
+        let mut out = Vec::with_capacity(self.spec.len() + files_len + 512);
+        out.extend_from_slice(br#"{"abi":""#);
+        out.extend_from_slice(kiln_policy_host::ABI_VERSION.as_bytes());
+        out.extend_from_slice(br#"","policy":{"id":"#);
         put(&mut out, &meta.id);
         out.extend_from_slice(br#","settings":"#);
         put(&mut out, &settings(spec_path, &meta.id, model));
@@ -213,9 +223,15 @@ impl<'a> EnvInput<'a> {
         put(&mut out, &model.tier.as_str());
         out.extend_from_slice(br#","spec":"#);
         out.extend_from_slice(&self.spec);
-        if let Some(a) = artifacts {
-            out.extend_from_slice(br#","artifacts":"#);
-            out.extend_from_slice(a);
+        if let Some(files) = artifacts {
+            out.extend_from_slice(br#","artifacts":["#);
+            for (i, file) in files.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(file);
+            }
+            out.push(b']');
         }
         if let Some(values) = secret_values
             && meta.inputs.contains(&InputKind::SecretValues)
@@ -235,9 +251,7 @@ fn put<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
 
 /// Runs every policy over every built environment and appends the findings.
 ///
-/// Environments and, inside each, policies run in parallel. Each
-/// environment's spec and files are serialized once, when its first policy
-/// runs, and dropped when its last one is done.
+/// Environments and, inside each, policies run in parallel (see [`check_env`]).
 pub fn run(
     b: &mut Build,
     stdlib: &[Arc<Policy>],
@@ -245,35 +259,44 @@ pub fn run(
     today: Date,
 ) {
     let sources = &b.project.sources;
-    let mut diags: Vec<Diagnostic> = b
+    let diags: Vec<Diagnostic> = b
         .envs
         .par_iter()
-        .filter_map(|e| e.model.as_ref().map(|m| (e, m)))
-        .flat_map(|(env, model)| {
-            let input = EnvInput::new(model, &model.to_json(), &env.artifacts);
-            let policies: Vec<&Arc<Policy>> = stdlib
-                .iter()
-                .chain(extra.get(&env.name).into_iter().flatten())
-                .collect();
-            policies
-                .par_iter()
-                .flat_map_iter(|policy| {
-                    let bytes = input.bytes(policy, None);
-                    evaluate_input(policy, model, &bytes, &env.artifacts, None, sources)
-                })
-                .collect::<Vec<_>>()
+        .flat_map_iter(|env| {
+            let extra = extra.get(&env.name).map_or(&[][..], Vec::as_slice);
+            check_env(env, stdlib, extra, today, sources)
         })
         .collect();
-    for env in &b.envs {
-        if let Some(model) = &env.model {
-            let mut all: Vec<&Arc<Policy>> = stdlib.iter().collect();
-            all.extend(extra.get(&env.name).into_iter().flatten());
-            diags.extend(check_config(model, &all, today, sources));
-        }
-    }
     b.diagnostics.extend(diags);
     crate::build::merge_across_environments(&mut b.diagnostics);
     kiln_core::diagnostic::normalize(&mut b.diagnostics);
+}
+
+/// Every policy (the standard library, then the spec's own modules) over one
+/// built environment, in parallel: their findings, their failures, and the
+/// errors of the spec's policy configuration (unknown rules, expired waivers).
+/// The environment's spec and files are serialized once, for all its policies.
+pub fn check_env(
+    env: &EnvBuild,
+    stdlib: &[Arc<Policy>],
+    extra: &[Arc<Policy>],
+    today: Date,
+    sources: &Sources,
+) -> Vec<Diagnostic> {
+    let Some(model) = &env.model else {
+        return Vec::new();
+    };
+    let input = EnvInput::new(model, &model.to_json(), &env.artifacts);
+    let policies: Vec<&Arc<Policy>> = stdlib.iter().chain(extra).collect();
+    let mut out: Vec<Diagnostic> = policies
+        .par_iter()
+        .flat_map_iter(|policy| {
+            let bytes = input.bytes(policy, None);
+            evaluate_input(policy, model, &bytes, &env.artifacts, None, sources, true)
+        })
+        .collect();
+    out.extend(check_config(model, &policies, today, sources));
+    out
 }
 
 /// One policy over one environment: its findings as diagnostics, or the module's failure.
@@ -286,7 +309,16 @@ pub fn evaluate(
     sources: &Sources,
 ) -> Vec<Diagnostic> {
     let bytes = EnvInput::new(model, spec, artifacts).bytes(policy, secret_values);
-    evaluate_input(policy, model, &bytes, artifacts, secret_values, sources)
+    // Never through the result cache: the input may hold real secret values.
+    evaluate_input(
+        policy,
+        model,
+        &bytes,
+        artifacts,
+        secret_values,
+        sources,
+        false,
+    )
 }
 
 /// [`evaluate`] on an input document already serialized.
@@ -297,8 +329,14 @@ fn evaluate_input(
     artifacts: &[Artifact],
     secret_values: Option<&BTreeMap<String, String>>,
     sources: &Sources,
+    cached: bool,
 ) -> Vec<Diagnostic> {
-    let output = match policy.module.check(bytes) {
+    let result = if cached && secret_values.is_none() {
+        policy.module.check_cached(bytes)
+    } else {
+        policy.module.check(bytes)
+    };
+    let output = match result {
         Ok(o) => o,
         Err(e) => {
             let mut d = Diagnostic::error("policy-failed", format!("policy `{}` failed on environment {}: {}", policy.module.display_name(), model.environment, e.kind()))

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::Result;
 use kiln::build::Build;
@@ -12,7 +12,10 @@ use kiln::lock::{PolicyEntry, hash};
 use kiln::policy::{Date, Policy};
 use kiln::report::RuleInfo;
 use kiln_core::diagnostic::{Diagnostic, did_you_mean, normalize};
+use kiln_core::model::Model;
+use kiln_core::project::Project;
 use kiln_core::source::Sources;
+use kiln_core::source::Span;
 use kiln_policy_host::{HostConfig, PolicyHost};
 
 use crate::cli::{Format, PolicyCommand, SecretsCommand};
@@ -23,6 +26,9 @@ fn host() -> &'static Result<PolicyHost, String> {
     HOST.get_or_init(|| {
         let config = HostConfig {
             cache_dir: kiln_policy_host::default_cache_dir(),
+            // Policy outputs are cached unless KILN_NO_RESULT_CACHE is set (for benchmarks
+            // and for suspicion); the inputs of `kiln secrets check` never are.
+            cache_results: std::env::var_os("KILN_NO_RESULT_CACHE").is_none_or(|v| v.is_empty()),
             ..HostConfig::default()
         };
         PolicyHost::new(config).map_err(|e| format!("{e:#}"))
@@ -36,6 +42,18 @@ fn stdlib() -> Result<&'static [Arc<Policy>], String> {
         .as_ref()
         .map(Vec::as_slice)
         .map_err(Clone::clone)
+}
+
+/// Starts loading the standard library on another thread, so that fetching
+/// the compiled modules from the cache (or compiling them) overlaps with
+/// parsing, resolving and emitting. [`build_checked`] then finds it loaded, or
+/// waits for it. If the build fails first, the work is simply not used.
+pub fn prefetch_stdlib() {
+    let _ = std::thread::Builder::new()
+        .name("kiln-stdlib-prefetch".into())
+        .spawn(|| {
+            let _ = stdlib();
+        });
 }
 
 pub fn policy_entries() -> BTreeMap<String, PolicyEntry> {
@@ -57,124 +75,159 @@ fn today() -> Date {
     Date::from_unix_days((secs / 86_400) as i64)
 }
 
-/// Loads the modules each environment's spec declares, checking their pins.
-fn spec_modules(
-    root: &Path,
-    b: &Build,
-    diags: &mut Vec<Diagnostic>,
-) -> BTreeMap<String, Vec<Arc<Policy>>> {
-    let mut out: BTreeMap<String, Vec<Arc<Policy>>> = BTreeMap::new();
-    let mut cache: BTreeMap<String, Arc<Policy>> = BTreeMap::new();
-    for env in &b.envs {
-        let Some(model) = &env.model else { continue };
-        for (path, m) in &model.policies.modules {
-            let label = |d: Diagnostic| match m.span {
-                Some(s) => d.with_label(s, "declared here"),
-                None => d,
-            };
-            if let Some(p) = cache.get(path) {
-                out.entry(env.name.clone()).or_default().push(p.clone());
-                continue;
-            }
-            if !kiln::build::safe_relative(path) {
-                diags.push(label(
-                    Diagnostic::error(
-                        "module-path",
-                        format!("module path `{}` leaves the project folder", path),
-                    )
-                    .with_help(
-                        "keep policy modules inside the project and name them by relative path",
-                    ),
-                ));
-                continue;
-            }
-            let bytes = match std::fs::read(root.join(path)) {
-                Ok(b) => b,
-                Err(e) => {
-                    diags.push(label(
-                        Diagnostic::error(
-                            "module-missing",
-                            format!("cannot read policy module `{}`: {e}", path),
-                        )
-                        .with_help("check the path; it is relative to the project folder"),
-                    ));
-                    continue;
-                }
-            };
-            let actual = hash(&bytes);
-            match &m.blake3 {
-                None => {
-                    diags.push(label(
-                        Diagnostic::error("module-unpinned", format!("policy module `{}` is not pinned", path)).with_help(format!("add `blake3=\"{actual}\"` so a changed module cannot slip in unreviewed")),
-                    ));
-                    continue;
-                }
-                Some(pin) if *pin != actual => {
-                    diags.push(label(
-                        Diagnostic::error("module-hash-mismatch", format!("policy module `{}` does not match its pin", path))
-                            .with_help(format!("the file's blake3 is {actual}; if this change is intended and reviewed, update the pin"))
-                            .with_note(format!("pinned: {pin}")),
-                    ));
-                    continue;
-                }
-                Some(_) => {}
-            }
-            let host = match host() {
-                Ok(h) => h,
-                Err(e) => {
-                    diags.push(
-                        Diagnostic::error(
-                            "policy-host",
-                            format!("cannot start the policy engine: {e}"),
-                        )
-                        .with_help("this is a bug in kiln; please report it"),
-                    );
-                    return out;
-                }
-            };
-            match host.load(path, &bytes) {
-                Ok(module) => {
-                    let p = Arc::new(Policy {
-                        module,
-                        declared_at: m.span,
-                        spec_path: Some(path.clone()),
-                    });
-                    cache.insert(path.clone(), p.clone());
-                    out.entry(env.name.clone()).or_default().push(p);
-                }
-                Err(e) => diags.push(label(
-                    Diagnostic::error(
-                        "policy-invalid",
-                        format!("policy module `{}` cannot be used: {}", path, e.kind()),
-                    )
-                    .with_help(e.help()),
-                )),
-            }
-        }
-    }
-    out
+/// A spec's module, or why it cannot be used.
+type Loaded = Result<Arc<Policy>, Box<Diagnostic>>;
+
+/// The modules the environments' specs declare, each read, checked against its
+/// pin and loaded once (environments share them), on first use.
+struct SpecModules<'a> {
+    root: &'a Path,
+    /// By path: the module, or why it cannot be used (the diagnostic without its label,
+    /// which depends on the environment's declaration).
+    loaded: Mutex<BTreeMap<String, Loaded>>,
 }
 
-/// The policy stage of a build.
-pub fn check_policies(root: &Path, mut b: Build) -> Build {
-    if b.has_errors() || b.envs.is_empty() {
-        return b;
-    }
-    let std = match stdlib() {
-        Ok(s) => s,
-        Err(e) => {
-            b.diagnostics.push(
-                Diagnostic::error("policy-host", e)
-                    .with_help("this is a bug in kiln; please report it"),
-            );
-            return b;
+impl SpecModules<'_> {
+    fn new(root: &Path) -> SpecModules<'_> {
+        SpecModules {
+            root,
+            loaded: Mutex::new(BTreeMap::new()),
         }
-    };
-    let mut diags = Vec::new();
-    let extra = spec_modules(root, &b, &mut diags);
-    b.diagnostics.extend(diags);
-    kiln::policy::run(&mut b, std, &extra, today());
-    normalize(&mut b.diagnostics);
+    }
+
+    /// The modules `model` declares, and the diagnostics of those that cannot be used.
+    fn for_env(&self, model: &Model) -> (Vec<Arc<Policy>>, Vec<Diagnostic>) {
+        let mut modules = Vec::new();
+        let mut diags = Vec::new();
+        for (path, m) in &model.policies.modules {
+            let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = loaded
+                .entry(path.clone())
+                .or_insert_with(|| self.load(path, m.blake3.as_deref(), m.span));
+            match entry {
+                Ok(p) => modules.push(p.clone()),
+                Err(d) => diags.push(match m.span {
+                    Some(s) => (**d).clone().with_label(s, "declared here"),
+                    None => (**d).clone(),
+                }),
+            }
+        }
+        (modules, diags)
+    }
+
+    fn load(&self, path: &str, pin: Option<&str>, span: Option<Span>) -> Loaded {
+        if !kiln::build::safe_relative(path) {
+            return Err(Box::new(
+                Diagnostic::error(
+                    "module-path",
+                    format!("module path `{}` leaves the project folder", path),
+                )
+                .with_help("keep policy modules inside the project and name them by relative path"),
+            ));
+        }
+        let bytes = std::fs::read(self.root.join(path)).map_err(|e| {
+            let d = Diagnostic::error(
+                "module-missing",
+                format!("cannot read policy module `{}`: {e}", path),
+            )
+            .with_help("check the path; it is relative to the project folder");
+            Box::new(d)
+        })?;
+        let actual = hash(&bytes);
+        match pin {
+            None => {
+                return Err(Box::new(
+                    Diagnostic::error(
+                        "module-unpinned",
+                        format!("policy module `{}` is not pinned", path),
+                    )
+                    .with_help(format!(
+                        "add `blake3=\"{actual}\"` so a changed module cannot slip in unreviewed"
+                    )),
+                ));
+            }
+            Some(pin) if pin != actual => {
+                return Err(Box::new(Diagnostic::error("module-hash-mismatch", format!("policy module `{}` does not match its pin", path))
+                    .with_help(format!("the file's blake3 is {actual}; if this change is intended and reviewed, update the pin"))
+                    .with_note(format!("pinned: {pin}"))));
+            }
+            Some(_) => {}
+        }
+        let host = host().as_ref().map_err(|e| {
+            let d = Diagnostic::error(
+                "policy-host",
+                format!("cannot start the policy engine: {e}"),
+            )
+            .with_help("this is a bug in kiln; please report it");
+            Box::new(d)
+        })?;
+        match host.load(path, &bytes) {
+            Ok(module) => Ok(Arc::new(Policy {
+                module,
+                declared_at: span,
+                spec_path: Some(path.to_owned()),
+            })),
+            Err(e) => Err(Diagnostic::error(
+                "policy-invalid",
+                format!("policy module `{}` cannot be used: {}", path, e.kind()),
+            )
+            .with_help(e.help())
+            .into()),
+        }
+    }
+}
+
+/// Builds the selected environments and judges each with every policy as soon
+/// as it is built, in parallel. Policy findings are kept only when the build
+/// itself has no error (a broken spec is reported alone).
+///
+/// With `lean`, each environment's model and line provenance are dropped once
+/// its policies ran: what remains is the files' text, enough to report, lock and
+/// write. Commands that map output lines back to the spec (`diff`, `explain`)
+/// build without it.
+pub fn build_checked(
+    root: &Path,
+    project: Project,
+    diags: Vec<Diagnostic>,
+    envs: &[String],
+    lean: bool,
+) -> Build {
+    let modules = SpecModules::new(root);
+    let today = today();
+    let (mut b, found) = kiln::build::build_with(project, diags, envs, |project, env| {
+        let mut out = Vec::new();
+        if let Some(model) = &env.model {
+            match stdlib() {
+                Ok(std) => {
+                    let (extra, mut failed) = modules.for_env(model);
+                    out.append(&mut failed);
+                    out.extend(kiln::policy::check_env(
+                        env,
+                        std,
+                        &extra,
+                        today,
+                        &project.sources,
+                    ));
+                }
+                Err(e) => out.push(
+                    Diagnostic::error("policy-host", e)
+                        .with_help("this is a bug in kiln; please report it"),
+                ),
+            }
+        }
+        if lean {
+            env.model = None;
+            for a in &mut env.artifacts {
+                a.lines = Default::default();
+            }
+        }
+        out
+    });
+    if !b.has_errors() {
+        b.diagnostics.extend(found);
+        kiln::build::merge_across_environments(&mut b.diagnostics);
+        normalize(&mut b.diagnostics);
+    }
     b
 }
 

@@ -74,8 +74,7 @@ fn run_case(path: &Path) -> Result<(), String> {
         };
         kiln_core::project::load(&mut loader)
     };
-    let b = kiln::build::build(project, diags, &[]);
-    let b = crate::policy_cmd::check_policies(root, b);
+    let b = crate::policy_cmd::build_checked(root, project, diags, &[], false);
     let spec_errors: Vec<&Diagnostic> = b
         .diagnostics
         .iter()

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use kiln_policy_host::{PolicyHost, PolicyMeta};
-use rayon::prelude::*;
 
 use crate::lock::{PolicyEntry, hash};
 use crate::policy::Policy;
@@ -30,21 +29,41 @@ pub fn metas() -> &'static [(String, String, PolicyMeta)] {
 }
 
 /// Compiles (or fetches from the host's cache) every standard module, in parallel.
+///
+/// On plain threads, not rayon's: this runs on the prefetch thread while rayon's workers may be
+/// waiting for it (see `policy_cmd::build_checked`); jobs queued on their pool would never run.
 pub fn load(host: &PolicyHost) -> Result<Vec<Arc<Policy>>, String> {
-    STD_MODULES
-        .par_iter()
-        .map(|(name, bytes)| {
-            host.load(&format!("stdlib/policies/{name}.wasm"), bytes)
-                .map(|module| {
-                    Arc::new(Policy {
-                        module,
-                        declared_at: None,
-                        spec_path: None,
-                    })
+    std::thread::scope(|scope| {
+        let loading: Vec<_> = STD_MODULES
+            .iter()
+            .map(|(name, bytes)| {
+                let handle = scope.spawn(move || {
+                    host.load(&format!("stdlib/policies/{name}.wasm"), bytes)
+                        .map(|module| {
+                            Arc::new(Policy {
+                                module,
+                                declared_at: None,
+                                spec_path: None,
+                            })
+                        })
+                        .map_err(|e| {
+                            format!("internal error: standard policy {name} does not load: {e}")
+                        })
+                });
+                (name, handle)
+            })
+            .collect();
+        loading
+            .into_iter()
+            .map(|(name, handle)| {
+                handle.join().unwrap_or_else(|_| {
+                    Err(format!(
+                        "internal error: loading standard policy {name} panicked"
+                    ))
                 })
-                .map_err(|e| format!("internal error: standard policy {name} does not load: {e}"))
-        })
-        .collect()
+            })
+            .collect()
+    })
 }
 
 /// Lock entries: policy id → version and blake3 of its module.
