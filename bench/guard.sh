@@ -120,11 +120,11 @@ done
 
 declare -A measured
 measured[check-tulia]="$(count check-tulia compile --check "$tmp/tulia")"
-hits="$(callgrind_annotate --threshold=100 "$tmp/check-tulia.cg" 2>/dev/null | grep -ciE 'wasmtime|cranelift' || true)"
+hits="$(callgrind_annotate --auto=no --threshold=100 "$tmp/check-tulia.cg" 2>/dev/null | grep -ciE 'wasmtime|cranelift' || true)"
 if [ "$hits" != 0 ]; then
     echo "guard: FAIL: \`kiln compile --check\` on an up-to-date project called into wasmtime" >&2
     echo "       (the fast path must only hash files):" >&2
-    callgrind_annotate --threshold=100 "$tmp/check-tulia.cg" 2>/dev/null | grep -iE 'wasmtime|cranelift' | head -5 >&2
+    callgrind_annotate --auto=no --threshold=100 "$tmp/check-tulia.cg" 2>/dev/null | grep -iE 'wasmtime|cranelift' | head -5 >&2
     exit 1
 fi
 

@@ -75,6 +75,9 @@ for section in "${sections[@]}"; do
         for f in "${FIXTURES[@]}"; do cmds+=("$KILN compile $tmp/$f"); done
         KILN_CACHE_DIR="$warm" hyperfine -N --warmup 2 --runs "$RUNS" \
             --export-json "$OUT/fixtures-warm.json" --export-markdown "$OUT/fixtures-warm.md" "${cmds[@]}"
+        echo "== the same, every policy evaluated (KILN_NO_RESULT_CACHE=1: module cache warm, no memoized outputs)"
+        KILN_CACHE_DIR="$warm" KILN_NO_RESULT_CACHE=1 hyperfine -N --warmup 2 --runs "$RUNS" \
+            --export-json "$OUT/fixtures-warm-eval.json" "${cmds[@]}"
         for f in "${FIXTURES[@]}"; do
             echo -n "$f: "
             KILN_CACHE_DIR="$warm" peak_rss "$KILN" compile "$tmp/$f"
@@ -102,6 +105,8 @@ for section in "${sections[@]}"; do
                 --export-json "$OUT/gen$n.json" "$KILN compile $tmp/gen$n"
             echo -n "N=$n recompile: "
             KILN_CACHE_DIR="$warm" peak_rss "$KILN" compile "$tmp/gen$n"
+            echo -n "N=$n recompile, every policy evaluated (KILN_NO_RESULT_CACHE=1): "
+            KILN_CACHE_DIR="$warm" KILN_NO_RESULT_CACHE=1 peak_rss "$KILN" compile "$tmp/gen$n"
             KILN_CACHE_DIR="$warm" hyperfine -N --warmup 1 --runs 20 \
                 --export-json "$OUT/gen$n-check.json" "$KILN compile --check $tmp/gen$n"
             rm -rf "$tmp/gen$n"

@@ -255,9 +255,10 @@ impl Build {
             inputs,
             presets: preset_hashes(),
             policies: policies.clone(),
+            // Hashed in parallel: a large project has tens of thousands of files.
             outputs: self
                 .files()
-                .into_iter()
+                .into_par_iter()
                 .map(|(p, a)| (p.to_owned(), hash(a.text.as_bytes())))
                 .collect(),
         }

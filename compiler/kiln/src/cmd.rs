@@ -12,6 +12,7 @@ use kiln::lock::{LOCK_FILE, Lock, hash};
 use kiln_core::diagnostic::{Diagnostic, JsonDiagnostic, RenderOptions, render};
 use kiln_core::project::{self, Project, ROOT_FILE};
 use kiln_core::source::Sources;
+use rayon::prelude::*;
 
 use crate::cli::{Cli, Color, Command, DiffFormat, Format};
 use crate::disk;
@@ -207,10 +208,15 @@ fn compile(ui: &Ui, dir: &Path, envs: &[String], check: bool, format: Format) ->
     )?;
     if format == Format::Human {
         let envs: Vec<&str> = b.envs.iter().map(|e| e.name.as_str()).collect();
+        // A monorepo's thousand environment names would bury the counts.
+        let envs = match envs.len() {
+            0..=8 => envs.join(", "),
+            n => format!("{n} environments"),
+        };
         eprintln!(
             "kiln: compiled {} ({}): {} written, {} unchanged, {} removed",
             b.project.name,
-            envs.join(", "),
+            envs,
             written.written.len(),
             written.unchanged,
             written.removed.len()
@@ -354,17 +360,13 @@ fn fast_check(root: &Path, lock: &Lock) -> Result<bool> {
     if !lock.inputs.contains_key(ROOT_FILE) {
         return Ok(false);
     }
-    for (path, h) in &lock.inputs {
-        match std::fs::read(root.join(path)) {
-            Ok(bytes) if hash(&bytes) == *h => {}
-            _ => return Ok(false),
-        }
-    }
-    for (path, h) in &lock.outputs {
-        match std::fs::read(root.join(path)) {
-            Ok(bytes) if hash(&bytes) == *h => {}
-            _ => return Ok(false),
-        }
+    // Every input and output hashed as locked: in parallel (a large project has tens of
+    // thousands of outputs), each file read, hashed and dropped.
+    let matches = |(path, h): (&String, &String)| {
+        std::fs::read(root.join(path)).is_ok_and(|bytes| hash(&bytes) == *h)
+    };
+    if !lock.inputs.iter().all(matches) || !lock.outputs.par_iter().all(matches) {
+        return Ok(false);
     }
     // Unexpected files: anything in the output folders not in the lock.
     let output_dirs: std::collections::BTreeSet<&str> = lock
@@ -373,8 +375,8 @@ fn fast_check(root: &Path, lock: &Lock) -> Result<bool> {
         .filter_map(|p| p.split('/').next())
         .collect();
     for dir in output_dirs {
-        let on_disk = disk::read_outputs(root, dir)?;
-        if on_disk.keys().any(|p| !lock.outputs.contains_key(p)) {
+        let on_disk = disk::list_outputs(root, dir)?;
+        if on_disk.iter().any(|p| !lock.outputs.contains_key(p)) {
             return Ok(false);
         }
     }

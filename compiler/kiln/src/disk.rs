@@ -1,7 +1,7 @@
 //! Everything kiln does to the file system: reading a project, reading the
 //! output folder, and writing a compile atomically under an exclusive lock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -33,12 +33,24 @@ pub fn loader(root: &Path) -> impl FnMut(&str) -> Result<String, String> + '_ {
 
 /// Every file under the output folder (relative to the project), except kiln's own lock and temp files.
 pub fn read_outputs(root: &Path, output: &str) -> Result<BTreeMap<String, Vec<u8>>> {
-    let dir = root.join(output);
     let mut files = BTreeMap::new();
+    for rel in list_outputs(root, output)? {
+        let path = root.join(&rel);
+        let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        files.insert(rel, bytes);
+    }
+    Ok(files)
+}
+
+/// The files under the output folder (paths relative to `root`, `/`-separated), without
+/// kiln's own write lock and temp files.
+pub fn list_outputs(root: &Path, output: &str) -> Result<BTreeSet<String>> {
+    let dir = root.join(output);
+    let mut files = BTreeSet::new();
     if !dir.exists() {
         return Ok(files);
     }
-    for entry in walkdir::WalkDir::new(&dir).sort_by_file_name() {
+    for entry in walkdir::WalkDir::new(&dir) {
         let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
         if !entry.file_type().is_file() {
             continue;
@@ -53,9 +65,7 @@ pub fn read_outputs(root: &Path, output: &str) -> Result<BTreeMap<String, Vec<u8
             .expect("under root")
             .to_string_lossy()
             .replace('\\', "/");
-        let bytes = fs::read(entry.path())
-            .with_context(|| format!("reading {}", entry.path().display()))?;
-        files.insert(rel, bytes);
+        files.insert(rel);
     }
     Ok(files)
 }

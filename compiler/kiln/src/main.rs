@@ -15,6 +15,25 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc (v3) option `arena_eager_commit` (`mi_option_t` 4; `libmimalloc-sys` only names the
+/// v2 options). Eagerly committed arenas keep freed pages resident: a 1,000-environment compile
+/// peaked 45 MiB (14%) higher with them, at the same speed (BENCHMARKS.md).
+const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+
+/// Sets mimalloc's options before its first arena exists, which is before `main`: the Rust
+/// runtime allocates before calling it. A function in `.init_array` runs before the runtime
+/// starts (the same mechanism as the `ctor` crate, for one call).
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static CONFIGURE_ALLOCATOR: extern "C" fn() = configure_allocator;
+
+#[cfg(target_os = "linux")]
+extern "C" fn configure_allocator() {
+    // SAFETY: sets a plain integer option; no other thread exists yet.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) };
+}
+
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
