@@ -3,7 +3,9 @@
 //! Pure: files reach it through a loader closure.
 
 use indexmap::IndexMap;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+
+use rayon::prelude::*;
 
 use crate::diagnostic::{Diagnostic, normalize, unknown_name_help};
 use crate::schema;
@@ -94,43 +96,62 @@ pub fn load(loader: &mut Loader<'_>) -> (Project, Vec<Diagnostic>) {
 
     match loader(ROOT_FILE) {
         Ok(text) => {
-            let mut queue = vec![(ROOT_FILE.to_owned(), text)];
-            while let Some((name, text)) = queue.pop() {
-                let file = sources.add(name.clone(), text, SourceOrigin::Project);
-                files.push(file);
-                let (nodes, mut d) = syntax::parse(&sources, file);
-                diags.append(&mut d);
-                for node in nodes {
-                    if node.name == "include" {
-                        for arg in &node.args {
-                            let Some(rel) = arg.value.as_str() else {
-                                continue;
-                            };
-                            match resolve_include(&name, rel) {
-                                Ok(path) if sources.find(&path).is_some() || queue.iter().any(|(n, _)| *n == path) => {
-                                    diags.push(
-                                        Diagnostic::error("include-cycle", format!("`{path}` is included twice"))
-                                            .with_label(arg.span, "already included")
-                                            .with_help("include each file once"),
-                                    )
-                                }
-                                Ok(path) => match loader(&path) {
-                                    Ok(text) => queue.insert(0, (path, text)),
-                                    Err(e) => diags.push(
-                                        Diagnostic::error("include-missing", format!("cannot read `{path}`: {e}"))
-                                            .with_label(arg.span, "included here")
-                                            .with_help("check the path; it is relative to the including file"),
+            // Breadth first, one generation of includes at a time: the files of a generation
+            // are parsed in parallel (a monorepo includes a thousand environment files), then
+            // their includes are read in order. Files, nodes and diagnostics come out in the
+            // same order as a one-file-at-a-time walk.
+            let mut generation = vec![(ROOT_FILE.to_owned(), text)];
+            let mut seen: HashSet<String> = HashSet::from([ROOT_FILE.to_owned()]);
+            while !generation.is_empty() {
+                let ids: Vec<(String, FileId)> = generation
+                    .drain(..)
+                    .map(|(name, text)| {
+                        let file = sources.add(name.clone(), text, SourceOrigin::Project);
+                        (name, file)
+                    })
+                    .collect();
+                files.extend(ids.iter().map(|&(_, file)| file));
+                let parsed: Vec<(Vec<Node>, Vec<Diagnostic>)> = ids
+                    .par_iter()
+                    .map(|&(_, file)| syntax::parse(&sources, file))
+                    .collect();
+                for ((name, _), (nodes, mut d)) in ids.iter().zip(parsed) {
+                    diags.append(&mut d);
+                    for node in nodes {
+                        if node.name == "include" {
+                            for arg in &node.args {
+                                let Some(rel) = arg.value.as_str() else {
+                                    continue;
+                                };
+                                match resolve_include(name, rel) {
+                                    Ok(path) if seen.contains(&path) => {
+                                        diags.push(
+                                            Diagnostic::error("include-cycle", format!("`{path}` is included twice"))
+                                                .with_label(arg.span, "already included")
+                                                .with_help("include each file once"),
+                                        )
+                                    }
+                                    Ok(path) => match loader(&path) {
+                                        Ok(text) => {
+                                            seen.insert(path.clone());
+                                            generation.push((path, text));
+                                        }
+                                        Err(e) => diags.push(
+                                            Diagnostic::error("include-missing", format!("cannot read `{path}`: {e}"))
+                                                .with_label(arg.span, "included here")
+                                                .with_help("check the path; it is relative to the including file"),
+                                        ),
+                                    },
+                                    Err(why) => diags.push(
+                                        Diagnostic::error("include-outside", format!("`{rel}` {why}"))
+                                            .with_label(arg.span, "not allowed")
+                                            .with_help("include files inside the project folder, by relative path"),
                                     ),
-                                },
-                                Err(why) => diags.push(
-                                    Diagnostic::error("include-outside", format!("`{rel}` {why}"))
-                                        .with_label(arg.span, "not allowed")
-                                        .with_help("include files inside the project folder, by relative path"),
-                                ),
+                                }
                             }
                         }
+                        top.push(node);
                     }
-                    top.push(node);
                 }
             }
         }
