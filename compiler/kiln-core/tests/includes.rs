@@ -62,9 +62,15 @@ fn many_includes_keep_their_order() {
     );
     let mut files = vec![("kiln.kdl".to_owned(), root)];
     for (i, n) in names.iter().enumerate() {
-        files.push((n.clone(), format!("environment e{i} tier=\"development\"\n")));
+        files.push((
+            n.clone(),
+            format!("environment e{i} tier=\"development\"\n"),
+        ));
     }
-    let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     let (read, _) = load(&refs);
     assert_eq!(read[0], "kiln.kdl");
     assert_eq!(read[1..], names[..]);
