@@ -470,3 +470,44 @@ fn policy_result_cache_changes_nothing_and_never_sees_secret_values() {
     assert_eq!(code(&judged), 1, "{}", text(&judged.stderr));
     assert_eq!(cache_files(cache.path()), entries);
 }
+
+/// A spec's own module: loaded when its pin matches (its finding reported at the module's
+/// declaration), refused with the file's real hash when it does not, refused when unpinned.
+#[test]
+fn spec_modules_load_only_when_their_pin_matches() {
+    let wasm = wat::parse_file(common::root().join("policies/examples/minimal.wat"))
+        .expect("the ABI example assembles");
+    let real = kiln::lock::hash(&wasm);
+    let dir = copy_fixture("tulia");
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    std::fs::write(dir.path().join("policies/org.wasm"), &wasm).unwrap();
+    let spec = std::fs::read_to_string(dir.path().join("kiln.kdl")).unwrap();
+    let with_module = |pin: &str| {
+        std::fs::write(
+            dir.path().join("kiln.kdl"),
+            format!("{spec}\npolicies {{\n    module \"policies/org.wasm\" {pin}\n}}\n"),
+        )
+        .unwrap();
+    };
+
+    with_module(&format!("blake3=\"{real}\""));
+    let o = kiln(&["compile", "--verbose", "--format", "json"], dir.path());
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("example.input-size"), "{out}");
+
+    let wrong = "0".repeat(64);
+    with_module(&format!("blake3=\"{wrong}\""));
+    let o = kiln(&["compile"], dir.path());
+    let err = text(&o.stderr);
+    assert_ne!(code(&o), 0, "{err}");
+    assert!(err.contains("module-hash-mismatch"), "{err}");
+    assert!(err.contains(&real), "the help names the file's hash: {err}");
+    assert!(err.contains("nothing written"), "{err}");
+
+    with_module("");
+    let o = kiln(&["compile"], dir.path());
+    let err = text(&o.stderr);
+    assert_ne!(code(&o), 0, "{err}");
+    assert!(err.contains("module-unpinned"), "{err}");
+}

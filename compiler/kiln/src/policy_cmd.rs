@@ -82,9 +82,9 @@ type Loaded = Result<Arc<Policy>, Box<Diagnostic>>;
 /// pin and loaded once (environments share them), on first use.
 struct SpecModules<'a> {
     root: &'a Path,
-    /// By path: the module, or why it cannot be used (the diagnostic without its label,
-    /// which depends on the environment's declaration).
-    loaded: Mutex<BTreeMap<String, Loaded>>,
+    /// By path and pin (environments may pin one path differently): the module, or why it
+    /// cannot be used (the diagnostic without its label, which depends on the declaration).
+    loaded: Mutex<BTreeMap<(String, Option<String>), Loaded>>,
 }
 
 impl SpecModules<'_> {
@@ -102,7 +102,7 @@ impl SpecModules<'_> {
         for (path, m) in &model.policies.modules {
             let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
             let entry = loaded
-                .entry(path.clone())
+                .entry((path.clone(), m.blake3.clone()))
                 .or_insert_with(|| self.load(path, m.blake3.as_deref(), m.span));
             match entry {
                 Ok(p) => modules.push(p.clone()),
