@@ -369,7 +369,7 @@ fn fast_check(root: &Path, lock: &Lock) -> Result<bool> {
         return Ok(false);
     }
     // Unexpected files: anything in the output folders not in the lock.
-    let output_dirs: std::collections::BTreeSet<&str> = lock
+    let output_dirs: BTreeSet<&str> = lock
         .outputs
         .keys()
         .filter_map(|p| p.split('/').next())

@@ -292,7 +292,7 @@ pub fn check_env(
         .par_iter()
         .flat_map_iter(|policy| {
             let bytes = input.bytes(policy, None);
-            evaluate_input(policy, model, &bytes, &env.artifacts, None, sources, true)
+            evaluate_input(policy, model, &bytes, &env.artifacts, None, sources)
         })
         .collect();
     out.extend(check_config(model, &policies, today, sources));
@@ -309,19 +309,11 @@ pub fn evaluate(
     sources: &Sources,
 ) -> Vec<Diagnostic> {
     let bytes = EnvInput::new(model, spec, artifacts).bytes(policy, secret_values);
-    // Never through the result cache: the input may hold real secret values.
-    evaluate_input(
-        policy,
-        model,
-        &bytes,
-        artifacts,
-        secret_values,
-        sources,
-        false,
-    )
+    evaluate_input(policy, model, &bytes, artifacts, secret_values, sources)
 }
 
-/// [`evaluate`] on an input document already serialized.
+/// [`evaluate`] on an input document already serialized. Through the host's result cache
+/// unless the input holds real secret values (the cache is a folder of files).
 fn evaluate_input(
     policy: &Policy,
     model: &Model,
@@ -329,9 +321,8 @@ fn evaluate_input(
     artifacts: &[Artifact],
     secret_values: Option<&BTreeMap<String, String>>,
     sources: &Sources,
-    cached: bool,
 ) -> Vec<Diagnostic> {
-    let result = if cached && secret_values.is_none() {
+    let result = if secret_values.is_none() {
         policy.module.check_cached(bytes)
     } else {
         policy.module.check(bytes)
