@@ -297,57 +297,16 @@ fn trim_edges(s: &str) -> &str {
     &s[start..end]
 }
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGHS: u64 = 0x8080_8080_8080_8080;
-
-/// The bytes of `word` that are zero, flagged by their high bit. The lowest flag is exact;
-/// flags above a zero byte may be false, so only the lowest one counts.
-#[inline]
-fn zero_bytes(word: u64) -> u64 {
-    word.wrapping_sub(ONES) & !word & HIGHS
-}
-
-/// The first `b` in `bytes`, eight bytes at a time (lines are short: a call of `memchr` costs
-/// more than it saves).
+/// The first `b` in `bytes`.
 #[inline]
 fn find(bytes: &[u8], b: u8) -> Option<usize> {
-    let pattern = ONES * u64::from(b);
-    let mut chunks = bytes.chunks_exact(8);
-    let mut at = 0;
-    for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        let found = zero_bytes(word ^ pattern);
-        if found != 0 {
-            return Some(at + (found.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&c| c == b)
-        .map(|p| at + p)
+    memchr::memchr(b, bytes)
 }
 
-/// The first `a` or `b` in `bytes` (see [`find`]).
+/// The first `a` or `b` in `bytes`.
 #[inline]
 fn find2(bytes: &[u8], a: u8, b: u8) -> Option<usize> {
-    let (pa, pb) = (ONES * u64::from(a), ONES * u64::from(b));
-    let mut chunks = bytes.chunks_exact(8);
-    let mut at = 0;
-    for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        let found = zero_bytes(word ^ pa) | zero_bytes(word ^ pb);
-        if found != 0 {
-            return Some(at + (found.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&c| c == a || c == b)
-        .map(|p| at + p)
+    memchr::memchr2(a, b, bytes)
 }
 
 /// A YAML scalar as written (`"a\"b"`, `'it''s'`, `plain # comment`), unquoted. Borrows from
