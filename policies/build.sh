@@ -12,7 +12,10 @@
 #
 # Optimization: opt-level 3, not s: modules are 22% larger and take 8% longer to compile cold,
 # and run 24% faster (BENCHMARKS.md); modules are compiled once per machine, and run on every
-# compile.
+# compile. WebAssembly SIMD (simd128) is on: memchr and std's byte searches use it, which makes
+# the file-scanning policies (net, run, secret) 5-10% faster; integer SIMD is deterministic, and
+# the host canonicalizes NaNs. Bulk memory (memory.copy for memcpy) is on by default in Rust
+# >= 1.87; with 1.85 the modules were 10-15% slower.
 #
 # Reproducibility: a fixed toolchain, release profile settings given here (not taken from
 # Cargo.toml), --remap-path-prefix for the checkout, cargo home, target folder and std's
@@ -96,6 +99,7 @@ if [ ${#crates[@]} -gt 0 ]; then
         "--remap-path-prefix=$root=/kiln"
         "--remap-path-prefix=$target_dir=/target"
         "--remap-path-prefix=$sysroot_src=/rust"
+        "-Ctarget-feature=+simd128,+bulk-memory"
     )
     encoded="$(printf '%s\x1f' "${flags[@]}")"
     env \
