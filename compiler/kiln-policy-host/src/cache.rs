@@ -150,7 +150,7 @@ fn write_entry(dir: &Path, path: &Path, magic: &[u8], payload: &[u8]) -> io::Res
 }
 
 /// The cache of policy outputs: `<cache_dir>/policy-results/<2 hex>/<key>`, where `key` is the
-/// blake3 of the module's hash, the call limits and the input document. A policy module has no
+/// blake3 of the module's hash, the call limits and the input document's identity. A policy module has no
 /// imports, so its output is a pure function of these: a hit is exactly the bytes the module
 /// would return. Only successful calls are stored, and a hit's bytes are still checked against
 /// the metadata like a fresh output. Entries are written atomically and verified by their
@@ -168,23 +168,23 @@ impl ResultCache {
         }
     }
 
-    /// The key of a call: everything its output depends on.
+    /// The key of a call: everything its output depends on. `input` identifies the input
+    /// document (see `LoadedPolicy::check_memoized`).
     pub(crate) fn key(
         module_hash: &blake3::Hash,
         function: &str,
-        limits: [u64; 3],
-        input: &[u8],
+        limits: [u64; 4],
+        input: &blake3::Hash,
     ) -> blake3::Hash {
         let mut h = blake3::Hasher::new();
-        h.update(b"kiln-policy-host output\0");
+        h.update(b"kiln-policy-host output v2\0");
         h.update(module_hash.as_bytes());
         h.update(function.as_bytes());
         h.update(b"\0");
         for limit in limits {
             h.update(&limit.to_le_bytes());
         }
-        h.update(&(input.len() as u64).to_le_bytes());
-        h.update(input);
+        h.update(input.as_bytes());
         h.finalize()
     }
 

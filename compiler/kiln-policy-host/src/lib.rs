@@ -34,6 +34,7 @@ mod inspect;
 mod meta;
 mod output;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, mpsc};
@@ -226,10 +227,15 @@ impl PolicyHost {
         let (meta, meta_json) = PolicyMeta::parse(inspection.metadata)
             .map_err(|reason| fail(PolicyErrorKind::BadMetadata { reason }))?;
         let module_hash = blake3::hash(bytes);
-        let abi_key =
-            self.shared.results.as_ref().map(|_| {
-                ResultCache::key(&module_hash, ABI_VERSION_EXPORT, self.shared.limits(), b"")
-            });
+        let abi_key = self.shared.results.as_ref().map(|_| {
+            let no_input = input_identity(b"");
+            ResultCache::key(
+                &module_hash,
+                ABI_VERSION_EXPORT,
+                self.shared.limits(),
+                &no_input,
+            )
+        });
         // With the result cache, a module that loaded before has its ABI version stored: it is
         // compiled only when a call misses the cache (often never, in a recompile).
         let known_version = self
@@ -298,11 +304,13 @@ impl PolicyHost {
 
 impl Shared {
     /// The limits a call's output depends on (the result cache's key).
-    fn limits(&self) -> [u64; 3] {
+    /// The limits a call's outcome depends on (the input cap too: an input over it fails).
+    fn limits(&self) -> [u64; 4] {
         [
             self.config.fuel_per_call,
             self.config.max_memory_bytes as u64,
             self.config.max_output_bytes as u64,
+            self.config.max_input_bytes as u64,
         ]
     }
 
@@ -464,16 +472,31 @@ impl LoadedPolicy {
     /// against the metadata). Only successful calls are stored. Do not use it for inputs that
     /// hold secret values: the cache is a folder of files.
     pub fn check_cached(&self, input_json: &[u8]) -> Result<PolicyOutput, PolicyError> {
+        self.check_memoized(&input_identity(input_json), || Cow::Borrowed(input_json))
+    }
+
+    /// [`check_cached`](LoadedPolicy::check_cached) for a caller that can name an input
+    /// without building it: `identity` must determine the input document byte for byte (a
+    /// digest of everything the document is built from), and `input` builds the document, only
+    /// when the cache misses. kiln names an environment's input by the hashes of its spec, its
+    /// files and the policy's settings, so a recompile served from the cache never serializes
+    /// the hundreds of KB of files an input holds. Two different documents must never share an
+    /// identity; [`input_identity`] of the bytes is always a correct one.
+    pub fn check_memoized<'a>(
+        &self,
+        identity: &blake3::Hash,
+        input: impl FnOnce() -> Cow<'a, [u8]>,
+    ) -> Result<PolicyOutput, PolicyError> {
         let Some(results) = &self.shared.results else {
-            return self.check(input_json);
+            return self.check(&input());
         };
-        let key = ResultCache::key(&self.module_hash, CHECK, self.shared.limits(), input_json);
+        let key = ResultCache::key(&self.module_hash, CHECK, self.shared.limits(), identity);
         if let Some(bytes) = results.lookup(&key)
             && let Ok(output) = output::parse_check_output(&bytes, &self.meta, self.strict)
         {
             return Ok(output);
         }
-        self.call(CHECK, input_json, |bytes| {
+        self.call(CHECK, &input(), |bytes| {
             let output = output::parse_check_output(bytes, &self.meta, self.strict)?;
             // A cache that cannot be written only costs speed.
             let _ = results.store(&key, bytes);
@@ -695,6 +718,14 @@ struct CallState {
 /// of whatever the module does next (a Rust module would abort with a bare `unreachable`).
 struct Limiter {
     max_memory: usize,
+}
+
+/// The identity of an input document for [`LoadedPolicy::check_memoized`]: the blake3 of its
+/// bytes, in a domain of its own.
+pub fn input_identity(input_json: &[u8]) -> blake3::Hash {
+    let mut h = blake3::Hasher::new_derive_key("kiln-policy-host 2026 input document bytes");
+    h.update(input_json);
+    h.finalize()
 }
 
 /// Tables hold one pointer per element; this keeps them at 8 MiB, far more than any policy needs.

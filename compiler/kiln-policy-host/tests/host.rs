@@ -388,11 +388,13 @@ fn result_cache_is_off_unless_asked_and_keeps_no_failures() {
     let policy = small.load("minimal", &wasm).unwrap();
     assert!(policy.check_cached(&[b' '; 101]).is_err());
     assert!(result_entries(dir.path()).is_empty());
-    // The input cap does not change a successful output: the same input is one entry.
+    // The input cap is part of the key: an output stored under a larger cap is never served
+    // to a host whose cap the input exceeds (a memoized call does not build its input).
     policy.check_cached(b"{}").unwrap();
+    assert_eq!(result_entries(dir.path()).len(), 1);
     let default = caching_host(dir.path()).load("minimal", &wasm).unwrap();
     default.check_cached(b"{}").unwrap();
-    assert_eq!(result_entries(dir.path()).len(), 1);
+    assert_eq!(result_entries(dir.path()).len(), 2);
     // Fuel can: another fuel limit is another key.
     let frugal = PolicyHost::new(HostConfig {
         cache_dir: Some(dir.path().into()),
@@ -406,5 +408,33 @@ fn result_cache_is_off_unless_asked_and_keeps_no_failures() {
         .unwrap()
         .check_cached(b"{}")
         .unwrap();
+    assert_eq!(result_entries(dir.path()).len(), 3);
+}
+
+#[test]
+fn memoized_calls_build_their_input_only_on_a_miss() {
+    use std::borrow::Cow;
+    use std::cell::Cell;
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = minimal_wasm();
+    let policy = caching_host(dir.path()).load("minimal", &wasm).unwrap();
+    let built = Cell::new(0);
+    let input = || {
+        built.set(built.get() + 1);
+        Cow::Borrowed(INPUT)
+    };
+    let identity = blake3::hash(b"the caller's name for INPUT");
+    let fresh = policy.check_memoized(&identity, input).unwrap();
+    assert_eq!(built.get(), 1);
+    assert_eq!(policy.check_memoized(&identity, input).unwrap(), fresh);
+    assert_eq!(built.get(), 1, "a hit built the input");
+    // The identity is the key, not the bytes: `check_cached` names INPUT by its bytes.
+    assert_eq!(policy.check_cached(INPUT).unwrap(), fresh);
     assert_eq!(result_entries(dir.path()).len(), 2);
+    // Without a result cache, every call builds its input.
+    let plain = host(Some(dir.path().into()))
+        .load("minimal", &wasm)
+        .unwrap();
+    plain.check_memoized(&identity, input).unwrap();
+    assert_eq!(built.get(), 2);
 }

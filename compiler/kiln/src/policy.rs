@@ -10,7 +10,9 @@ use kiln_core::Artifact;
 use kiln_core::diagnostic::{Diagnostic, Severity, did_you_mean, unknown_name_help};
 use kiln_core::model::{Model, Origin};
 use kiln_core::source::{Origin as SourceOrigin, Sources, Span};
-use kiln_policy_host::{InputKind, LoadedPolicy, PolicyMeta, RawFinding};
+use kiln_policy_host::{
+    InputKind, LoadedPolicy, PolicyError, PolicyMeta, PolicyOutput, RawFinding,
+};
 use rayon::prelude::*;
 use serde_json::{Value, json};
 
@@ -161,6 +163,8 @@ pub struct EnvInput<'a> {
     spec: Vec<u8>,
     /// Each artifact's target and its element of the `artifacts` array.
     artifacts_json: OnceLock<Vec<(&'a str, Vec<u8>)>>,
+    /// The blake3 of `spec` and of each artifact's text, for [`EnvInput::identity`].
+    hashes: OnceLock<(blake3::Hash, Vec<blake3::Hash>)>,
 }
 
 impl<'a> EnvInput<'a> {
@@ -171,7 +175,51 @@ impl<'a> EnvInput<'a> {
             artifacts,
             spec: serde_json::to_vec(spec).expect("JSON serializes"),
             artifacts_json: OnceLock::new(),
+            hashes: OnceLock::new(),
         }
+    }
+
+    /// Names the input document of `policy`'s call (without secret values) for the result
+    /// cache (`LoadedPolicy::check_memoized`) without building it: a digest of everything
+    /// [`EnvInput::bytes`] builds it from, with the spec and each file's text by their blake3.
+    /// A recompile served from the cache hashes each environment's spec and files once,
+    /// instead of serializing and hashing every policy's document (hundreds of KB each).
+    pub fn identity(&self, policy: &Policy) -> blake3::Hash {
+        self.identity_for(policy.module.meta(), policy.spec_path.as_deref())
+    }
+
+    fn identity_for(&self, meta: &PolicyMeta, spec_path: Option<&str>) -> blake3::Hash {
+        let model = self.model;
+        let (spec, texts) = self.hashes.get_or_init(|| {
+            let texts = self
+                .artifacts
+                .iter()
+                .map(|a| blake3::hash(a.text.as_bytes()));
+            (blake3::hash(&self.spec), texts.collect())
+        });
+        let mut h = blake3::Hasher::new_derive_key("kiln 2026 policy input document v1");
+        let mut field = |bytes: &[u8]| {
+            h.update(&(bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        field(kiln_policy_host::ABI_VERSION.as_bytes());
+        field(meta.id.as_bytes());
+        let settings = settings(spec_path, &meta.id, model);
+        field(&serde_json::to_vec(&settings).expect("JSON serializes"));
+        field(model.environment.as_bytes());
+        field(model.tier.as_str().as_bytes());
+        field(spec.as_bytes());
+        if meta.wants_artifacts() {
+            field(b"artifacts");
+            for (a, text) in artifact_inputs(model, self.artifacts).zip(texts) {
+                if meta.reads_target(a.target) {
+                    field(a.target.as_bytes());
+                    field(a.path.as_bytes());
+                    field(text.as_bytes());
+                }
+            }
+        }
+        h.finalize()
     }
 
     /// The input document of `policy`'s call, serialized: the same bytes as
@@ -291,8 +339,10 @@ pub fn check_env(
     let mut out: Vec<Diagnostic> = policies
         .par_iter()
         .flat_map_iter(|policy| {
-            let bytes = input.bytes(policy, None);
-            evaluate_input(policy, model, &bytes, &env.artifacts, None, sources)
+            let result = policy
+                .module
+                .check_memoized(&input.identity(policy), || input.bytes(policy, None).into());
+            findings_of(policy, model, result, &env.artifacts, None, sources)
         })
         .collect();
     out.extend(check_config(model, &policies, today, sources));
@@ -309,24 +359,24 @@ pub fn evaluate(
     sources: &Sources,
 ) -> Vec<Diagnostic> {
     let bytes = EnvInput::new(model, spec, artifacts).bytes(policy, secret_values);
-    evaluate_input(policy, model, &bytes, artifacts, secret_values, sources)
+    // Through the host's result cache unless the input holds real secret values (the cache is
+    // a folder of files).
+    let result = match secret_values {
+        None => policy.module.check_cached(&bytes),
+        Some(_) => policy.module.check(&bytes),
+    };
+    findings_of(policy, model, result, artifacts, secret_values, sources)
 }
 
-/// [`evaluate`] on an input document already serialized. Through the host's result cache
-/// unless the input holds real secret values (the cache is a folder of files).
-fn evaluate_input(
+/// The diagnostics of one policy's call on one environment: its findings, or its failure.
+fn findings_of(
     policy: &Policy,
     model: &Model,
-    bytes: &[u8],
+    result: Result<PolicyOutput, PolicyError>,
     artifacts: &[Artifact],
     secret_values: Option<&BTreeMap<String, String>>,
     sources: &Sources,
 ) -> Vec<Diagnostic> {
-    let result = if secret_values.is_none() {
-        policy.module.check_cached(bytes)
-    } else {
-        policy.module.check(bytes)
-    };
     let output = match result {
         Ok(o) => o,
         Err(e) => {
@@ -705,5 +755,51 @@ mod tests {
             }
         }
         assert!(checked > 0);
+    }
+
+    /// The result cache is sound only if an input's identity determines its bytes: over every
+    /// environment of the fixtures and every standard policy, and with one file changed, equal
+    /// identities mean equal documents and different documents different identities.
+    #[test]
+    fn identity_names_exactly_one_input_document() {
+        let mut seen: BTreeMap<[u8; 32], Vec<u8>> = BTreeMap::new();
+        let mut documents = std::collections::BTreeSet::new();
+        let mut record = |identity: blake3::Hash, bytes: Vec<u8>| {
+            documents.insert(bytes.clone());
+            let previous = seen
+                .entry(*identity.as_bytes())
+                .or_insert_with(|| bytes.clone());
+            assert!(*previous == bytes, "one identity for two documents");
+        };
+        for name in ["tulia", "tdah", "taskassistant", "ascai"] {
+            let b = fixture(name);
+            for env in &b.envs {
+                let model = env.model.as_ref().expect("model");
+                let spec = model.to_json();
+                let mut changed = env.artifacts.clone();
+                for a in changed
+                    .iter_mut()
+                    .filter(|a| a.path.contains("/k8s/"))
+                    .take(1)
+                {
+                    a.text.push('\n');
+                }
+                for artifacts in [&env.artifacts, &changed] {
+                    let input = EnvInput::new(model, &spec, artifacts);
+                    for (_, _, meta) in crate::stdlib::metas() {
+                        record(
+                            input.identity_for(meta, None),
+                            input.bytes_for(meta, None, None),
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            seen.len(),
+            documents.len(),
+            "one document under two identities"
+        );
+        assert!(seen.len() > 40);
     }
 }
