@@ -199,6 +199,37 @@ fn check_reports_every_state() {
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
 }
 
+/// A recompile compares each environment's files with the disk while it builds
+/// and keeps only the text of those that differ: it rewrites exactly the files
+/// that changed, and its lock (whose hashes of the others come from that
+/// comparison) is the lock of a fresh compile.
+#[test]
+fn a_recompile_writes_only_what_changed() {
+    let dir = copy_fixture("tulia");
+    compile_ok(dir.path());
+    let fresh = snapshot(dir.path());
+    let outputs = text(&fresh["kiln.lock"]).matches("\noutput ").count();
+    assert!(outputs > 10);
+
+    let nginx = first_output(dir.path(), "nginx.conf");
+    let original = std::fs::read_to_string(&nginx).expect("read");
+    std::fs::write(&nginx, format!("{original}# tuned by hand\n")).expect("write");
+    std::fs::remove_file(first_output(dir.path(), "compose.yaml")).expect("rm");
+    let o = kiln(&["compile"], dir.path());
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 0, "{err}");
+    let summary = format!("2 written, {} unchanged, 0 removed", outputs - 2);
+    assert!(err.contains(&summary), "expected `{summary}`:\n{err}");
+    assert!(
+        snapshot(dir.path()) == fresh,
+        "the recompile did not restore the fresh output"
+    );
+
+    let o = kiln(&["compile"], dir.path());
+    let summary = format!("0 written, {outputs} unchanged, 0 removed");
+    assert!(text(&o.stderr).contains(&summary), "{}", text(&o.stderr));
+}
+
 #[test]
 fn an_interrupted_compile_leaves_the_previous_files() {
     let dir = copy_fixture("tulia");

@@ -21,6 +21,11 @@ pub struct EnvBuild {
     pub model: Option<Model>,
     /// Paths relative to the project folder (`generated/production/nginx/nginx.conf`).
     pub artifacts: Vec<Artifact>,
+    /// Outputs found identical on disk while building, by path, with their blake3: `kiln
+    /// compile` moves them here out of `artifacts` as soon as the environment is judged, so
+    /// that a recompile of many environments does not hold the text of files it will not
+    /// write. Empty for every other command.
+    pub settled: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -168,6 +173,7 @@ fn build_env(project: &Project, env: &str) -> (EnvBuild, Vec<Diagnostic>) {
             name: env.to_owned(),
             model,
             artifacts,
+            settled: Vec::new(),
         },
         diags,
     )
@@ -230,7 +236,9 @@ impl Build {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
 
-    /// Every generated file, by path relative to the project folder.
+    /// Every generated file whose text this build holds (all of them, unless
+    /// some were [settled](EnvBuild::settled)), by path relative to the project
+    /// folder.
     pub fn files(&self) -> BTreeMap<&str, &Artifact> {
         self.envs
             .iter()
@@ -260,8 +268,22 @@ impl Build {
                 .files()
                 .into_par_iter()
                 .map(|(p, a)| (p.to_owned(), hash(a.text.as_bytes())))
+                .chain(
+                    self.envs
+                        .par_iter()
+                        .flat_map_iter(|e| e.settled.iter().cloned()),
+                )
                 .collect(),
         }
+    }
+
+    /// The outputs found identical on disk while building (see [`EnvBuild::settled`]).
+    pub fn settled(&self) -> std::collections::BTreeSet<&str> {
+        self.envs
+            .iter()
+            .flat_map(|e| &e.settled)
+            .map(|(p, _)| p.as_str())
+            .collect()
     }
 }
 

@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use kiln::build::{self, Build, COMPILER_VERSION};
+use kiln::build::{self, Build, COMPILER_VERSION, safe_relative};
 use kiln::compare::{self, Difference, State};
 use kiln::lock::{LOCK_FILE, Lock, hash};
 use kiln_core::diagnostic::{Diagnostic, JsonDiagnostic, RenderOptions, render};
@@ -16,6 +16,7 @@ use rayon::prelude::*;
 
 use crate::cli::{Cli, Color, Command, DiffFormat, Format};
 use crate::disk;
+use crate::policy_cmd::Keep;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FINDINGS: u8 = 1;
@@ -150,12 +151,11 @@ pub fn load(dir: &Path) -> Result<(PathBuf, Project, Vec<Diagnostic>), Box<Diagn
 }
 
 /// Loads and builds; on a missing project, prints the diagnostic.
-/// `lean`: see [`crate::policy_cmd::build_checked`].
 fn load_and_build(
     ui: &Ui,
     dir: &Path,
     envs: &[String],
-    lean: bool,
+    keep: Keep,
 ) -> Result<(PathBuf, Build), u8> {
     crate::policy_cmd::prefetch_stdlib();
     let (root, project, diags) = match load(dir) {
@@ -165,7 +165,7 @@ fn load_and_build(
             return Err(EXIT_ERROR);
         }
     };
-    let b = crate::policy_cmd::build_checked(&root, project, diags, envs, lean);
+    let b = crate::policy_cmd::build_checked(&root, project, diags, envs, keep);
     Ok((root, b))
 }
 
@@ -173,10 +173,26 @@ fn compile(ui: &Ui, dir: &Path, envs: &[String], check: bool, format: Format) ->
     if check {
         return compile_check(ui, dir, envs, format);
     }
-    let (root, b) = match load_and_build(ui, dir, envs, true) {
+    crate::policy_cmd::prefetch_stdlib();
+    let (root, project, diags) = match load(dir) {
         Ok(x) => x,
-        Err(code) => return Ok(code),
+        Err(d) => {
+            ui.diagnostics(&[*d], &Sources::new());
+            return Ok(EXIT_ERROR);
+        }
     };
+    // When the output folder exists, hold its lock for the whole compile: each
+    // environment's files are then compared with the disk as soon as they are
+    // built, and the text of those already there is not kept until the write.
+    let early = match safe_relative(&project.output) && !diags.iter().any(Diagnostic::is_error) {
+        true => disk::OutputLock::acquire_existing(&root, &project.output)?,
+        false => None,
+    };
+    let keep = match &early {
+        Some(guard) => Keep::Changed { _held: guard },
+        None => Keep::Files,
+    };
+    let b = crate::policy_cmd::build_checked(&root, project, diags, envs, keep);
     let code = exit_code(&b.diagnostics);
     report(ui, &b, format, &[])?;
     if code != EXIT_OK {
@@ -185,6 +201,10 @@ fn compile(ui: &Ui, dir: &Path, envs: &[String], check: bool, format: Format) ->
         }
         return Ok(code);
     }
+    let guard = match early {
+        Some(guard) => guard,
+        None => disk::OutputLock::acquire(&root, &b.project.output)?,
+    };
     let previous = match disk::read_lock(&root)? {
         Some(Ok(lock)) => Some(lock),
         _ => None,
@@ -200,9 +220,11 @@ fn compile(ui: &Ui, dir: &Path, envs: &[String], check: bool, format: Format) ->
         .map(|p| scoped_lock(p, &b.project.output, &selected_names(&b)));
     let written = disk::write_compile(
         &mut disk::RealFs::from_env(),
+        &guard,
         &root,
         &b.project.output,
         &bytes,
+        &b.settled(),
         previous_for_removal.as_ref(),
         &lock,
     )?;
@@ -294,7 +316,7 @@ fn compile_check(ui: &Ui, dir: &Path, envs: &[String], format: Format) -> Result
         }
         return Ok(EXIT_OK);
     }
-    let (root, b) = match load_and_build(ui, dir, envs, true) {
+    let (root, b) = match load_and_build(ui, dir, envs, Keep::Files) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
@@ -423,7 +445,7 @@ fn report(ui: &Ui, b: &Build, format: Format, diffs: &[Difference]) -> Result<()
 }
 
 fn diff(ui: &Ui, dir: &Path, envs: &[String], format: DiffFormat) -> Result<u8> {
-    let (root, b) = match load_and_build(ui, dir, envs, false) {
+    let (root, b) = match load_and_build(ui, dir, envs, Keep::All) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };

@@ -167,33 +167,70 @@ pub struct WriteReport {
     pub removed: Vec<String>,
 }
 
+/// The exclusive advisory lock on an output folder: one `kiln compile` at a time
+/// reads and writes it. Released when dropped.
+pub struct OutputLock {
+    _file: fs::File,
+}
+
+impl OutputLock {
+    /// Creates `root/output` if needed, then waits for and takes its lock.
+    pub fn acquire(root: &Path, output: &str) -> Result<OutputLock> {
+        let out_dir = root.join(output);
+        fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+        OutputLock::take(&out_dir)
+    }
+
+    /// [`acquire`](OutputLock::acquire) when `root/output` is already a folder; `None`
+    /// (nothing to guard yet, and nothing created) when it is not.
+    pub fn acquire_existing(root: &Path, output: &str) -> Result<Option<OutputLock>> {
+        let out_dir = root.join(output);
+        match out_dir.is_dir() {
+            true => OutputLock::take(&out_dir).map(Some),
+            false => Ok(None),
+        }
+    }
+
+    fn take(out_dir: &Path) -> Result<OutputLock> {
+        let path = out_dir.join(WRITE_LOCK);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        file.lock()
+            .context("waiting for another kiln compile to finish")?;
+        Ok(OutputLock { _file: file })
+    }
+}
+
 /// Writes a compile: every changed file to a temp file first (all of them made
 /// durable before going on), then renames them into place, removes files the
 /// previous lock generated that are no longer produced, and writes the lock
 /// last. A failure before the renames leaves the previous files and lock as
 /// they were.
+///
+/// `files` are compared with the disk here; `settled` are outputs of this
+/// compile already found identical on disk (by [`settle`], under the same
+/// `_guard`): they are neither written nor removed.
+#[allow(clippy::too_many_arguments)]
 pub fn write_compile(
     fs_ops: &mut dyn Fs,
+    _guard: &OutputLock,
     root: &Path,
     output: &str,
     files: &BTreeMap<&str, &[u8]>,
+    settled: &BTreeSet<&str>,
     previous: Option<&Lock>,
     lock: &Lock,
 ) -> Result<WriteReport> {
     let out_dir = root.join(output);
-    fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    let lock_file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(out_dir.join(WRITE_LOCK))
-        .with_context(|| format!("opening {}", out_dir.join(WRITE_LOCK).display()))?;
-    lock_file
-        .lock()
-        .context("waiting for another kiln compile to finish")?;
-
     clean_temp_files(&out_dir);
-    let mut report = WriteReport::default();
+    let mut report = WriteReport {
+        unchanged: settled.len(),
+        ..WriteReport::default()
+    };
     let mut staged: Vec<(PathBuf, PathBuf, String)> = Vec::new();
     let result = (|| -> Result<()> {
         let prefix = format!("{output}/");
@@ -239,6 +276,7 @@ pub fn write_compile(
     if let Some(previous) = previous {
         for old in previous.outputs.keys() {
             if files.contains_key(old.as_str())
+                || settled.contains(old.as_str())
                 || !safe_relative(old)
                 || !old.starts_with(&format!("{output}/"))
             {
@@ -265,9 +303,27 @@ pub fn write_compile(
 
 /// Whether the file at `path` holds exactly `bytes` (a different length is
 /// known without reading it).
+/// Whether the file at `root/rel` holds exactly `bytes`. For `kiln compile`
+/// while it builds (under its [`OutputLock`]): an environment's files that are
+/// already on disk need not be kept in memory until the write.
+pub fn settle(root: &Path, rel: &str, bytes: &[u8]) -> bool {
+    safe_relative(rel) && same_file(&root.join(rel), bytes)
+}
+
+/// One open, one `fstat`, and a read only when the sizes agree.
 fn same_file(path: &Path, bytes: &[u8]) -> bool {
-    fs::metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64)
-        && fs::read(path).is_ok_and(|old| old == bytes)
+    use std::io::Read;
+    let Ok(mut file) = fs::File::open(path) else {
+        return false;
+    };
+    if !file
+        .metadata()
+        .is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64)
+    {
+        return false;
+    }
+    let mut old = Vec::with_capacity(bytes.len() + 1);
+    file.read_to_end(&mut old).is_ok() && old == bytes
 }
 
 fn tmp_path(path: &Path) -> PathBuf {

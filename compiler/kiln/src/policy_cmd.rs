@@ -20,6 +20,7 @@ use kiln_policy_host::{HostConfig, PolicyHost};
 
 use crate::cli::{Format, PolicyCommand, SecretsCommand};
 use crate::cmd::{EXIT_ERROR, EXIT_OK, Ui, out};
+use crate::disk::OutputLock;
 
 fn host() -> &'static Result<PolicyHost, String> {
     static HOST: OnceLock<Result<PolicyHost, String>> = OnceLock::new();
@@ -177,20 +178,36 @@ impl SpecModules<'_> {
     }
 }
 
+/// What [`build_checked`] keeps of each environment once its policies ran.
+pub enum Keep<'a> {
+    /// Everything: models and line provenance, which `diff` and `explain` map output lines
+    /// back to the spec with.
+    All,
+    /// The files' text only.
+    Files,
+    /// The text of the files that differ from the disk only: files already on disk byte for
+    /// byte move to [`EnvBuild::settled`](kiln::build::EnvBuild::settled) with their hash.
+    /// For `kiln compile`, which holds the output folder's lock for the whole build, so the
+    /// disk cannot change between this comparison and the write.
+    Changed {
+        /// Proof that the lock is held.
+        _held: &'a OutputLock,
+    },
+}
+
 /// Builds the selected environments and judges each with every policy as soon
 /// as it is built, in parallel. Policy findings are kept only when the build
 /// itself has no error (a broken spec is reported alone).
 ///
-/// With `lean`, each environment's model and line provenance are dropped once
-/// its policies ran: what remains is the files' text, enough to report, lock and
-/// write. Commands that map output lines back to the spec (`diff`, `explain`)
-/// build without it.
+/// Unless `keep` is [`Keep::All`], each environment's model and line provenance
+/// are dropped once its policies ran, so that a build of a thousand
+/// environments holds their files, not their models.
 pub fn build_checked(
     root: &Path,
     project: Project,
     diags: Vec<Diagnostic>,
     envs: &[String],
-    lean: bool,
+    keep: Keep<'_>,
 ) -> Build {
     let modules = SpecModules::new(root);
     let today = today();
@@ -215,11 +232,27 @@ pub fn build_checked(
                 ),
             }
         }
-        if lean {
-            env.model = None;
-            for a in &mut env.artifacts {
-                a.lines = Default::default();
-            }
+        if matches!(keep, Keep::All) {
+            return out;
+        }
+        env.model = None;
+        for a in &mut env.artifacts {
+            a.lines = Default::default();
+        }
+        if let Keep::Changed { .. } = keep
+            && !out.iter().any(Diagnostic::is_error)
+        {
+            let (same, differ): (Vec<_>, Vec<_>) = std::mem::take(&mut env.artifacts)
+                .into_iter()
+                .partition(|a| crate::disk::settle(root, &a.path, a.text.as_bytes()));
+            env.settled = same
+                .into_iter()
+                .map(|a| {
+                    let h = hash(a.text.as_bytes());
+                    (a.path, h)
+                })
+                .collect();
+            env.artifacts = differ;
         }
         out
     });
