@@ -464,6 +464,22 @@ pub mod __private {
             /// Grows linear memory so that `[start, start + size)` fits, at least doubling what
             /// this allocator owns (few `memory.grow` calls); false when memory is exhausted.
             fn grow(&self, size: usize, align: usize) -> Option<usize> {
+                if self.end.get() == 0 {
+                    // First use: the heap the linker left between the data and the end of the
+                    // initial memory comes first (`policies/build.sh` links the standard
+                    // modules with 4 MiB, so that most calls never grow memory).
+                    unsafe extern "C" {
+                        static __heap_base: u8;
+                    }
+                    // SAFETY: only the symbol's address is taken; wasm-ld defines it.
+                    let heap = unsafe { core::ptr::addr_of!(__heap_base) } as usize;
+                    let end = core::arch::wasm32::memory_size(0) * PAGE;
+                    self.next.set(heap);
+                    self.end.set(end);
+                    if heap + size + align <= end {
+                        return Some(heap);
+                    }
+                }
                 // Double the memory (at most 8 MiB at a time, to stay clear of the host's
                 // memory cap), or exactly what this block needs if that is more.
                 let current = core::arch::wasm32::memory_size(0) * PAGE;
