@@ -230,6 +230,49 @@ fn a_recompile_writes_only_what_changed() {
     assert!(text(&o.stderr).contains(&summary), "{}", text(&o.stderr));
 }
 
+/// Human output of a project with many environments stays readable: a note
+/// names at most 8 environments, and warnings of one code beyond the first 25
+/// are counted, not drawn; `--verbose` and `--format json` keep everything.
+#[test]
+fn many_environments_keep_human_output_short() {
+    let dir = copy_fixture("tulia");
+    let spec = dir.path().join("kiln.kdl");
+    let mut s = std::fs::read_to_string(&spec).expect("read");
+    // 30 environments, each with a site of its own: a `static` folder k8s cannot serve is one
+    // warning per environment, at its own line.
+    for i in 1..=30 {
+        s.push_str(&format!(
+            "environment e{i:02} extends=development {{\n    env {{ ALLOWED_HOSTS \"api.dev.tulia.example,e{i:02}.example.com\"; }}\n    site \"e{i:02}.example.com\" upstream=web {{ static \"/static/\" root=\"/srv/static/\"; }}\n}}\n"
+        ));
+    }
+    std::fs::write(&spec, s).expect("write");
+
+    let o = kiln(&["compile", "--check"], dir.path());
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("environments e01, e02, e03, e04, e05, e06, e07, e08 and 22 more"),
+        "{err}"
+    );
+    assert!(!err.contains("e09, e10"), "{err}");
+    assert!(
+        err.contains("more warning(s) like the ones above hidden (target-unsupported ×"),
+        "{err}"
+    );
+    let drawn = err.matches("an Ingress cannot serve files").count();
+    assert!((10..30).contains(&drawn), "{drawn} drawn:\n{err}");
+
+    let o = kiln(&["compile", "--check", "--verbose"], dir.path());
+    let verbose = text(&o.stderr);
+    assert!(!verbose.contains("more warning(s)"), "{verbose}");
+    assert!(verbose.matches("an Ingress cannot serve files").count() > 30);
+    let o = kiln(&["compile", "--check", "--format", "json"], dir.path());
+    let json = text(&o.stdout);
+    assert!(
+        json.contains("e29, e30") || json.contains("e29 (development), e30"),
+        "{json}"
+    );
+}
+
 #[test]
 fn an_interrupted_compile_leaves_the_previous_files() {
     let dir = copy_fixture("tulia");

@@ -79,13 +79,37 @@ impl Ui {
     }
 
     /// Renders diagnostics to stderr; information-level ones only with `--verbose`.
+    ///
+    /// Without `--verbose`, a project of many environments stays readable: a note
+    /// naming environments names at most [`ENV_NAMES_SHOWN`] of them, and of the
+    /// warnings sharing one code only the first [`SAME_CODE_SHOWN`] are drawn,
+    /// the rest counted. Errors are always drawn in full.
     pub fn diagnostics(&self, diags: &[Diagnostic], sources: &Sources) {
-        let shown: Vec<Diagnostic> = diags
-            .iter()
-            .filter(|d| self.verbose || d.severity != kiln_core::Severity::Info)
-            .cloned()
-            .collect();
-        let hidden = diags.len() - shown.len();
+        let mut per_code: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut folded: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut shown: Vec<Diagnostic> = Vec::new();
+        let mut info = 0;
+        for d in diags {
+            if self.verbose {
+                shown.push(d.clone());
+                continue;
+            }
+            if d.severity == kiln_core::Severity::Info {
+                info += 1;
+                continue;
+            }
+            let seen = per_code.entry(&d.code).or_default();
+            *seen += 1;
+            if !d.is_error() && *seen > SAME_CODE_SHOWN {
+                *folded.entry(&d.code).or_default() += 1;
+                continue;
+            }
+            let mut d = d.clone();
+            for note in &mut d.notes {
+                shorten_environment_list(note);
+            }
+            shown.push(d);
+        }
         let mut text = render(
             &shown,
             sources,
@@ -94,12 +118,41 @@ impl Ui {
                 width: self.width,
             },
         );
-        if hidden > 0 {
+        if !folded.is_empty() {
+            let total: usize = folded.values().sum();
+            let codes: Vec<String> = folded.iter().map(|(c, n)| format!("{c} ×{n}")).collect();
             text.push_str(&format!(
-                "kiln: {hidden} informational note(s) hidden; --verbose shows them\n"
+                "kiln: {total} more warning(s) like the ones above hidden ({}); --verbose shows them\n",
+                codes.join(", ")
+            ));
+        }
+        if info > 0 {
+            text.push_str(&format!(
+                "kiln: {info} informational note(s) hidden; --verbose shows them\n"
             ));
         }
         let _ = std::io::stderr().write_all(text.as_bytes());
+    }
+}
+
+/// How many environments a note names in human output without `--verbose`.
+const ENV_NAMES_SHOWN: usize = 8;
+/// How many warnings of one code human output draws without `--verbose`.
+const SAME_CODE_SHOWN: usize = 25;
+
+/// Shortens "environments a (production), b (production), …" to its first
+/// [`ENV_NAMES_SHOWN`] names and a count of the rest.
+fn shorten_environment_list(note: &mut String) {
+    let Some(list) = note.strip_prefix("environments ") else {
+        return;
+    };
+    let names: Vec<&str> = list.split(", ").collect();
+    if names.len() > ENV_NAMES_SHOWN {
+        *note = format!(
+            "environments {} and {} more",
+            names[..ENV_NAMES_SHOWN].join(", "),
+            names.len() - ENV_NAMES_SHOWN
+        );
     }
 }
 
