@@ -10,12 +10,17 @@
 //! a complete file. A reader never sees half a file; a torn write after a power loss, a
 //! truncated or garbage file, or an entry from an incompatible wasmtime is detected, ignored,
 //! rebuilt and overwritten. Failing to write the cache never fails a load.
+//!
+//! Both caches (compiled modules, and policy outputs: [`ResultCache`]) are pruned: a hit marks
+//! its entry used (its modification time, at most once a day), and at most once a day a host
+//! removes, on a thread of its own, the entries nobody used for [`KEEP_UNUSED`].
 
 use std::fs;
 use std::hash::{Hash, Hasher};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use wasmtime::{Engine, Module};
 
@@ -90,7 +95,7 @@ impl DiskCache {
     pub(crate) fn lookup(&self, engine: &Engine, key: &str) -> Lookup {
         // Not found, or unreadable (the folder is not a folder, no permission): either way
         // there is nothing usable, and `store` will say whether it can write.
-        let Ok(data) = fs::read(self.entry_path(key)) else {
+        let Some(data) = read_entry(&self.entry_path(key), SystemTime::now()) else {
             return Lookup::Miss;
         };
         let Some(payload) = verified_payload(&data) else {
@@ -120,6 +125,99 @@ impl DiskCache {
     pub(crate) fn store(&self, key: &str, serialized: &[u8]) -> io::Result<()> {
         write_entry(&self.dir, &self.entry_path(key), MAGIC, serialized)
     }
+}
+
+/// How long an entry may go unused before a prune removes it.
+pub(crate) const KEEP_UNUSED: Duration = Duration::from_secs(30 * 86_400);
+/// A hit marks its entry used when the mark is older than this: at most one `futimens` per
+/// entry and day, and a pruned entry was unused for at least `KEEP_UNUSED - MARK_EVERY`.
+const MARK_EVERY: Duration = Duration::from_secs(86_400);
+/// A host prunes when the last prune (the modification time of `PRUNE_MARKER`) is older.
+const PRUNE_EVERY: Duration = Duration::from_secs(86_400);
+const PRUNE_MARKER: &str = "last-prune";
+
+/// An entry's bytes, marking it used (its modification time) when the mark is older than
+/// [`MARK_EVERY`]. `None` when it cannot be read.
+fn read_entry(path: &Path, now: SystemTime) -> Option<Vec<u8>> {
+    let mut file = fs::File::open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    let mut data = Vec::with_capacity(meta.len() as usize + 1);
+    file.read_to_end(&mut data).ok()?;
+    let stale = meta
+        .modified()
+        .is_ok_and(|m| now.duration_since(m).is_ok_and(|age| age > MARK_EVERY));
+    if stale {
+        // Best effort: a cache folder we may read but not mark is only pruned sooner.
+        let _ = file.set_modified(now);
+    }
+    Some(data)
+}
+
+/// At most once per [`PRUNE_EVERY`], removes the entries of `cache_dir`'s caches that were not
+/// used for [`KEEP_UNUSED`], on a thread of its own: nothing waits for it. The marker is
+/// written first, so a process that exits before the prune ends leaves the rest for the next
+/// day rather than starting over on every run; two processes pruning at once only race to
+/// delete the same files.
+pub(crate) fn prune_in_background(cache_dir: &Path) -> Option<std::thread::JoinHandle<()>> {
+    let dirs = [
+        cache_dir.join("policy-modules"),
+        cache_dir.join("policy-results"),
+    ];
+    let now = SystemTime::now();
+    let marker = cache_dir.join(PRUNE_MARKER);
+    let recent = fs::metadata(&marker)
+        .and_then(|m| m.modified())
+        .is_ok_and(|last| {
+            now.duration_since(last)
+                .map_or(true, |age| age < PRUNE_EVERY)
+        });
+    if recent || !dirs.iter().any(|d| d.is_dir()) || fs::write(&marker, b"").is_err() {
+        return None;
+    }
+    std::thread::Builder::new()
+        .name("kiln-cache-prune".into())
+        .spawn(move || {
+            for dir in &dirs {
+                prune(dir, now - KEEP_UNUSED);
+            }
+        })
+        .ok()
+}
+
+/// Removes the files under `dir` (and one level of folders) last marked before `cutoff`,
+/// temporary files left by a killed process included. Returns how many it removed.
+pub(crate) fn prune(dir: &Path, cutoff: SystemTime) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else {
+            continue;
+        };
+        if meta.is_dir() {
+            removed += prune_files(&entry.path(), cutoff);
+            // Only succeeds when the folder is empty.
+            let _ = fs::remove_dir(entry.path());
+        } else if meta.is_file() && meta.modified().is_ok_and(|m| m < cutoff) {
+            removed += usize::from(fs::remove_file(entry.path()).is_ok());
+        }
+    }
+    removed
+}
+
+fn prune_files(dir: &Path, cutoff: SystemTime) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.metadata()
+                .is_ok_and(|m| m.is_file() && m.modified().is_ok_and(|m| m < cutoff))
+        })
+        .filter(|e| fs::remove_file(e.path()).is_ok())
+        .count()
 }
 
 /// Writes `magic`, the payload's blake3 and the payload to `path` in `dir`, atomically: a
@@ -196,7 +294,7 @@ impl ResultCache {
     }
 
     pub(crate) fn lookup(&self, key: &blake3::Hash) -> Option<Vec<u8>> {
-        let data = fs::read(self.path(key).1).ok()?;
+        let data = read_entry(&self.path(key).1, SystemTime::now())?;
         let payload = verified_payload_with(&data, RESULT_MAGIC)?;
         Some(payload.to_vec())
     }
@@ -238,5 +336,68 @@ mod tests {
         assert_eq!(verified_payload(&entry), None);
         assert_eq!(verified_payload(&entry[..20]), None);
         assert_eq!(verified_payload(b""), None);
+    }
+
+    fn entry(path: &Path, age_days: u64, now: SystemTime) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, b"x").unwrap();
+        let file = fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(now - Duration::from_secs(age_days * 86_400))
+            .unwrap();
+    }
+
+    #[test]
+    fn unused_entries_are_pruned_and_hits_mark_theirs_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let (results, modules) = (
+            dir.path().join("policy-results"),
+            dir.path().join("policy-modules"),
+        );
+        let now = SystemTime::now();
+        entry(&results.join("ab/old"), 40, now);
+        entry(&results.join("ab/recent"), 0, now);
+        entry(&results.join("ab/used"), 40, now);
+        entry(&results.join("cd/old"), 31, now);
+        entry(&modules.join("old.cwasm"), 45, now);
+        entry(&modules.join(".old.cwasm.1.0.tmp"), 45, now);
+        entry(&modules.join("new.cwasm"), 0, now);
+        // A hit marks its entry used; a recent mark is left alone (no write per hit).
+        assert_eq!(
+            read_entry(&results.join("ab/used"), now).as_deref(),
+            Some(&b"x"[..])
+        );
+        let mtime = |p: &Path| fs::metadata(p).unwrap().modified().unwrap();
+        assert!(now.duration_since(mtime(&results.join("ab/used"))).unwrap() < MARK_EVERY);
+        let recent = mtime(&results.join("ab/recent"));
+        read_entry(&results.join("ab/recent"), now + Duration::from_secs(3600)).unwrap();
+        assert_eq!(mtime(&results.join("ab/recent")), recent);
+
+        let handle = prune_in_background(dir.path()).expect("a first prune runs");
+        handle.join().unwrap();
+        let left = |d: &Path| {
+            let mut names: Vec<String> = walk(d);
+            names.sort();
+            names
+        };
+        assert_eq!(left(&results), ["ab/recent", "ab/used"]);
+        assert_eq!(left(&modules), ["new.cwasm"]);
+        assert!(!results.join("cd").exists(), "an emptied folder stays");
+        // At most once a day.
+        entry(&results.join("ab/old"), 40, now);
+        assert!(prune_in_background(dir.path()).is_none());
+        assert!(results.join("ab/old").exists());
+    }
+
+    fn walk(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(dir).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.path().is_dir() {
+                out.extend(walk(&e.path()).into_iter().map(|n| format!("{name}/{n}")));
+            } else {
+                out.push(name);
+            }
+        }
+        out
     }
 }

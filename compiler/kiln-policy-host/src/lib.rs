@@ -194,6 +194,9 @@ impl PolicyHost {
             .div_ceil(tick.as_nanos())
             .max(1) as u64;
         let ticker = Ticker::start(engine.clone(), tick)?;
+        if let Some(dir) = &config.cache_dir {
+            cache::prune_in_background(dir);
+        }
         Ok(PolicyHost {
             shared: Arc::new(Shared {
                 cache: config.cache_dir.as_deref().map(DiskCache::new),
