@@ -163,8 +163,71 @@ pub struct EnvInput<'a> {
     spec: Vec<u8>,
     /// Each artifact's target and its element of the `artifacts` array.
     artifacts_json: OnceLock<Vec<(&'a str, Vec<u8>)>>,
-    /// The blake3 of `spec` and of each artifact's text, for [`EnvInput::identity`].
-    hashes: OnceLock<(blake3::Hash, Vec<blake3::Hash>)>,
+    /// For [`EnvInput::identity`], built on first use.
+    digests: OnceLock<Digests>,
+}
+
+/// What an identity hashes instead of the spec and the files' text.
+struct Digests {
+    /// The blake3 of the serialized spec.
+    spec: blake3::Hash,
+    /// Each artifact's element of the `artifacts` array with an empty text, and the blake3 of
+    /// its text.
+    files: Vec<(Vec<u8>, blake3::Hash)>,
+}
+
+/// Where [`EnvInput::write`] puts a document: its bytes, or its identity.
+trait Sink {
+    /// JSON text of the document's envelope.
+    fn raw(&mut self, bytes: &[u8]);
+    /// The `spec` member's value.
+    fn spec(&mut self);
+    /// The element of the `artifacts` array for the `index`th artifact.
+    fn file(&mut self, index: usize);
+}
+
+/// The document's bytes.
+struct DocumentBytes<'e, 'a> {
+    input: &'e EnvInput<'a>,
+    out: Vec<u8>,
+}
+
+impl Sink for DocumentBytes<'_, '_> {
+    fn raw(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+    fn spec(&mut self) {
+        self.out.extend_from_slice(&self.input.spec);
+    }
+    fn file(&mut self, index: usize) {
+        self.out
+            .extend_from_slice(&self.input.artifacts_json()[index].1);
+    }
+}
+
+/// The document's identity: the same stream with the spec and each file's text replaced by
+/// a NUL byte and their blake3. JSON text has no raw NUL, so the stream still names exactly
+/// one document; and since it is written by the same [`EnvInput::write`], any change to the
+/// document's shape changes the identity too.
+struct DocumentIdentity<'e, 'a> {
+    input: &'e EnvInput<'a>,
+    hasher: blake3::Hasher,
+}
+
+impl Sink for DocumentIdentity<'_, '_> {
+    fn raw(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+    }
+    fn spec(&mut self) {
+        self.hasher.update(b"\0");
+        self.hasher.update(self.input.digests().spec.as_bytes());
+    }
+    fn file(&mut self, index: usize) {
+        let (envelope, text) = &self.input.digests().files[index];
+        self.hasher.update(envelope);
+        self.hasher.update(b"\0");
+        self.hasher.update(text.as_bytes());
+    }
 }
 
 impl<'a> EnvInput<'a> {
@@ -175,51 +238,8 @@ impl<'a> EnvInput<'a> {
             artifacts,
             spec: serde_json::to_vec(spec).expect("JSON serializes"),
             artifacts_json: OnceLock::new(),
-            hashes: OnceLock::new(),
+            digests: OnceLock::new(),
         }
-    }
-
-    /// Names the input document of `policy`'s call (without secret values) for the result
-    /// cache (`LoadedPolicy::check_memoized`) without building it: a digest of everything
-    /// [`EnvInput::bytes`] builds it from, with the spec and each file's text by their blake3.
-    /// A recompile served from the cache hashes each environment's spec and files once,
-    /// instead of serializing and hashing every policy's document (hundreds of KB each).
-    pub fn identity(&self, policy: &Policy) -> blake3::Hash {
-        self.identity_for(policy.module.meta(), policy.spec_path.as_deref())
-    }
-
-    fn identity_for(&self, meta: &PolicyMeta, spec_path: Option<&str>) -> blake3::Hash {
-        let model = self.model;
-        let (spec, texts) = self.hashes.get_or_init(|| {
-            let texts = self
-                .artifacts
-                .iter()
-                .map(|a| blake3::hash(a.text.as_bytes()));
-            (blake3::hash(&self.spec), texts.collect())
-        });
-        let mut h = blake3::Hasher::new_derive_key("kiln 2026 policy input document v1");
-        let mut field = |bytes: &[u8]| {
-            h.update(&(bytes.len() as u64).to_le_bytes());
-            h.update(bytes);
-        };
-        field(kiln_policy_host::ABI_VERSION.as_bytes());
-        field(meta.id.as_bytes());
-        let settings = settings(spec_path, &meta.id, model);
-        field(&serde_json::to_vec(&settings).expect("JSON serializes"));
-        field(model.environment.as_bytes());
-        field(model.tier.as_str().as_bytes());
-        field(spec.as_bytes());
-        if meta.wants_artifacts() {
-            field(b"artifacts");
-            for (a, text) in artifact_inputs(model, self.artifacts).zip(texts) {
-                if meta.reads_target(a.target) {
-                    field(a.target.as_bytes());
-                    field(a.path.as_bytes());
-                    field(text.as_bytes());
-                }
-            }
-        }
-        h.finalize()
     }
 
     /// The input document of `policy`'s call, serialized: the same bytes as
@@ -234,67 +254,116 @@ impl<'a> EnvInput<'a> {
         self.bytes_for(meta, policy.spec_path.as_deref(), secret_values)
     }
 
+    /// Names the input document of `policy`'s call (without secret values) for the result
+    /// cache (`LoadedPolicy::check_memoized`) without building it: the document's stream with
+    /// the spec and each file's text replaced by their blake3 (see `DocumentIdentity`). A
+    /// recompile served from the cache hashes each environment's spec and files once,
+    /// instead of serializing and hashing every policy's document (hundreds of KB each).
+    pub fn identity(&self, policy: &Policy) -> blake3::Hash {
+        self.identity_for(policy.module.meta(), policy.spec_path.as_deref())
+    }
+
+    fn identity_for(&self, meta: &PolicyMeta, spec_path: Option<&str>) -> blake3::Hash {
+        let mut sink = DocumentIdentity {
+            input: self,
+            hasher: blake3::Hasher::new_derive_key("kiln 2026 policy input document identity"),
+        };
+        self.write(meta, spec_path, None, &mut sink);
+        sink.hasher.finalize()
+    }
+
     fn bytes_for(
         &self,
         meta: &PolicyMeta,
         spec_path: Option<&str>,
         secret_values: Option<&BTreeMap<String, String>>,
     ) -> Vec<u8> {
-        let model = self.model;
-        let artifacts: Option<Vec<&[u8]>> = meta.wants_artifacts().then(|| {
-            self.artifacts_json
-                .get_or_init(|| {
-                    artifact_inputs(model, self.artifacts)
-                        .map(|a| (a.target, serde_json::to_vec(&a).expect("JSON serializes")))
-                        .collect()
-                })
-                .iter()
-                .filter(|(target, _)| meta.reads_target(target))
-                .map(|(_, json)| json.as_slice())
+        let files_len: usize = match meta.wants_artifacts() {
+            true => self.artifacts_json().iter().map(|(_, j)| j.len() + 1).sum(),
+            false => 0,
+        };
+        let mut sink = DocumentBytes {
+            input: self,
+            out: Vec::with_capacity(self.spec.len() + files_len + 512),
+        };
+        self.write(meta, spec_path, secret_values, &mut sink);
+        sink.out
+    }
+
+    fn artifacts_json(&self) -> &[(&'a str, Vec<u8>)] {
+        self.artifacts_json.get_or_init(|| {
+            artifact_inputs(self.model, self.artifacts)
+                .map(|a| (a.target, serde_json::to_vec(&a).expect("JSON serializes")))
                 .collect()
-        });
-        let files_len = artifacts
-            .iter()
-            .flatten()
-            .map(|a| a.len() + 1)
-            .sum::<usize>();
-        let mut out = Vec::with_capacity(self.spec.len() + files_len + 512);
-        out.extend_from_slice(br#"{"abi":""#);
-        out.extend_from_slice(kiln_policy_host::ABI_VERSION.as_bytes());
-        out.extend_from_slice(br#"","policy":{"id":"#);
-        put(&mut out, &meta.id);
-        out.extend_from_slice(br#","settings":"#);
-        put(&mut out, &settings(spec_path, &meta.id, model));
-        out.extend_from_slice(br#"},"environment":"#);
-        put(&mut out, &model.environment);
-        out.extend_from_slice(br#","tier":"#);
-        put(&mut out, &model.tier.as_str());
-        out.extend_from_slice(br#","spec":"#);
-        out.extend_from_slice(&self.spec);
-        if let Some(files) = artifacts {
-            out.extend_from_slice(br#","artifacts":["#);
-            for (i, file) in files.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(file);
+        })
+    }
+
+    fn digests(&self) -> &Digests {
+        self.digests.get_or_init(|| {
+            let files = artifact_inputs(self.model, self.artifacts)
+                .map(|a| {
+                    let text = blake3::hash(a.text.as_bytes());
+                    let envelope = ArtifactInput { text: "", ..a };
+                    (
+                        serde_json::to_vec(&envelope).expect("JSON serializes"),
+                        text,
+                    )
+                })
+                .collect();
+            Digests {
+                spec: blake3::hash(&self.spec),
+                files,
             }
-            out.push(b']');
+        })
+    }
+
+    /// The one writer of the input document, for both sinks.
+    fn write(
+        &self,
+        meta: &PolicyMeta,
+        spec_path: Option<&str>,
+        secret_values: Option<&BTreeMap<String, String>>,
+        sink: &mut impl Sink,
+    ) {
+        let model = self.model;
+        sink.raw(br#"{"abi":""#);
+        sink.raw(kiln_policy_host::ABI_VERSION.as_bytes());
+        sink.raw(br#"","policy":{"id":"#);
+        sink.raw(&compact(&meta.id));
+        sink.raw(br#","settings":"#);
+        sink.raw(&compact(&settings(spec_path, &meta.id, model)));
+        sink.raw(br#"},"environment":"#);
+        sink.raw(&compact(&model.environment));
+        sink.raw(br#","tier":"#);
+        sink.raw(&compact(model.tier.as_str()));
+        sink.raw(br#","spec":"#);
+        sink.spec();
+        if meta.wants_artifacts() {
+            sink.raw(br#","artifacts":["#);
+            let files = artifact_inputs(model, self.artifacts)
+                .enumerate()
+                .filter(|(_, a)| meta.reads_target(a.target));
+            for (n, (index, _)) in files.enumerate() {
+                if n > 0 {
+                    sink.raw(b",");
+                }
+                sink.file(index);
+            }
+            sink.raw(b"]");
         }
         if let Some(values) = secret_values
             && meta.inputs.contains(&InputKind::SecretValues)
         {
-            out.extend_from_slice(br#","secret-values":"#);
-            put(&mut out, &json!(values));
+            sink.raw(br#","secret-values":"#);
+            sink.raw(&compact(values));
         }
-        out.push(b'}');
-        out
+        sink.raw(b"}");
     }
 }
 
-/// Appends `value` as compact JSON.
-fn put<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
-    serde_json::to_writer(out, value).expect("JSON serializes");
+/// `value` as compact JSON.
+fn compact<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("JSON serializes")
 }
 
 /// Runs every policy over every built environment and appends the findings.
