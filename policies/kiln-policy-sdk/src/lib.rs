@@ -339,7 +339,10 @@ where
 /// message of a panic, which kiln shows when the module traps) and, if given,
 /// `kiln_validate_settings`; the metadata goes into the `kiln.policy.v1` custom section. The
 /// crate must be a `cdylib` (Rust exports its `memory` by default) and should be built with
-/// `panic = "abort"`, as `policies/build.sh` does.
+/// `panic = "abort"`, as `policies/build.sh` does. `build.sh` also enables WebAssembly SIMD
+/// (`-C target-feature=+simd128`: the SDK's scans go through `memchr`, which uses it) and
+/// links with 4 MiB of initial memory, which the allocator uses before growing memory; both
+/// are optional.
 ///
 /// On every other target it emits only a test, `kiln_policy_metadata_is_valid`, that checks
 /// the metadata with [`test_support::check_metadata`].
@@ -438,10 +441,10 @@ pub mod __private {
         use std::alloc::{GlobalAlloc, Layout};
         use std::cell::Cell;
 
-        /// The global allocator of a policy module: hands out memory from the end of linear
-        /// memory and never reuses it, except that freeing or growing the most recent block
-        /// works in place (the scratch buffers of a JSON parser). A policy instance lives for
-        /// one call, so the memory goes away with it.
+        /// The global allocator of a policy module: hands out the heap the linker left after
+        /// the data, then memory it grows, and never reuses it, except that freeing or growing
+        /// the most recent block works in place (the scratch buffers of a JSON parser). A
+        /// policy instance lives for one call, so the memory goes away with it.
         pub struct BumpAllocator {
             /// The next free byte and the end of the memory this allocator owns.
             next: Cell<usize>,
