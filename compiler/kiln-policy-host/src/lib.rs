@@ -306,8 +306,8 @@ impl PolicyHost {
 }
 
 impl Shared {
-    /// The limits a call's output depends on (the result cache's key).
-    /// The limits a call's outcome depends on (the input cap too: an input over it fails).
+    /// The limits a call's outcome depends on (the result cache's key), the input cap
+    /// included: a memoized call does not build its input to check it against the cap.
     fn limits(&self) -> [u64; 4] {
         [
             self.config.fuel_per_call,
@@ -481,8 +481,8 @@ impl LoadedPolicy {
     /// [`check_cached`](LoadedPolicy::check_cached) for a caller that can name an input
     /// without building it: `identity` must determine the input document byte for byte (a
     /// digest of everything the document is built from), and `input` builds the document, only
-    /// when the cache misses. kiln names an environment's input by the hashes of its spec, its
-    /// files and the policy's settings, so a recompile served from the cache never serializes
+    /// when the cache misses. kiln names a document by its stream with the spec and each file's
+    /// text replaced by their blake3, so a recompile served from the cache never serializes
     /// the hundreds of KB of files an input holds. Two different documents must never share an
     /// identity; [`input_identity`] of the bytes is always a correct one.
     pub fn check_memoized<'a>(

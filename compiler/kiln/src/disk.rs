@@ -301,8 +301,6 @@ pub fn write_compile(
     Ok(report)
 }
 
-/// Whether the file at `path` holds exactly `bytes` (a different length is
-/// known without reading it).
 /// Whether the file at `root/rel` holds exactly `bytes`. For `kiln compile`
 /// while it builds (under its [`OutputLock`]): an environment's files that are
 /// already on disk need not be kept in memory until the write.
@@ -310,7 +308,8 @@ pub fn settle(root: &Path, rel: &str, bytes: &[u8]) -> bool {
     safe_relative(rel) && same_file(&root.join(rel), bytes)
 }
 
-/// One open, one `fstat`, and a read only when the sizes agree.
+/// Whether the file at `path` holds exactly `bytes`: one open, one `fstat`, and
+/// a read only when the sizes agree.
 fn same_file(path: &Path, bytes: &[u8]) -> bool {
     use std::io::Read;
     let Ok(mut file) = fs::File::open(path) else {
