@@ -2,7 +2,7 @@
 //! environment, check it, emit its targets, and compute the lock. Nothing here
 //! touches the disk: the CLI writes what [`Build`] holds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use kiln_core::diagnostic::{Diagnostic, normalize, unknown_name_help};
 use kiln_core::model::Model;
@@ -180,26 +180,25 @@ fn build_env(project: &Project, env: &str) -> (EnvBuild, Vec<Diagnostic>) {
 }
 
 /// The same diagnostic from several environments (a shared layer) is reported
-/// once, naming every environment.
+/// once, naming every environment. Linear: each diagnostic is looked up by hash
+/// among those already kept (a thousand environments report tens of thousands).
 pub fn merge_across_environments(diags: &mut Vec<Diagnostic>) {
     let mut merged: Vec<(Diagnostic, Vec<String>)> = Vec::new();
-    for d in diags.drain(..) {
-        let (envs, rest): (Vec<String>, Vec<String>) = d
-            .notes
-            .iter()
-            .cloned()
+    let mut index: HashMap<Diagnostic, usize> = HashMap::new();
+    for mut d in diags.drain(..) {
+        let (envs, rest): (Vec<String>, Vec<String>) = std::mem::take(&mut d.notes)
+            .into_iter()
             .partition(|n| n.starts_with("environment "));
-        let key = Diagnostic {
-            notes: rest.clone(),
-            ..d.clone()
-        };
-        let env_names: Vec<String> = envs
-            .iter()
-            .map(|n| n.trim_start_matches("environment ").to_owned())
-            .collect();
-        match merged.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, names)) => names.extend(env_names),
-            None => merged.push((key, env_names)),
+        d.notes = rest;
+        let names = envs
+            .into_iter()
+            .map(|n| n.trim_start_matches("environment ").to_owned());
+        match index.get(&d) {
+            Some(&i) => merged[i].1.extend(names),
+            None => {
+                index.insert(d.clone(), merged.len());
+                merged.push((d, names.collect()));
+            }
         }
     }
     for (mut d, names) in merged {
