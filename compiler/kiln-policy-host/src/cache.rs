@@ -185,8 +185,13 @@ pub(crate) fn prune_in_background(cache_dir: &Path) -> Option<std::thread::JoinH
 }
 
 /// Removes the files under `dir` (and one level of folders) last marked before `cutoff`,
-/// temporary files left by a killed process included. Returns how many it removed.
+/// temporary files left by a killed process included, and the folders that leaves empty.
+/// Returns how many files it removed.
 pub(crate) fn prune(dir: &Path, cutoff: SystemTime) -> usize {
+    prune_below(dir, cutoff, 1)
+}
+
+fn prune_below(dir: &Path, cutoff: SystemTime, folders: u32) -> usize {
     let Ok(entries) = fs::read_dir(dir) else {
         return 0;
     };
@@ -195,8 +200,8 @@ pub(crate) fn prune(dir: &Path, cutoff: SystemTime) -> usize {
         let Ok(meta) = entry.metadata() else {
             continue;
         };
-        if meta.is_dir() {
-            removed += prune_files(&entry.path(), cutoff);
+        if meta.is_dir() && folders > 0 {
+            removed += prune_below(&entry.path(), cutoff, folders - 1);
             // Only succeeds when the folder is empty.
             let _ = fs::remove_dir(entry.path());
         } else if meta.is_file() && meta.modified().is_ok_and(|m| m < cutoff) {
@@ -204,20 +209,6 @@ pub(crate) fn prune(dir: &Path, cutoff: SystemTime) -> usize {
         }
     }
     removed
-}
-
-fn prune_files(dir: &Path, cutoff: SystemTime) -> usize {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .filter(|e| {
-            e.metadata()
-                .is_ok_and(|m| m.is_file() && m.modified().is_ok_and(|m| m < cutoff))
-        })
-        .filter(|e| fs::remove_file(e.path()).is_ok())
-        .count()
 }
 
 /// Writes `magic`, the payload's blake3 and the payload to `path` in `dir`, atomically: a

@@ -230,23 +230,17 @@ impl PolicyHost {
         let (meta, meta_json) = PolicyMeta::parse(inspection.metadata)
             .map_err(|reason| fail(PolicyErrorKind::BadMetadata { reason }))?;
         let module_hash = blake3::hash(bytes);
-        let abi_key = self.shared.results.as_ref().map(|_| {
-            let no_input = input_identity(b"");
-            ResultCache::key(
-                &module_hash,
-                ABI_VERSION_EXPORT,
-                self.shared.limits(),
-                &no_input,
-            )
-        });
         // With the result cache, a module that loaded before has its ABI version stored: it is
         // compiled only when a call misses the cache (often never, in a recompile).
-        let known_version = self
-            .shared
-            .results
-            .as_ref()
-            .zip(abi_key.as_ref())
-            .and_then(|(results, key)| results.lookup(key))
+        let results = self.shared.results.as_ref();
+        let abi_key = ResultCache::key(
+            &module_hash,
+            ABI_VERSION_EXPORT,
+            self.shared.limits(),
+            &input_identity(b""),
+        );
+        let known_version = results
+            .and_then(|results| results.lookup(&abi_key))
             .and_then(|bytes| Some(u32::from_le_bytes(bytes.try_into().ok()?)));
         let mut policy = LoadedPolicy {
             shared: Arc::clone(&self.shared),
@@ -271,8 +265,8 @@ impl PolicyHost {
                 policy.pre = OnceLock::from(Ok(pre));
                 policy.cache = cache;
                 let version = policy.call_abi_version().map_err(fail)? as u32;
-                if let (Some(results), Some(key)) = (&self.shared.results, &abi_key) {
-                    let _ = results.store(key, &version.to_le_bytes());
+                if let Some(results) = results {
+                    let _ = results.store(&abi_key, &version.to_le_bytes());
                 }
                 version
             }
