@@ -10,7 +10,6 @@
 //! of the process. `RAYON_NUM_THREADS=1` gives single-core costs.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use kiln::policy::Date;
@@ -46,16 +45,7 @@ fn rss() -> (u64, u64) {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let mut dir = None;
-    let mut reps = 5usize;
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--reps" => reps = args.next().and_then(|r| r.parse().ok()).expect("--reps N"),
-            _ => dir = Some(PathBuf::from(a)),
-        }
-    }
-    let dir = dir.expect("usage: phases PROJECT_DIR [--reps N]");
+    let (dir, reps) = xtask::args("phases PROJECT_DIR [--reps N]", 5);
     let host = xtask::host();
     let mut times: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
     let mut std = None;

@@ -10,23 +10,13 @@
 //! the wasm side does inside the module), and `check` alone. Also checks that
 //! both give the same findings.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use kiln_policy_sdk::Input;
 use xtask::{fmt, median};
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let mut dir = None;
-    let mut reps = 20usize;
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--reps" => reps = args.next().and_then(|r| r.parse().ok()).expect("--reps N"),
-            _ => dir = Some(PathBuf::from(a)),
-        }
-    }
-    let dir = dir.expect("usage: policy-bench PROJECT_DIR [--reps N]");
+    let (dir, reps) = xtask::args("policy-bench PROJECT_DIR [--reps N]", 20);
     let b = xtask::load_and_build(&dir);
     assert!(!b.has_errors(), "the project has errors");
     let host = xtask::host();

@@ -2,7 +2,7 @@
 //! bench/README.md): load and build a project from disk the way the CLI does,
 //! start the policy host, and the native entry points of the standard policies.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,6 +59,19 @@ pub fn host() -> PolicyHost {
 /// The embedded standard library, loaded through `host`.
 pub fn stdlib(host: &PolicyHost) -> Vec<Arc<Policy>> {
     kiln::stdlib::load(host).expect("standard library loads")
+}
+
+/// The command line of an example: `PROJECT_DIR [--reps N]`, `reps` when not given.
+pub fn args(usage: &str, reps: usize) -> (PathBuf, usize) {
+    let mut args = std::env::args().skip(1);
+    let (mut dir, mut reps) = (None, reps);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--reps" => reps = args.next().and_then(|r| r.parse().ok()).expect("--reps N"),
+            _ => dir = Some(PathBuf::from(a)),
+        }
+    }
+    (dir.unwrap_or_else(|| panic!("usage: {usage}")), reps)
 }
 
 /// The median of some timings.
