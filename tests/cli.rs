@@ -7,19 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-fn kiln(args: &[&str], dir: &Path) -> Output {
-    Command::new(common::kiln_bin())
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env(
-            "KILN_CACHE_DIR",
-            common::root().join("target/kiln-test-cache"),
-        )
-        .stdin(Stdio::null())
-        .output()
-        .expect("kiln runs")
-}
+use common::kiln;
 
 fn code(o: &Output) -> i32 {
     o.status.code().expect("exit code")
@@ -287,14 +275,8 @@ fn an_interrupted_compile_leaves_the_previous_files() {
     )
     .expect("write");
     for n in ["0", "1", "3"] {
-        let o = Command::new(common::kiln_bin())
-            .args(["compile"])
-            .current_dir(dir.path())
+        let o = common::kiln_command(&["compile"], dir.path())
             .env("KILN_TEST_FAIL_AFTER_WRITES", n)
-            .env(
-                "KILN_CACHE_DIR",
-                common::root().join("target/kiln-test-cache"),
-            )
             .output()
             .expect("runs");
         assert_eq!(
@@ -487,12 +469,8 @@ fn policy_result_cache_changes_nothing_and_never_sees_secret_values() {
     let project = copy_fixture("tulia");
     let cache = tempfile::tempdir().expect("tempdir");
     let run = |args: &[&str], cached: bool| {
-        let mut cmd = Command::new(common::kiln_bin());
-        cmd.args(args)
-            .current_dir(project.path())
-            .env("NO_COLOR", "1")
-            .env("KILN_CACHE_DIR", cache.path())
-            .stdin(Stdio::null());
+        let mut cmd = common::kiln_command(args, project.path());
+        cmd.env("KILN_CACHE_DIR", cache.path());
         if !cached {
             cmd.env("KILN_NO_RESULT_CACHE", "1");
         }

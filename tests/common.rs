@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -49,6 +50,45 @@ pub fn load_text(text: &str) -> (kiln_core::Project, Vec<kiln_core::Diagnostic>)
     kiln_core::project::load(&mut loader)
 }
 
-pub fn kiln_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_kiln")
+/// The binary under test: this build's, or `$KILN_TEST_BIN` (to show that a regression test
+/// fails on an older kiln).
+pub fn kiln_bin() -> PathBuf {
+    std::env::var_os("KILN_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kiln")))
+}
+
+/// The tests' shared policy cache folder, and the file of the key that authenticates it (kept
+/// beside it, not in the user's home, so tests neither read nor make the user's key).
+pub fn test_cache() -> (PathBuf, PathBuf) {
+    let target = root().join("target");
+    (
+        target.join("kiln-test-cache"),
+        target.join("kiln-test-cache.key"),
+    )
+}
+
+/// The tests' policy cache, as a host configuration.
+pub fn test_cache_dir() -> kiln_policy_host::CacheDir {
+    let (dir, key) = test_cache();
+    let key = kiln_policy_host::CacheKey::load_or_create(&key).expect("the test cache key");
+    kiln_policy_host::CacheDir::new(dir, key)
+}
+
+/// `kiln` in `dir`, with no color, no stdin and the tests' policy cache.
+pub fn kiln_command(args: &[&str], dir: &Path) -> Command {
+    let (cache, key) = test_cache();
+    let mut cmd = Command::new(kiln_bin());
+    cmd.args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("KILN_CACHE_DIR", cache)
+        .env("KILN_CACHE_KEY_FILE", key)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `kiln` in `dir` (see [`kiln_command`]).
+pub fn kiln(args: &[&str], dir: &Path) -> Output {
+    kiln_command(args, dir).output().expect("kiln runs")
 }

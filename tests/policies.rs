@@ -6,30 +6,16 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
 use kiln::policy::{Date, Policy};
 use kiln_core::diagnostic::{Diagnostic, Severity};
 
-fn kiln(args: &[&str], dir: &Path) -> Output {
-    Command::new(common::kiln_bin())
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env(
-            "KILN_CACHE_DIR",
-            common::root().join("target/kiln-test-cache"),
-        )
-        .stdin(Stdio::null())
-        .output()
-        .expect("kiln runs")
-}
+use common::kiln;
 
 fn stdlib() -> Vec<Arc<Policy>> {
     let config = kiln_policy_host::HostConfig {
-        cache_dir: Some(common::root().join("target/kiln-test-cache")),
+        cache: Some(common::test_cache_dir()),
         ..Default::default()
     };
     let host = kiln_policy_host::PolicyHost::new(config).expect("host");

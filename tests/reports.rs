@@ -4,22 +4,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
 
-fn kiln(args: &[&str], dir: &Path) -> Output {
-    Command::new(common::kiln_bin())
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env(
-            "KILN_CACHE_DIR",
-            common::root().join("target/kiln-test-cache"),
-        )
-        .stdin(Stdio::null())
-        .output()
-        .expect("kiln runs")
-}
+use common::kiln;
 
 /// The SARIF 2.1.0 schema that ships inside the serde-sarif crate's source.
 fn sarif_schema() -> serde_json::Value {

@@ -50,7 +50,7 @@ pub fn load_and_build(dir: &Path) -> Build {
 /// A policy host configured as the CLI configures it (cache in `KILN_CACHE_DIR`, …).
 pub fn host() -> PolicyHost {
     PolicyHost::new(HostConfig {
-        cache_dir: kiln_policy_host::default_cache_dir(),
+        cache: kiln_policy_host::CacheDir::for_user(),
         ..HostConfig::default()
     })
     .expect("policy host")

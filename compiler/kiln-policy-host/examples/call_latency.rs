@@ -30,7 +30,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let cache = tempfile::tempdir()?;
     let config = HostConfig {
-        cache_dir: Some(cache.path().to_owned()),
+        cache: Some(kiln_policy_host::CacheDir::new(
+            cache.path(),
+            kiln_policy_host::CacheKey::random()?,
+        )),
         ..HostConfig::default()
     };
 

@@ -16,7 +16,7 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use kiln_policy_host::{HostConfig, PolicyHost};
 //! let host = PolicyHost::new(HostConfig {
-//!     cache_dir: kiln_policy_host::default_cache_dir(),
+//!     cache: kiln_policy_host::CacheDir::for_user(),
 //!     ..HostConfig::default()
 //! })?;
 //! let policy = host.load("web", &std::fs::read("stdlib/policies/std-web.wasm")?)?;
@@ -46,7 +46,7 @@ use wasmtime::{
     Strategy, Trap,
 };
 
-pub use cache::CacheOutcome;
+pub use cache::{CacheDir, CacheKey, CacheOutcome, default_key_file};
 pub use error::{PolicyError, PolicyErrorKind};
 pub use inspect::METADATA_SECTION;
 pub use meta::{InputKind, PolicyMeta, RuleDocs, RuleMeta, Severity};
@@ -79,10 +79,10 @@ pub struct HostConfig {
     /// the default fuel, fuel runs out first (an endless loop burns 10⁹ fuel in about 1.5 s on
     /// a 2020s x86-64 core), so which error a runaway policy gets stays deterministic.
     pub wall_clock_backstop: Duration,
-    /// Where compiled modules are cached (`None`: compile every time). See
-    /// [`default_cache_dir`].
-    pub cache_dir: Option<PathBuf>,
-    /// Whether [`LoadedPolicy::check_cached`] keeps policy outputs in `cache_dir` (in a
+    /// Where compiled modules are cached, and the key that authenticates the entries (`None`:
+    /// compile every time). See [`CacheDir::for_user`].
+    pub cache: Option<CacheDir>,
+    /// Whether [`LoadedPolicy::check_cached`] keeps policy outputs in the cache folder (in a
     /// `policy-results` folder), keyed by the module, the limits and the input. Sound because a
     /// module has no imports: its output is a pure function of those.
     pub cache_results: bool,
@@ -96,7 +96,7 @@ impl Default for HostConfig {
             max_input_bytes: 16 << 20,
             max_output_bytes: 4 << 20,
             wall_clock_backstop: Duration::from_secs(10),
-            cache_dir: None,
+            cache: None,
             cache_results: false,
         }
     }
@@ -108,16 +108,27 @@ impl Default for HostConfig {
 ///
 /// This reads the environment, so only the CLI should call it.
 pub fn default_cache_dir() -> Option<PathBuf> {
+    user_path("KILN_CACHE_DIR", "XDG_CACHE_HOME", ".cache", "kiln")
+}
+
+/// `$OVERRIDE` if set, else `$XDG/<leaf>` (an absolute `$XDG` only, as the XDG base directory
+/// specification says), else `$HOME/<home_dir>/<leaf>`.
+pub(crate) fn user_path(
+    override_var: &str,
+    xdg_var: &str,
+    home_dir: &str,
+    leaf: &str,
+) -> Option<PathBuf> {
     let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
-    if let Some(dir) = var("KILN_CACHE_DIR") {
-        return Some(PathBuf::from(dir));
+    if let Some(path) = var(override_var) {
+        return Some(PathBuf::from(path));
     }
-    if let Some(dir) = var("XDG_CACHE_HOME").map(PathBuf::from)
+    if let Some(dir) = var(xdg_var).map(PathBuf::from)
         && dir.is_absolute()
     {
-        return Some(dir.join("kiln"));
+        return Some(dir.join(leaf));
     }
-    var("HOME").map(|home| Path::new(&home).join(".cache").join("kiln"))
+    var("HOME").map(|home| Path::new(&home).join(home_dir).join(leaf))
 }
 
 /// Reads and validates a module's metadata without compiling it: the cheap
@@ -194,15 +205,15 @@ impl PolicyHost {
             .div_ceil(tick.as_nanos())
             .max(1) as u64;
         let ticker = Ticker::start(engine.clone(), tick)?;
-        if let Some(dir) = &config.cache_dir {
-            cache::prune_in_background(dir);
+        if let Some(cache) = &config.cache {
+            cache::prune_in_background(&cache.path);
         }
         Ok(PolicyHost {
             shared: Arc::new(Shared {
-                cache: config.cache_dir.as_deref().map(DiskCache::new),
+                cache: config.cache.as_ref().map(DiskCache::new),
                 results: config
-                    .cache_dir
-                    .as_deref()
+                    .cache
+                    .as_ref()
                     .filter(|_| config.cache_results)
                     .map(ResultCache::new),
                 engine,

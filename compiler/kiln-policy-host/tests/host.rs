@@ -6,7 +6,8 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 
 use kiln_policy_host::{
-    CacheOutcome, HostConfig, LoadedPolicy, PolicyErrorKind, PolicyHost, SettingsError, Severity,
+    CacheDir, CacheKey, CacheOutcome, HostConfig, LoadedPolicy, PolicyErrorKind, PolicyHost,
+    SettingsError, Severity,
 };
 
 const INPUT: &[u8] = include_bytes!("input.json");
@@ -16,9 +17,14 @@ fn minimal_wasm() -> Vec<u8> {
     wat::parse_file(&path).expect("policies/examples/minimal.wat parses")
 }
 
+/// A cache in `dir` under this test's fixed key.
+fn cache(dir: impl Into<PathBuf>) -> CacheDir {
+    CacheDir::new(dir, CacheKey::from_bytes([42; 32]))
+}
+
 fn host(cache_dir: Option<PathBuf>) -> PolicyHost {
     PolicyHost::new(HostConfig {
-        cache_dir,
+        cache: cache_dir.map(cache),
         ..HostConfig::default()
     })
     .expect("wasmtime works on this machine")
@@ -307,7 +313,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 fn caching_host(dir: &Path) -> PolicyHost {
     PolicyHost::new(HostConfig {
-        cache_dir: Some(dir.into()),
+        cache: Some(cache(dir)),
         cache_results: true,
         ..HostConfig::default()
     })
@@ -334,29 +340,27 @@ fn result_cache_serves_what_the_module_returned() {
     again.check_cached(b"{}").unwrap();
     assert_eq!(result_entries(dir.path()).len(), 2);
 
-    // The entry really is what is served: replace its output (with a valid checksum).
+    // What an attacker who can write the cache folder (a CI cache restored from another
+    // branch) would do: replace the output with a valid checksum of the new bytes. Without the
+    // host's key, that is a miss: the module runs again, and its output replaces the forgery.
     let entry = &entries[0];
-    let forged = br#"{"findings":[{"rule":"example.input-size","message":"from the cache"}]}"#;
+    let forged = br#"{"findings":[]}"#;
     let mut bytes = std::fs::read(entry).unwrap();
-    // The header: a magic line, then the payload's blake3.
     let header = bytes.iter().position(|&b| b == b'\n').unwrap() + 1 + 32;
     bytes.truncate(header);
     bytes[header - 32..].copy_from_slice(blake3::hash(forged).as_bytes());
     bytes.extend_from_slice(forged);
     std::fs::write(entry, &bytes).unwrap();
-    let served = again.check_cached(INPUT).unwrap();
-    assert_eq!(served.findings[0].message, "from the cache");
+    assert_eq!(again.check_cached(INPUT).unwrap(), fresh);
+    // A genuine entry moved to another input's key is refused too.
+    let other = result_entries(dir.path())
+        .into_iter()
+        .find(|e| e != entry)
+        .unwrap();
+    std::fs::copy(entry, &other).unwrap();
+    assert_ne!(again.check_cached(b"{}").unwrap(), fresh);
     // `check` never reads the cache.
     assert_minimal_finding(&again);
-
-    // A served output is still checked against the metadata: an undeclared rule is a miss,
-    // and the module runs again.
-    let undeclared = br#"{"findings":[{"rule":"example.other","message":"m"}]}"#;
-    bytes.truncate(header);
-    bytes[header - 32..].copy_from_slice(blake3::hash(undeclared).as_bytes());
-    bytes.extend_from_slice(undeclared);
-    std::fs::write(entry, &bytes).unwrap();
-    assert_eq!(again.check_cached(INPUT).unwrap(), fresh);
 
     // A corrupt entry is a miss, and is rewritten.
     let good = std::fs::read(entry).unwrap();
@@ -366,6 +370,21 @@ fn result_cache_serves_what_the_module_returned() {
     std::fs::write(entry, &flipped).unwrap();
     assert_eq!(again.check_cached(INPUT).unwrap(), fresh);
     assert_eq!(std::fs::read(entry).unwrap(), good);
+
+    // Another machine's key is another cache: nothing is served across keys.
+    let stranger = PolicyHost::new(HostConfig {
+        cache: Some(CacheDir::new(dir.path(), CacheKey::from_bytes([1; 32]))),
+        cache_results: true,
+        ..HostConfig::default()
+    })
+    .unwrap();
+    let theirs = stranger.load("minimal", &wasm).unwrap();
+    assert_ne!(
+        theirs.cache_outcome(),
+        CacheOutcome::Deferred,
+        "an ABI entry was trusted"
+    );
+    assert_eq!(theirs.check_cached(INPUT).unwrap(), fresh);
 }
 
 #[test]
@@ -379,7 +398,7 @@ fn result_cache_is_off_unless_asked_and_keeps_no_failures() {
     assert!(result_entries(dir.path()).is_empty());
 
     let small = PolicyHost::new(HostConfig {
-        cache_dir: Some(dir.path().into()),
+        cache: Some(cache(dir.path())),
         cache_results: true,
         max_input_bytes: 100,
         ..HostConfig::default()
@@ -397,7 +416,7 @@ fn result_cache_is_off_unless_asked_and_keeps_no_failures() {
     assert_eq!(result_entries(dir.path()).len(), 2);
     // Fuel can: another fuel limit is another key.
     let frugal = PolicyHost::new(HostConfig {
-        cache_dir: Some(dir.path().into()),
+        cache: Some(cache(dir.path())),
         cache_results: true,
         fuel_per_call: 50_000_000,
         ..HostConfig::default()

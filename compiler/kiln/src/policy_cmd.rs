@@ -26,7 +26,9 @@ fn host() -> &'static Result<PolicyHost, String> {
     static HOST: OnceLock<Result<PolicyHost, String>> = OnceLock::new();
     HOST.get_or_init(|| {
         let config = HostConfig {
-            cache_dir: kiln_policy_host::default_cache_dir(),
+            // Entries are authenticated by a per-user key kept outside the cache folder, so a
+            // cache restored from another branch's CI run can be neither trusted nor forged.
+            cache: kiln_policy_host::CacheDir::for_user(),
             // Policy outputs are cached unless KILN_NO_RESULT_CACHE is set (for benchmarks
             // and for suspicion); the inputs of `kiln secrets check` never are.
             cache_results: std::env::var_os("KILN_NO_RESULT_CACHE").is_none_or(|v| v.is_empty()),
