@@ -6,5 +6,7 @@
 #[path = "../common.rs"]
 mod common;
 
+mod atomic;
 mod gate;
+mod paths;
 mod support;

@@ -109,3 +109,14 @@ pub fn forge_lock_line(dir: &Path, what: &str, bytes: &[u8]) {
     assert!(found, "no lock line starts with {what}");
     write(dir, "kiln.lock", &(forged.join("\n") + "\n"));
 }
+
+/// Whether `haystack` (human output, wrapped at 80 columns inside miette's frame) says
+/// `needle`: compared with all whitespace and frame characters removed.
+pub fn says(haystack: &str, needle: &str) -> bool {
+    let flat = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !c.is_whitespace() && !matches!(c, '│' | '·'))
+            .collect()
+    };
+    flat(haystack).contains(&flat(needle))
+}

@@ -3,8 +3,48 @@
 //! [`Diagnostic`]: what is wrong (message), where (labels), why and what to do
 //! (help, notes).
 
+use std::borrow::Cow;
+
 use crate::source::{Location, Sources, Span};
 use serde::Serialize;
+
+/// `text` with every character that could act on a terminal written as an escape instead:
+/// C0 controls (newline and tab included), DEL, C1 controls, and the Unicode bidirectional
+/// overrides and isolates. For one-line text that may come from a spec value, a file name or a
+/// policy module: it can then neither clear the screen, set a title, move the cursor, nor
+/// make a line read differently from what it is.
+pub fn quote_for_terminal(text: &str) -> Cow<'_, str> {
+    escape_controls(text, false)
+}
+
+/// [`quote_for_terminal`] for multi-line text: newlines are kept.
+pub fn sanitize_for_terminal(text: &str) -> Cow<'_, str> {
+    escape_controls(text, true)
+}
+
+fn is_terminal_control(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
+}
+
+fn escape_controls(text: &str, keep_newlines: bool) -> Cow<'_, str> {
+    let keep = |c: char| keep_newlines && c == '\n';
+    if !text.chars().any(|c| is_terminal_control(c) && !keep(c)) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            c if keep(c) => out.push(c),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if is_terminal_control(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -186,32 +226,72 @@ struct Report {
     related: Vec<Report>,
 }
 
+/// The longest line (in bytes) that a diagnostic shows as a snippet. Past it, labels are
+/// given as `file:line:column` only: a snippet of a megabyte-long line helps nobody, and
+/// miette cannot draw a label past column 65 535.
+const MAX_SNIPPET_LINE: usize = 1000;
+
+/// Whether a diagnostic may show the text around `span`: the file is one kiln may quote, and
+/// the lines it covers are short.
+fn can_quote(sources: &Sources, span: Span) -> bool {
+    let file = sources.get(span.file);
+    if !file.quotable {
+        return false;
+    }
+    let (start, _) = file.line_col(span.start);
+    let (end, _) = file.line_col(span.end);
+    end.saturating_sub(start) < 50
+        && (start..=end).all(|l| file.line(l).is_none_or(|t| t.len() <= MAX_SNIPPET_LINE))
+}
+
 impl Report {
     fn new(d: &Diagnostic, sources: &Sources) -> Report {
-        let mut message = d.message.clone();
+        let mut message = sanitize_for_terminal(&d.message).into_owned();
         for note in &d.notes {
             message.push_str("\n  note: ");
-            message.push_str(note);
+            message.push_str(&sanitize_for_terminal(note));
+        }
+        // Labels that cannot be drawn are listed by position instead.
+        for label in d.labels.iter().filter(|l| !can_quote(sources, l.span)) {
+            let loc = sources.location(label.span);
+            message.push_str(&format!(
+                "\n  at {}:{}:{}",
+                quote_for_terminal(&loc.file),
+                loc.line,
+                loc.column
+            ));
+            if !label.message.is_empty() {
+                message.push_str(&format!(": {}", quote_for_terminal(&label.message)));
+            }
         }
         let mut report = Report {
             severity: d.severity,
-            code: d.code.clone(),
+            code: quote_for_terminal(&d.code).into_owned(),
             message,
             source: None,
             labels: Vec::new(),
-            help: d.help.clone(),
+            help: d
+                .help
+                .as_deref()
+                .map(|h| sanitize_for_terminal(h).into_owned()),
             related: Vec::new(),
         };
-        let Some(primary) = d.primary_span() else {
+        let drawn: Vec<&Label> = d
+            .labels
+            .iter()
+            .filter(|l| can_quote(sources, l.span))
+            .collect();
+        let Some(primary) = drawn.first().map(|l| l.span) else {
             return report;
         };
         let file = sources.get(primary.file);
         report.source = Some(miette::NamedSource::new(
-            file.name.clone(),
+            quote_for_terminal(&file.name),
             file.text.clone(),
         ));
-        for (i, label) in d.labels.iter().enumerate() {
-            let text = (!label.message.is_empty()).then(|| label.message.clone());
+        for (i, label) in drawn.into_iter().enumerate() {
+            let text = (!label.message.is_empty())
+                .then(|| quote_for_terminal(&label.message).into_owned());
             if label.span.file == primary.file {
                 let labeled = if i == 0 {
                     miette::LabeledSpan::new_primary_with_span(text, label.span.to_miette())
@@ -224,9 +304,9 @@ impl Report {
                 report.related.push(Report {
                     severity: Severity::Info,
                     code: String::new(),
-                    message: label.message.clone(),
+                    message: sanitize_for_terminal(&label.message).into_owned(),
                     source: Some(miette::NamedSource::new(
-                        other.name.clone(),
+                        quote_for_terminal(&other.name),
                         other.text.clone(),
                     )),
                     labels: vec![miette::LabeledSpan::new_primary_with_span(

@@ -3,7 +3,7 @@
 //! Pure: files reach it through a loader closure.
 
 use indexmap::IndexMap;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use rayon::prelude::*;
 
@@ -84,30 +84,110 @@ pub struct PresetDecl {
     pub stdlib: bool,
 }
 
-/// Reads a project file by its path relative to the project folder.
-pub type Loader<'a> = dyn FnMut(&str) -> Result<String, String> + 'a;
+/// A file the loader read.
+#[derive(Clone, Debug)]
+pub struct LoadedFile {
+    pub text: String,
+    /// Whether diagnostics may quote it ([`crate::source::SourceFile::quotable`]): `false`
+    /// for a file reached through a symbolic link.
+    pub quotable: bool,
+}
 
-/// Loads `kiln.kdl` and everything it includes, plus the stdlib presets.
-pub fn load(loader: &mut Loader<'_>) -> (Project, Vec<Diagnostic>) {
+impl From<String> for LoadedFile {
+    fn from(text: String) -> LoadedFile {
+        LoadedFile {
+            text,
+            quotable: true,
+        }
+    }
+}
+
+impl From<&str> for LoadedFile {
+    fn from(text: &str) -> LoadedFile {
+        LoadedFile::from(text.to_owned())
+    }
+}
+
+/// Why the loader could not give a file.
+#[derive(Clone, Debug)]
+pub struct LoadError {
+    /// The diagnostic's code: `include-missing` for a file that is not there, or the reason
+    /// it was refused (`unsafe-path`, `file-too-large`, `not-utf8`).
+    pub code: &'static str,
+    /// Completes "cannot read `PATH`: …".
+    pub reason: String,
+    pub help: Option<String>,
+}
+
+impl From<String> for LoadError {
+    fn from(reason: String) -> LoadError {
+        LoadError {
+            code: "include-missing",
+            reason,
+            help: None,
+        }
+    }
+}
+
+impl From<&str> for LoadError {
+    fn from(reason: &str) -> LoadError {
+        LoadError::from(reason.to_owned())
+    }
+}
+
+/// Reads a project file by its path relative to the project folder.
+pub type Loader<'a> = dyn FnMut(&str) -> Result<LoadedFile, LoadError> + 'a;
+
+/// The most spec files a project may have (its `kiln.kdl` and everything it includes).
+pub const MAX_FILES: usize = 20_000;
+/// How deep includes may nest (`kiln.kdl` includes `a.kdl`, which includes `b.kdl`: 2).
+pub const MAX_INCLUDE_DEPTH: usize = 64;
+/// The most spec text a project may have in all, in bytes.
+pub const MAX_TOTAL_BYTES: usize = 256 << 20;
+
+/// Loads `kiln.kdl` and everything it includes, plus the stdlib presets. `loader` reads a
+/// project file by its relative path: any closure giving text (a `String` or a
+/// [`LoadedFile`]) or a reason (a `String` or a [`LoadError`]).
+pub fn load<F, T, E>(loader: &mut F) -> (Project, Vec<Diagnostic>)
+where
+    F: FnMut(&str) -> Result<T, E> + ?Sized,
+    T: Into<LoadedFile>,
+    E: Into<LoadError>,
+{
+    let mut loader = |rel: &str| loader(rel).map(Into::into).map_err(Into::into);
+    load_with(&mut loader)
+}
+
+fn load_with(loader: &mut Loader<'_>) -> (Project, Vec<Diagnostic>) {
     let mut sources = Sources::new();
     let mut diags = Vec::new();
     let mut top: Vec<Node> = Vec::new();
     let mut files = Vec::new();
 
     match loader(ROOT_FILE) {
-        Ok(text) => {
+        Ok(root) => {
             // Breadth first, one generation of includes at a time: the files of a generation
             // are parsed in parallel (a monorepo includes a thousand environment files), then
             // their includes are read in order. Files, nodes and diagnostics come out in the
-            // same order as a one-file-at-a-time walk.
-            let mut generation = vec![(ROOT_FILE.to_owned(), text)];
-            let mut seen: HashSet<String> = HashSet::from([ROOT_FILE.to_owned()]);
+            // same order as a one-file-at-a-time walk. Each file is read once; `parent` names
+            // the file that first included it, so a cycle is found by walking up.
+            let mut generation = vec![(ROOT_FILE.to_owned(), root)];
+            let mut parent: HashMap<String, Option<String>> =
+                HashMap::from([(ROOT_FILE.to_owned(), None)]);
+            let mut total = 0usize;
+            let mut revisits = Vec::new();
             while !generation.is_empty() {
                 let ids: Vec<(String, FileId)> = generation
                     .drain(..)
-                    .map(|(name, text)| {
-                        let file = sources.add(name.clone(), text, SourceOrigin::Project);
-                        (name, file)
+                    .map(|(name, file)| {
+                        total += file.text.len();
+                        let id = sources.add_with(
+                            name.clone(),
+                            file.text,
+                            SourceOrigin::Project,
+                            file.quotable,
+                        );
+                        (name, id)
                     })
                     .collect();
                 files.extend(ids.iter().map(|&(_, file)| file));
@@ -123,30 +203,18 @@ pub fn load(loader: &mut Loader<'_>) -> (Project, Vec<Diagnostic>) {
                                 let Some(rel) = arg.value.as_str() else {
                                     continue;
                                 };
-                                match resolve_include(name, rel) {
-                                    Ok(path) if seen.contains(&path) => {
-                                        diags.push(
-                                            Diagnostic::error("include-cycle", format!("`{path}` is included twice"))
-                                                .with_label(arg.span, "already included")
-                                                .with_help("include each file once"),
-                                        )
-                                    }
-                                    Ok(path) => match loader(&path) {
-                                        Ok(text) => {
-                                            seen.insert(path.clone());
-                                            generation.push((path, text));
-                                        }
-                                        Err(e) => diags.push(
-                                            Diagnostic::error("include-missing", format!("cannot read `{path}`: {e}"))
-                                                .with_label(arg.span, "included here")
-                                                .with_help("check the path; it is relative to the including file"),
-                                        ),
-                                    },
-                                    Err(why) => diags.push(
-                                        Diagnostic::error("include-outside", format!("`{rel}` {why}"))
-                                            .with_label(arg.span, "not allowed")
-                                            .with_help("include files inside the project folder, by relative path"),
-                                    ),
+                                let include = Include {
+                                    from: name,
+                                    span: arg.span,
+                                    loader: &mut *loader,
+                                    parent: &mut parent,
+                                    revisits: &mut revisits,
+                                    total,
+                                };
+                                match include.read(rel) {
+                                    Ok(Some((path, file))) => generation.push((path, file)),
+                                    Ok(None) => {}
+                                    Err(d) => diags.push(*d),
                                 }
                             }
                         }
@@ -154,11 +222,17 @@ pub fn load(loader: &mut Loader<'_>) -> (Project, Vec<Diagnostic>) {
                     }
                 }
             }
+            diags.extend(include_cycles(&parent, &revisits));
         }
         Err(e) => {
             diags.push(
-                Diagnostic::error("no-project", format!("cannot read {ROOT_FILE}: {e}"))
-                    .with_help("run kiln in a folder holding kiln.kdl, or pass the folder: `kiln compile path/to/project`"),
+                Diagnostic::error(
+                    if e.code == "include-missing" { "no-project" } else { e.code },
+                    format!("cannot read {ROOT_FILE}: {}", e.reason),
+                )
+                .with_help(e.help.unwrap_or_else(|| {
+                    "run kiln in a folder holding kiln.kdl, or pass the folder: `kiln compile path/to/project`".to_owned()
+                })),
             );
         }
     }
@@ -270,6 +344,242 @@ fn check_output_dir(s: &str) -> Result<(), &'static str> {
         return Err("must stay inside the project folder");
     }
     Ok(())
+}
+
+/// An include of a file that was already read.
+struct Revisit {
+    from: String,
+    to: String,
+    span: Span,
+}
+
+/// The include graph's cycles (an error each, at the include that closes it) and the files
+/// included again elsewhere (a warning each). Linear in the graph: Tarjan's strongly
+/// connected components, iteratively, so no include structure can exhaust the stack.
+fn include_cycles(
+    parent: &HashMap<String, Option<String>>,
+    revisits: &[Revisit],
+) -> Vec<Diagnostic> {
+    // Nodes, and edges: the first includes (`parent`) and the later ones.
+    let mut names: Vec<&str> = parent.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let mut next: Vec<Vec<usize>> = vec![Vec::new(); names.len()];
+    for (child, from) in parent {
+        if let Some(from) = from {
+            next[index[from.as_str()]].push(index[child.as_str()]);
+        }
+    }
+    for r in revisits {
+        next[index[r.from.as_str()]].push(index[r.to.as_str()]);
+    }
+    let component = strongly_connected(&next);
+    let mut size = vec![0usize; names.len()];
+    for &c in &component {
+        size[c] += 1;
+    }
+    let mut reported = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for r in revisits {
+        let (u, v) = (index[r.from.as_str()], index[r.to.as_str()]);
+        let cyclic = component[u] == component[v] && (size[component[u]] > 1 || u == v);
+        if !cyclic {
+            let by = parent
+                .get(&r.to)
+                .cloned()
+                .flatten()
+                .map_or(String::new(), |f| format!(" by `{f}`"));
+            out.push(
+                Diagnostic::warning(
+                    "include-twice",
+                    format!("`{}` is already included{by}; it is read once", r.to),
+                )
+                .with_label(r.span, "included again here")
+                .with_help("remove this include"),
+            );
+            continue;
+        }
+        if !reported.insert(component[u]) {
+            continue;
+        }
+        // A path v ⇝ u inside the component, breadth first: with the edge u → v, the cycle.
+        let mut came_from: HashMap<usize, usize> = HashMap::new();
+        let mut queue = std::collections::VecDeque::from([v]);
+        while let Some(at) = queue.pop_front() {
+            if at == u {
+                break;
+            }
+            for &n in &next[at] {
+                if component[n] == component[u] && n != v && !came_from.contains_key(&n) {
+                    came_from.insert(n, at);
+                    queue.push_back(n);
+                }
+            }
+        }
+        let mut path = vec![u];
+        while let Some(&prev) = path.last().and_then(|at| came_from.get(at)) {
+            path.push(prev);
+        }
+        path.reverse();
+        path.push(v);
+        let chain: Vec<&str> = path.iter().map(|&i| names[i]).collect();
+        out.push(
+            Diagnostic::error(
+                "include-cycle",
+                format!("`{}` includes itself: {}", r.to, chain.join(" → ")),
+            )
+            .with_label(r.span, "closes the cycle")
+            .with_help("remove this include; every file is read once"),
+        );
+    }
+    out
+}
+
+/// The strongly connected component of each node (Tarjan's algorithm, without recursion).
+fn strongly_connected(next: &[Vec<usize>]) -> Vec<usize> {
+    const NONE: usize = usize::MAX;
+    let n = next.len();
+    let (mut index, mut low, mut component) = (vec![NONE; n], vec![0; n], vec![NONE; n]);
+    let (mut on_stack, mut stack) = (vec![false; n], Vec::new());
+    let (mut counter, mut components) = (0, 0);
+    for start in 0..n {
+        if index[start] != NONE {
+            continue;
+        }
+        // (node, next edge to look at)
+        let mut work = vec![(start, 0usize)];
+        index[start] = counter;
+        low[start] = counter;
+        counter += 1;
+        stack.push(start);
+        on_stack[start] = true;
+        while let Some(&mut (v, ref mut edge)) = work.last_mut() {
+            if let Some(&w) = next[v].get(*edge) {
+                *edge += 1;
+                if index[w] == NONE {
+                    index[w] = counter;
+                    low[w] = counter;
+                    counter += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    work.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            work.pop();
+            if let Some(&(parent, _)) = work.last() {
+                low[parent] = low[parent].min(low[v]);
+            }
+            if low[v] == index[v] {
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    component[w] = components;
+                    if w == v {
+                        break;
+                    }
+                }
+                components += 1;
+            }
+        }
+    }
+    component
+}
+
+/// One `include "REL"` argument of the file `from`, being read.
+struct Include<'a, 'l> {
+    from: &'a str,
+    span: Span,
+    loader: &'a mut Loader<'l>,
+    /// Every file read so far, with the file that included it.
+    parent: &'a mut HashMap<String, Option<String>>,
+    /// Includes of files already read, in the order met.
+    revisits: &'a mut Vec<Revisit>,
+    /// Bytes of spec text read so far.
+    total: usize,
+}
+
+impl Include<'_, '_> {
+    /// The file to parse next, `None` when it was already read (and that is no cycle), or
+    /// the diagnostic for why it cannot be.
+    fn read(self, rel: &str) -> Result<Option<(String, LoadedFile)>, Box<Diagnostic>> {
+        let error = |code: &str, message: String, label: &str, help: String| {
+            Box::new(
+                Diagnostic::error(code, message)
+                    .with_label(self.span, label)
+                    .with_help(help),
+            )
+        };
+        let path = resolve_include(self.from, rel).map_err(|why| {
+            error(
+                "include-outside",
+                format!("`{rel}` {why}"),
+                "not allowed",
+                "include files inside the project folder, by relative path".into(),
+            )
+        })?;
+        if !path.ends_with(".kdl") {
+            return Err(error(
+                "include-not-kdl",
+                format!("`{path}` is not a spec file"),
+                "not a `.kdl` file",
+                "kiln includes KDL spec files only, named `*.kdl`; it never reads other files as specs (an env file's text would end up in a diagnostic)".into(),
+            ));
+        }
+        if self.parent.contains_key(&path) {
+            // Read already: an edge for the cycle check that runs once everything is read.
+            self.revisits.push(Revisit {
+                from: self.from.to_owned(),
+                to: path,
+                span: self.span,
+            });
+            return Ok(None);
+        }
+        let depth = std::iter::successors(Some(self.from.to_owned()), |f| {
+            self.parent.get(f).cloned().flatten()
+        })
+        .count();
+        if depth > MAX_INCLUDE_DEPTH {
+            return Err(error(
+                "include-depth",
+                format!("includes nest more than {MAX_INCLUDE_DEPTH} deep"),
+                "one level too many",
+                "include the files from fewer levels".into(),
+            ));
+        }
+        if self.parent.len() >= MAX_FILES {
+            return Err(error(
+                "include-count",
+                format!("the project has more than {MAX_FILES} spec files"),
+                "one file too many",
+                "merge spec files".into(),
+            ));
+        }
+        match (self.loader)(&path) {
+            Ok(file) if self.total + file.text.len() > MAX_TOTAL_BYTES => Err(error(
+                "file-too-large",
+                format!(
+                    "the project's spec files hold more than {} MiB in all",
+                    MAX_TOTAL_BYTES >> 20
+                ),
+                "this file goes over",
+                "split the project, or check that the includes are the files you meant".into(),
+            )),
+            Ok(file) => {
+                self.parent.insert(path.clone(), Some(self.from.to_owned()));
+                Ok(Some((path, file)))
+            }
+            Err(e) => Err(error(
+                e.code,
+                format!("cannot read `{path}`: {}", e.reason),
+                "included here",
+                e.help.unwrap_or_else(|| {
+                    "check the path; it is relative to the including file".to_owned()
+                }),
+            )),
+        }
+    }
 }
 
 /// Resolves `rel` against the folder of `from`, refusing paths that leave the project.

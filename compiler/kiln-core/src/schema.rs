@@ -1100,11 +1100,14 @@ pub const TOP: &[NodeSpec] = &[
             setting("description", Ty::Str, "Free text."),
         ],
     ),
-    list(
-        "include",
-        Ty::Str,
-        "More spec files, relative to this one: `include \"environments/production.kdl\"`.",
-    ),
+    NodeSpec {
+        repeat: true,
+        ..list(
+            "include",
+            Ty::Str,
+            "More spec files, relative to this one: `include \"environments/production.kdl\"`. Any spec file may include others; each `.kdl` file is read once, and a file that includes itself, directly or not, is an error.",
+        )
+    },
     keyed(
         "environment",
         Ty::Name,
@@ -1153,7 +1156,9 @@ pub fn check(
     parent: &str,
     diags: &mut Vec<Diagnostic>,
 ) {
-    let mut seen: Vec<(String, &Node)> = Vec::new();
+    // Keys already seen at this level, to the first node that had them: a map, so that a
+    // level of many children (an `env` block of thousands of variables) costs linear time.
+    let mut seen: std::collections::HashMap<String, &Node> = std::collections::HashMap::new();
     for node in nodes {
         let spec = specs.iter().find(|s| s.name == node.name);
         check_annotation(node, diags);
@@ -1165,19 +1170,25 @@ pub fn check(
                         Some(_) => format!("{} {}", node.name, node.key().unwrap_or_default()),
                         None => node.name.clone(),
                     };
-                    if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
-                        diags.push(duplicate(node, first, spec.key.is_some()));
-                    } else {
-                        seen.push((key, node));
+                    match seen.entry(key) {
+                        std::collections::hash_map::Entry::Occupied(first) => {
+                            diags.push(duplicate(node, first.get(), spec.key.is_some()))
+                        }
+                        std::collections::hash_map::Entry::Vacant(slot) => {
+                            slot.insert(node);
+                        }
                     }
                 }
             }
             (None, Some(ty)) => {
                 check_free(node, ty, diags);
-                if let Some((_, first)) = seen.iter().find(|(k, _)| *k == node.name) {
-                    diags.push(duplicate(node, first, false));
-                } else {
-                    seen.push((node.name.clone(), node));
+                match seen.entry(node.name.clone()) {
+                    std::collections::hash_map::Entry::Occupied(first) => {
+                        diags.push(duplicate(node, first.get(), false))
+                    }
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(node);
+                    }
                 }
             }
             (None, None) => diags.push(unknown(node, specs, parent)),

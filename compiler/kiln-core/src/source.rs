@@ -51,6 +51,11 @@ pub struct SourceFile {
     pub name: String,
     pub text: Arc<String>,
     pub origin: Origin,
+    /// Whether diagnostics may quote the text. Not for a file kiln reached through a symbolic
+    /// link: whatever the link points at (inside the project) is not known to be a spec the
+    /// project wrote, and may be a secret a CI job left there, so diagnostics cite its line and
+    /// column only.
+    pub quotable: bool,
     line_starts: Vec<u32>,
 }
 
@@ -104,6 +109,18 @@ impl Sources {
         text: impl Into<String>,
         origin: Origin,
     ) -> FileId {
+        self.add_with(name, text, origin, true)
+    }
+
+    /// [`add`](Sources::add), saying whether diagnostics may quote the file
+    /// ([`SourceFile::quotable`]).
+    pub fn add_with(
+        &mut self,
+        name: impl Into<String>,
+        text: impl Into<String>,
+        origin: Origin,
+        quotable: bool,
+    ) -> FileId {
         let text: String = text.into();
         let mut line_starts = vec![0u32];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i as u32 + 1));
@@ -111,6 +128,7 @@ impl Sources {
             name: name.into(),
             text: Arc::new(text),
             origin,
+            quotable,
             line_starts,
         });
         FileId(self.files.len() as u32 - 1)

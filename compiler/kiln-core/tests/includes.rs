@@ -42,9 +42,70 @@ fn includes_are_read_breadth_first_once_each() {
         codes,
         [
             ("include-missing", "cannot read `missing.kdl`: no such file"),
-            ("include-cycle", "`c.kdl` is included twice"),
-            ("include-cycle", "`kiln.kdl` is included twice"),
-            ("include-cycle", "`a.kdl` is included twice"),
+            (
+                "include-twice",
+                "`c.kdl` is already included by `a.kdl`; it is read once"
+            ),
+            (
+                "include-cycle",
+                "`kiln.kdl` includes itself: kiln.kdl → b.kdl → kiln.kdl"
+            ),
+            (
+                "include-cycle",
+                "`a.kdl` includes itself: a.kdl → c.kdl → a.kdl"
+            ),
+        ]
+    );
+}
+
+/// Issue 12, D19: any file may include others (a second `include` node was a `duplicate`
+/// error), and a cycle through several files is reported as the cycle it is.
+#[test]
+fn nested_includes_and_real_cycles() {
+    let (files, diags) = load(&[
+        (
+            "kiln.kdl",
+            "project p\ninclude \"envs/a.kdl\"\ninclude \"envs/b.kdl\"\n",
+        ),
+        (
+            "envs/a.kdl",
+            "include \"shared/x.kdl\"\ninclude \"shared/y.kdl\"\n",
+        ),
+        ("envs/b.kdl", "include \"../envs/a.kdl\"\n"),
+        ("envs/shared/x.kdl", "include \"../b.kdl\"\n"),
+        (
+            "envs/shared/y.kdl",
+            "include \"../../secrets.env\" \"y.kdl\"\n",
+        ),
+    ]);
+    assert_eq!(
+        files,
+        [
+            "kiln.kdl",
+            "envs/a.kdl",
+            "envs/b.kdl",
+            "envs/shared/x.kdl",
+            "envs/shared/y.kdl"
+        ]
+    );
+    let found: Vec<(&str, &str)> = diags
+        .iter()
+        .map(|(c, m)| (c.as_str(), m.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            // Reported once, at the include that closed it (`envs/b.kdl`'s); x → b is part
+            // of the same cycle, so not a second diagnostic.
+            (
+                "include-cycle",
+                "`envs/a.kdl` includes itself: envs/a.kdl → envs/shared/x.kdl → envs/b.kdl → envs/a.kdl"
+            ),
+            ("include-not-kdl", "`secrets.env` is not a spec file"),
+            (
+                "include-cycle",
+                "`envs/shared/y.kdl` includes itself: envs/shared/y.kdl → envs/shared/y.kdl"
+            ),
         ]
     );
 }

@@ -73,7 +73,7 @@ proptest! {
             render_layer(&bv, &bs, true),
             render_layer(&ov, &os, false),
         );
-        let mut loader = |p: &str| if p == "kiln.kdl" { Ok(text.clone()) } else { Err("none".into()) };
+        let mut loader = |p: &str| if p == "kiln.kdl" { Ok(text.clone()) } else { Err("none".to_owned()) };
         let (project, diags) = project::load(&mut loader);
         prop_assert!(diags.iter().all(|d| !d.is_error()), "{text}\n{diags:?}");
         let (model, diags) = resolve::resolve(&project, "production");
@@ -128,7 +128,7 @@ environment production extends=base {
         if p == "kiln.kdl" {
             Ok(text.to_owned())
         } else {
-            Err("none".into())
+            Err("none".to_owned())
         }
     };
     let (project, diags) = project::load(&mut loader);
@@ -152,7 +152,7 @@ fn provenance_records_the_override_chain() {
         if p == "kiln.kdl" {
             Ok(text.to_owned())
         } else {
-            Err("none".into())
+            Err("none".to_owned())
         }
     };
     let (project, _) = project::load(&mut loader);
@@ -175,7 +175,7 @@ fn resolve_text(text: &str, env: &str) -> kiln_core::Model {
         if p == "kiln.kdl" {
             Ok(text.to_owned())
         } else {
-            Err("none".into())
+            Err("none".to_owned())
         }
     };
     let (project, diags) = project::load(&mut loader);

@@ -193,10 +193,20 @@ pub fn project_root(dir: &Path) -> Result<PathBuf, Box<Diagnostic>> {
     )))
 }
 
-pub fn load(dir: &Path) -> Result<(PathBuf, Project, Vec<Diagnostic>), Box<Diagnostic>> {
+/// Opens the project folder `dir` and loads its specs through [`disk::ProjectDir`].
+pub fn load(dir: &Path) -> Result<(disk::ProjectDir, Project, Vec<Diagnostic>), Box<Diagnostic>> {
     let root = project_root(dir)?;
+    let root = disk::ProjectDir::open(&root).map_err(|e| {
+        Box::new(
+            Diagnostic::error(
+                "no-project",
+                format!("cannot open the project folder: {e:#}"),
+            )
+            .with_help("pass the folder holding kiln.kdl"),
+        )
+    })?;
     let (project, diags) = {
-        let mut loader = disk::loader(&root);
+        let mut loader = root.loader();
         project::load(&mut loader)
     };
     Ok((root, project, diags))
@@ -208,7 +218,7 @@ fn load_and_build(
     dir: &Path,
     envs: &[String],
     keep: Keep,
-) -> Result<(PathBuf, Build), u8> {
+) -> Result<(disk::ProjectDir, Build), u8> {
     crate::policy_cmd::prefetch_stdlib();
     let (root, project, diags) = match load(dir) {
         Ok(x) => x,
@@ -234,14 +244,21 @@ fn compile(ui: &Ui, dir: &Path, envs: &[String], check: bool, format: Format) ->
         }
     };
     // When the output folder exists, hold its lock for the whole compile: each
-    // environment's files are then compared with the disk as soon as they are
-    // built, and the text of those already there is not kept until the write.
+    // environment's files are then compared with the disk as soon as they are built, and
+    // the text of those already there is not kept until the write. A compile that was
+    // killed after committing is finished first, so the comparison sees its result.
     let early = match safe_relative(&project.output) && !diags.iter().any(Diagnostic::is_error) {
-        true => disk::OutputLock::acquire_existing(&root, &project.output)?,
+        true => disk::OutputLock::existing(&root, &project.output)?,
         false => None,
     };
+    if let Some(guard) = &early
+        && let Some(n) = disk::recover(&root, guard)?
+        && format == Format::Human
+    {
+        eprintln!("kiln: finished an interrupted compile ({n} file(s) put in place)");
+    }
     let keep = match &early {
-        Some(guard) => Keep::Changed { _held: guard },
+        Some(guard) => Keep::Changed { output: guard },
         None => Keep::Files,
     };
     let b = crate::policy_cmd::build_checked(&root, project, diags, envs, keep);
@@ -255,9 +272,9 @@ fn compile(ui: &Ui, dir: &Path, envs: &[String], check: bool, format: Format) ->
     }
     let guard = match early {
         Some(guard) => guard,
-        None => disk::OutputLock::acquire(&root, &b.project.output)?,
+        None => disk::OutputLock::create(&root, &b.project.output)?,
     };
-    let previous = match disk::read_lock(&root)? {
+    let previous = match root.read_lock()? {
         Some(Ok(lock)) => Some(lock),
         _ => None,
     };
@@ -271,15 +288,21 @@ fn compile(ui: &Ui, dir: &Path, envs: &[String], check: bool, format: Format) ->
         .as_ref()
         .map(|p| scoped_lock(p, &b.project.output, &selected_names(&b)));
     let written = disk::write_compile(
-        &mut disk::RealFs::from_env(),
-        &guard,
         &root,
-        &b.project.output,
+        &guard,
         &bytes,
         &b.settled(),
         previous_for_removal.as_ref(),
         &lock,
+        &mut disk::Faults::from_env(),
     )?;
+    if format == Format::Human {
+        for kept in &written.kept {
+            eprintln!(
+                "kiln: warning: {kept} is no longer generated, but it is not what kiln wrote (edited by hand?); left in place, delete it yourself if it is not needed"
+            );
+        }
+    }
     if format == Format::Human {
         let envs: Vec<&str> = b.envs.iter().map(|e| e.name.as_str()).collect();
         // A monorepo's thousand environment names would bury the counts.
@@ -343,14 +366,12 @@ fn scoped_lock(prev: &Lock, output: &str, envs: &BTreeSet<String>) -> Lock {
 /// spec); the lock only tells a stale file from one edited by hand. What makes it fast is
 /// the policy result cache, which kiln itself wrote under its own key.
 fn compile_check(ui: &Ui, dir: &Path, envs: &[String], format: Format) -> Result<u8> {
-    let root = match project_root(dir) {
-        Ok(r) => r,
-        Err(d) => {
-            ui.diagnostics(&[*d], &Sources::new());
-            return Ok(EXIT_ERROR);
-        }
+    let (root, b) = match load_and_build(ui, dir, envs, Keep::Files) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
     };
-    let lock = match disk::read_lock(&root)? {
+    let actual_lock = root.lock_text()?;
+    let lock = match actual_lock.as_deref().map(Lock::parse) {
         Some(Ok(lock)) => Some(lock),
         Some(Err(e)) => {
             eprintln!("kiln: {LOCK_FILE} is unreadable ({e}); checking against a fresh build");
@@ -358,16 +379,16 @@ fn compile_check(ui: &Ui, dir: &Path, envs: &[String], format: Format) -> Result
         }
         None => None,
     };
-    let (root, b) = match load_and_build(ui, dir, envs, Keep::Files) {
-        Ok(x) => x,
-        Err(code) => return Ok(code),
-    };
     let code = exit_code(&b.diagnostics);
     if code != EXIT_OK {
         report(ui, &b, format, &[])?;
         return Ok(code);
     }
-    let mut disk_files = disk::read_outputs(&root, &b.project.output)?;
+    let output = root.output(&b.project.output)?;
+    let mut disk_files = match &output {
+        Some(out) => out.read_all()?,
+        None => BTreeMap::new(),
+    };
     if !envs.is_empty() {
         let selected = selected_names(&b);
         disk_files.retain(|p, _| in_envs(p, &b.project.output, &selected));
@@ -376,7 +397,6 @@ fn compile_check(ui: &Ui, dir: &Path, envs: &[String], format: Format) -> Result
     // The lock itself must match what this build would write.
     let expected_lock = merged_lock(&b, lock.as_ref(), envs);
     let expected_text = expected_lock.render();
-    let actual_lock = std::fs::read_to_string(root.join(LOCK_FILE)).ok();
     if actual_lock.as_deref() != Some(expected_text.as_str()) {
         diffs.push(Difference {
             path: LOCK_FILE.to_owned(),
@@ -389,11 +409,29 @@ fn compile_check(ui: &Ui, dir: &Path, envs: &[String], format: Format) -> Result
             actual: actual_lock,
         });
     }
+    if let Some(out) = &output
+        && disk::interrupted(out)
+    {
+        diffs.insert(
+            0,
+            Difference {
+                path: format!("{}/{}", b.project.output, disk::JOURNAL),
+                state: State::Interrupted,
+                expected: None,
+                actual: None,
+            },
+        );
+    }
     report(ui, &b, format, &diffs)?;
     if format == Format::Human {
         for d in &diffs {
             eprintln!("kiln: {} {}", d.path, d.state.describe());
-            if d.state != State::Orphan && d.state != State::Removed || d.actual.is_some() {
+            let shown = match d.state {
+                State::Interrupted => false,
+                State::Orphan | State::Removed => d.actual.is_some(),
+                _ => true,
+            };
+            if shown {
                 eprint!("{}", compare::unified_diff(d));
             }
         }
@@ -462,8 +500,11 @@ fn diff(ui: &Ui, dir: &Path, envs: &[String], format: DiffFormat) -> Result<u8> 
     if code == EXIT_ERROR {
         return Ok(code);
     }
-    let lock = disk::read_lock(&root)?.and_then(Result::ok);
-    let mut disk_files = disk::read_outputs(&root, &b.project.output)?;
+    let lock = root.read_lock()?.and_then(Result::ok);
+    let mut disk_files = match root.output(&b.project.output)? {
+        Some(out) => out.read_all()?,
+        None => BTreeMap::new(),
+    };
     let selected = selected_names(&b);
     disk_files.retain(|p, _| in_envs(p, &b.project.output, &selected));
     let files = b.files();
@@ -611,12 +652,7 @@ fn fmt(ui: &Ui, dir: &Path, check: bool) -> Result<u8> {
         if formatted != *f.text {
             unformatted.push(f.name.clone());
             if !check {
-                let path = root.join(&f.name);
-                let tmp = path.with_extension("kdl.kiln-tmp");
-                std::fs::write(&tmp, &formatted)
-                    .with_context(|| format!("writing {}", tmp.display()))?;
-                std::fs::rename(&tmp, &path)
-                    .with_context(|| format!("replacing {}", path.display()))?;
+                root.replace(&f.name, formatted.as_bytes())?;
             }
         }
     }

@@ -47,7 +47,26 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            match e.chain().find_map(|c| c.downcast_ref::<disk::Refused>()) {
+                // A path kiln will not use (a link out of the project, a FIFO, a huge file):
+                // a diagnostic, with what to do.
+                Some(refused) => {
+                    let d = kiln_core::Diagnostic::error(refused.code(), format!("{e:#}"))
+                        .with_help(refused.refusal.help());
+                    eprint!(
+                        "{}",
+                        kiln_core::diagnostic::render(
+                            &[d],
+                            &kiln_core::source::Sources::new(),
+                            Default::default()
+                        )
+                    );
+                }
+                None => eprintln!(
+                    "error: {}",
+                    kiln_core::diagnostic::sanitize_for_terminal(&format!("{e:#}"))
+                ),
+            }
             ExitCode::from(2)
         }
     }

@@ -20,7 +20,7 @@ use kiln_policy_host::{HostConfig, PolicyHost};
 
 use crate::cli::{Format, PolicyCommand, SecretsCommand};
 use crate::cmd::{EXIT_ERROR, EXIT_OK, Ui, out};
-use crate::disk::OutputLock;
+use crate::disk::{self, OutputLock, ProjectDir};
 
 fn host() -> &'static Result<PolicyHost, String> {
     static HOST: OnceLock<Result<PolicyHost, String>> = OnceLock::new();
@@ -84,14 +84,14 @@ type Loaded = Result<Arc<Policy>, Box<Diagnostic>>;
 /// The modules the environments' specs declare, each read, checked against its
 /// pin and loaded once (environments share them), on first use.
 struct SpecModules<'a> {
-    root: &'a Path,
+    root: &'a ProjectDir,
     /// By path and pin (environments may pin one path differently): the module, or why it
     /// cannot be used (the diagnostic without its label, which depends on the declaration).
     loaded: Mutex<BTreeMap<(String, Option<String>), Loaded>>,
 }
 
 impl SpecModules<'_> {
-    fn new(root: &Path) -> SpecModules<'_> {
+    fn new(root: &ProjectDir) -> SpecModules<'_> {
         SpecModules {
             root,
             loaded: Mutex::new(BTreeMap::new()),
@@ -128,12 +128,26 @@ impl SpecModules<'_> {
                 .with_help("keep policy modules inside the project and name them by relative path"),
             ));
         }
-        let bytes = std::fs::read(self.root.join(path)).map_err(|e| {
-            let d = Diagnostic::error(
-                "module-missing",
-                format!("cannot read policy module `{}`: {e}", path),
-            )
-            .with_help("check the path; it is relative to the project folder");
+        let bytes = self.root.read(path, disk::MAX_MODULE_BYTES).map_err(|e| {
+            let d = match e {
+                disk::FsError::Refused(r) => Diagnostic::error(
+                    "unsafe-path",
+                    format!(
+                        "cannot read policy module `{}`: {}",
+                        kiln_core::diagnostic::quote_for_terminal(path),
+                        r.describe("project")
+                    ),
+                )
+                .with_help(r.help()),
+                e => Diagnostic::error(
+                    "module-missing",
+                    format!(
+                        "cannot read policy module `{}`: {e}",
+                        kiln_core::diagnostic::quote_for_terminal(path)
+                    ),
+                )
+                .with_help("check the path; it is relative to the project folder"),
+            };
             Box::new(d)
         })?;
         let actual = hash(&bytes);
@@ -192,8 +206,8 @@ pub enum Keep<'a> {
     /// For `kiln compile`, which holds the output folder's lock for the whole build, so the
     /// disk cannot change between this comparison and the write.
     Changed {
-        /// Proof that the lock is held.
-        _held: &'a OutputLock,
+        /// The output folder, whose lock is held.
+        output: &'a OutputLock,
     },
 }
 
@@ -205,7 +219,7 @@ pub enum Keep<'a> {
 /// are dropped once its policies ran, so that a build of a thousand
 /// environments holds their files, not their models.
 pub fn build_checked(
-    root: &Path,
+    root: &ProjectDir,
     project: Project,
     diags: Vec<Diagnostic>,
     envs: &[String],
@@ -241,12 +255,12 @@ pub fn build_checked(
         for a in &mut env.artifacts {
             a.lines = Default::default();
         }
-        if let Keep::Changed { .. } = keep
+        if let Keep::Changed { output } = keep
             && !out.iter().any(Diagnostic::is_error)
         {
             let (same, differ): (Vec<_>, Vec<_>) = std::mem::take(&mut env.artifacts)
                 .into_iter()
-                .partition(|a| crate::disk::settle(root, &a.path, a.text.as_bytes()));
+                .partition(|a| output.same(&a.path, a.text.as_bytes()));
             env.settled = same
                 .into_iter()
                 .map(|a| {

@@ -48,9 +48,26 @@ fn markers(text: &str, folder_rule: Option<&str>) -> (BTreeSet<(usize, String)>,
     (expected, rules)
 }
 
+/// A case's text: a regular file of at most the size of a spec.
+fn read_case(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err("cannot read: not a regular file".into());
+    }
+    let mut bytes = Vec::new();
+    file.take(crate::disk::MAX_SPEC_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > crate::disk::MAX_SPEC_BYTES {
+        return Err("cannot read: larger than a spec may be".into());
+    }
+    String::from_utf8(bytes).map_err(|_| "cannot read: not UTF-8".into())
+}
+
 /// Runs one case; `Ok(())` when the findings match its markers.
 fn run_case(path: &Path) -> Result<(), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
+    let text = read_case(path)?;
     let folder_rule = path
         .parent()
         .and_then(|p| p.file_name())
@@ -63,11 +80,12 @@ fn run_case(path: &Path) -> Result<(), String> {
         );
     }
     let root = path.parent().unwrap_or(Path::new("."));
+    let root = crate::disk::ProjectDir::open(root).map_err(|e| format!("{e:#}"))?;
     let (project, diags) = {
-        let mut disk = crate::disk::loader(root);
+        let mut disk = root.loader();
         let mut loader = |p: &str| {
             if p == kiln_core::project::ROOT_FILE {
-                Ok(text.clone())
+                Ok(kiln_core::project::LoadedFile::from(text.clone()))
             } else {
                 disk(p)
             }
@@ -75,7 +93,7 @@ fn run_case(path: &Path) -> Result<(), String> {
         kiln_core::project::load(&mut loader)
     };
     let b =
-        crate::policy_cmd::build_checked(root, project, diags, &[], crate::policy_cmd::Keep::All);
+        crate::policy_cmd::build_checked(&root, project, diags, &[], crate::policy_cmd::Keep::All);
     let spec_errors: Vec<&Diagnostic> = b
         .diagnostics
         .iter()
