@@ -8,5 +8,7 @@ mod common;
 
 mod atomic;
 mod gate;
+mod modules;
 mod paths;
+mod secrets;
 mod support;

@@ -1480,7 +1480,7 @@ fn example(ty: Ty) -> String {
 pub fn check_type(v: &Scalar, ty: Ty, what: &str, diags: &mut Vec<Diagnostic>) -> bool {
     let ok = match (&v.value, ty) {
         (_, Ty::Scalar) => true,
-        (Value::Str(s), Ty::Str) => !s.contains('\0'),
+        (Value::Str(_), Ty::Str) => true,
         (Value::Str(s), Ty::Name) => is_dns_label(s),
         (Value::Str(s), Ty::Ident) => is_ident(s),
         (Value::Str(s), Ty::EnvName) => is_env_name(s),

@@ -284,7 +284,22 @@ fn prop_value_span(text: &str, entry: Span, key: Span) -> Span {
 
 fn convert_value(value: &kdl::KdlValue, span: Span, diags: &mut Vec<Diagnostic>) -> Option<Value> {
     Some(match value {
-        kdl::KdlValue::String(s) => Value::Str(s.clone()),
+        kdl::KdlValue::String(s) => {
+            if let Some(c) = s
+                .chars()
+                .find(|&c| c.is_control() && c != '\n' && c != '\t')
+            {
+                diags.push(
+                    Diagnostic::error(
+                        "invalid-value",
+                        format!("the string holds the control character U+{:04X}", c as u32),
+                    )
+                    .with_label(span, "not allowed in a value")
+                    .with_help("generated files and the programs that read them cannot take control characters (only newlines and tabs); remove it"),
+                );
+            }
+            Value::Str(s.clone())
+        }
         kdl::KdlValue::Integer(i) => match i64::try_from(*i) {
             Ok(i) => Value::Int(i),
             Err(_) => {

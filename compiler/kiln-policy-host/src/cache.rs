@@ -456,11 +456,11 @@ impl ResultCache {
     pub(crate) fn key(
         module_hash: &blake3::Hash,
         function: &str,
-        limits: [u64; 4],
+        limits: [u64; 5],
         input: &blake3::Hash,
     ) -> blake3::Hash {
         let mut h = blake3::Hasher::new();
-        h.update(b"kiln-policy-host output v2\0");
+        h.update(b"kiln-policy-host output v3\0");
         h.update(module_hash.as_bytes());
         h.update(function.as_bytes());
         h.update(b"\0");

@@ -85,6 +85,16 @@ pub enum PolicyErrorKind {
     },
     /// Cranelift (or wasmtime's validator) refused the module.
     Compile { reason: String },
+    /// The module is larger or has more functions than the host compiles (the limits keep a
+    /// compile within seconds and bounded memory).
+    TooComplex {
+        /// What was counted: `"functions"`, `"bytes of code"`, …
+        what: &'static str,
+        found: usize,
+        max: usize,
+    },
+    /// Compiling the module took longer than the host's compile deadline.
+    CompileTimeout { after: Duration },
     /// The module trapped (`unreachable`, out-of-bounds access, stack overflow, …).
     Trap {
         /// The export that was running (`kiln_check`, …), or `"instantiation"`.
@@ -95,8 +105,14 @@ pub enum PolicyErrorKind {
         /// policy's panic message, for instance). At most 1000 bytes.
         policy_message: Option<String>,
     },
-    /// The call used up its fuel budget (a deterministic instruction count).
-    OutOfFuel { function: &'static str, fuel: u64 },
+    /// The call used up its fuel budget (a deterministic instruction count, which grows with
+    /// the size of the input).
+    OutOfFuel {
+        function: &'static str,
+        fuel: u64,
+        /// The size of the input the call got, in bytes.
+        input: usize,
+    },
     /// The module wanted more memory than the host allows, or `kiln_alloc` returned 0.
     OutOfMemory {
         function: &'static str,
@@ -181,6 +197,15 @@ impl fmt::Display for PolicyErrorKind {
                 "the module implements policy ABI {found_major}.{found_minor}, but this kiln supports ABI {supported_major}.x (up to {supported_major}.{supported_minor})"
             ),
             Compile { reason } => write!(f, "wasmtime refused the module: {reason}"),
+            TooComplex { what, found, max } => write!(
+                f,
+                "the module has {found} {what}, over the limit of {max} that kiln compiles"
+            ),
+            CompileTimeout { after } => write!(
+                f,
+                "compiling the module took longer than {:.0} s, kiln's limit",
+                after.as_secs_f64()
+            ),
             Trap {
                 function,
                 message,
@@ -192,9 +217,13 @@ impl fmt::Display for PolicyErrorKind {
                 }
                 Ok(())
             }
-            OutOfFuel { function, fuel } => write!(
+            OutOfFuel {
+                function,
+                fuel,
+                input,
+            } => write!(
                 f,
-                "the module ran out of fuel {} after {fuel} instructions (an endless loop, or far more work than a policy needs)",
+                "the module ran out of fuel {} after {fuel} instructions, on an input of {input} bytes (the budget grows with the input; running out means an endless loop, or work that grows faster than the input)",
                 during(function)
             ),
             OutOfMemory { function, detail } => {
@@ -278,8 +307,9 @@ impl PolicyErrorKind {
                 "use a policy built for ABI 1.x, or a kiln version that supports this ABI".into()
             }
             Compile { .. } => "rebuild the module; if it came from a standard toolchain, report it to the policy's author".into(),
+            TooComplex { .. } | CompileTimeout { .. } => "a policy needs far less code than this: check that this is the module you meant, and build it in release mode".into(),
             OutOfFuel { .. } | Timeout { .. } => format!(
-                "{author}; a policy should finish in well under a second"
+                "{author}: a policy should do a bounded amount of work per byte of input (no endless loop, no pass over all pairs of services)"
             ),
             OutOfMemory { .. } => format!(
                 "{author}; if the spec is unusually large, the memory limit may need raising"

@@ -66,18 +66,27 @@ pub const ABI_MINOR: u16 = 1;
 /// Limits and settings of a [`PolicyHost`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostConfig {
-    /// Fuel per call: roughly the number of WebAssembly instructions a call may execute.
+    /// Fuel per call: roughly the number of WebAssembly instructions a call may execute, plus
+    /// [`fuel_per_input_byte`](HostConfig::fuel_per_input_byte) for each byte of its input.
     /// Deterministic: the same module and input run out at the same point on every machine.
     pub fuel_per_call: u64,
+    /// Fuel added per byte of a call's input, so that a policy doing linear work judges an
+    /// environment of ten thousand services as surely as one of ten (a fixed budget made the
+    /// standard `run` policy run out at 6 000 services).
+    pub fuel_per_input_byte: u64,
+    /// How long compiling one module may take. Cranelift cannot be interrupted: past the
+    /// deadline the compile is abandoned on its thread and the load fails.
+    pub compile_deadline: Duration,
     /// The most linear memory a module may have, in bytes.
     pub max_memory_bytes: usize,
     /// The largest input document, in bytes.
     pub max_input_bytes: usize,
     /// The largest output document, in bytes.
     pub max_output_bytes: usize,
-    /// Wall-clock time after which a call is stopped regardless of fuel. A backstop only: with
-    /// the default fuel, fuel runs out first (an endless loop burns 10⁹ fuel in about 1.5 s on
-    /// a 2020s x86-64 core), so which error a runaway policy gets stays deterministic.
+    /// Wall-clock time after which a call of the base fuel is stopped regardless of fuel (it
+    /// grows in proportion for a call whose input earns it more fuel). A backstop only: fuel
+    /// runs out first (an endless loop burns 10⁹ fuel in about 1.5 s on a 2020s x86-64 core),
+    /// so which error a runaway policy gets stays deterministic.
     pub wall_clock_backstop: Duration,
     /// Where compiled modules are cached, and the key that authenticates the entries (`None`:
     /// compile every time). See [`CacheDir::for_user`].
@@ -92,6 +101,8 @@ impl Default for HostConfig {
     fn default() -> HostConfig {
         HostConfig {
             fuel_per_call: 1_000_000_000,
+            fuel_per_input_byte: 400,
+            compile_deadline: Duration::from_secs(60),
             max_memory_bytes: 256 << 20,
             max_input_bytes: 16 << 20,
             max_output_bytes: 4 << 20,
@@ -313,9 +324,10 @@ impl PolicyHost {
 impl Shared {
     /// The limits a call's outcome depends on (the result cache's key), the input cap
     /// included: a memoized call does not build its input to check it against the cap.
-    fn limits(&self) -> [u64; 4] {
+    fn limits(&self) -> [u64; 5] {
         [
             self.config.fuel_per_call,
+            self.config.fuel_per_input_byte,
             self.config.max_memory_bytes as u64,
             self.config.max_output_bytes as u64,
             self.config.max_input_bytes as u64,
@@ -343,11 +355,7 @@ impl Shared {
         module_hash: &blake3::Hash,
     ) -> Result<(Module, CacheOutcome), PolicyErrorKind> {
         let engine = &self.engine;
-        let compile = || {
-            compile_isolated(engine, bytes).map_err(|e| PolicyErrorKind::Compile {
-                reason: error_text(&e),
-            })
-        };
+        let compile = || compile_isolated(engine, bytes, self.config.compile_deadline);
         let Some(disk) = &self.cache else {
             return Ok((compile()?, CacheOutcome::Disabled));
         };
@@ -374,23 +382,46 @@ impl Shared {
 /// global pool, the compiling worker could, while waiting for its jobs, pick up another job
 /// that waits on the same `OnceLock` (itself), or find every worker blocked: a deadlock. A
 /// separate pool, entered from a thread that steals nothing, cannot deadlock that way.
-fn compile_isolated(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
+///
+/// The compile has a deadline: past it, the waiting thread gives up and the compile is left
+/// to finish (or not) on its own thread, which holds only its copy of the bytes. The static
+/// limits of `inspect` (functions, code size) keep that rare; the deadline bounds what they
+/// cannot foresee.
+fn compile_isolated(
+    engine: &Engine,
+    bytes: &[u8],
+    deadline: Duration,
+) -> Result<Module, PolicyErrorKind> {
     static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
-    let pool = POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .thread_name(|i| format!("kiln-compile-{i}"))
-            .build()
-            .ok()
-    });
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| match pool {
-                Some(pool) => pool.install(|| Module::from_binary(engine, bytes)),
-                None => Module::from_binary(engine, bytes),
-            })
-            .join()
-            .unwrap_or_else(|_| Err(wasmtime::Error::msg("Cranelift panicked while compiling")))
-    })
+    let (engine, bytes) = (engine.clone(), bytes.to_vec());
+    let (done, result) = mpsc::channel();
+    let spawned = thread::Builder::new()
+        .name("kiln-compile".into())
+        .spawn(move || {
+            let pool = POOL.get_or_init(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .thread_name(|i| format!("kiln-compile-{i}"))
+                    .build()
+                    .ok()
+            });
+            let compiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match pool {
+                Some(pool) => pool.install(|| Module::from_binary(&engine, &bytes)),
+                None => Module::from_binary(&engine, &bytes),
+            }))
+            .unwrap_or_else(|_| Err(wasmtime::Error::msg("Cranelift panicked while compiling")));
+            let _ = done.send(compiled);
+        });
+    if let Err(e) = spawned {
+        return Err(PolicyErrorKind::Compile {
+            reason: format!("cannot start a compile thread: {e}"),
+        });
+    }
+    match result.recv_timeout(deadline) {
+        Ok(compiled) => compiled.map_err(|e| PolicyErrorKind::Compile {
+            reason: error_text(&e),
+        }),
+        Err(_) => Err(PolicyErrorKind::CompileTimeout { after: deadline }),
+    }
 }
 
 /// A policy module that passed all load-time checks, ready to be called.
@@ -529,21 +560,32 @@ impl LoadedPolicy {
         .map_err(|kind| PolicyError::new(&self.name, kind))
     }
 
-    fn new_store(&self) -> Store<CallState> {
+    /// A store for one call on an input of `input` bytes: its fuel is the base budget plus
+    /// the per-byte budget, and the wall-clock backstop grows in the same proportion.
+    fn new_store(&self, input: usize) -> Store<CallState> {
         let config = &self.shared.config;
+        let fuel = config
+            .fuel_per_call
+            .saturating_add(config.fuel_per_input_byte.saturating_mul(input as u64));
+        let scale = fuel.div_ceil(config.fuel_per_call.max(1));
         let mut store = Store::new(
             &self.shared.engine,
             CallState {
                 limiter: Limiter {
                     max_memory: config.max_memory_bytes,
                 },
+                fuel,
+                input,
+                backstop: config
+                    .wall_clock_backstop
+                    .saturating_mul(u32::try_from(scale).unwrap_or(u32::MAX)),
             },
         );
         store.limiter(|state| &mut state.limiter);
         store
-            .set_fuel(config.fuel_per_call)
+            .set_fuel(fuel)
             .expect("fuel consumption is enabled in the engine config");
-        store.set_epoch_deadline(self.shared.deadline_ticks);
+        store.set_epoch_deadline(self.shared.deadline_ticks.saturating_mul(scale));
         store
     }
 
@@ -565,7 +607,7 @@ impl LoadedPolicy {
 
     fn call_abi_version(&self) -> Result<i32, PolicyErrorKind> {
         const F: &str = ABI_VERSION_EXPORT;
-        let mut store = self.new_store();
+        let mut store = self.new_store(0);
         let instance = self.instantiate(&mut store)?;
         let func = instance
             .get_typed_func::<(), i32>(&mut store, F)
@@ -591,7 +633,7 @@ impl LoadedPolicy {
             });
         }
         let len = input.len() as u32;
-        let mut store = self.new_store();
+        let mut store = self.new_store(input.len());
         let instance = self.instantiate(&mut store)?;
         let memory = instance
             .get_memory(&mut store, "memory")
@@ -652,7 +694,6 @@ impl LoadedPolicy {
         instance: Option<&Instance>,
         function: &'static str,
     ) -> PolicyErrorKind {
-        let config = &self.shared.config;
         let limit = error.downcast_ref::<LimitExceeded>().or_else(|| {
             error
                 .chain()
@@ -667,11 +708,12 @@ impl LoadedPolicy {
         match error.downcast_ref::<Trap>() {
             Some(Trap::OutOfFuel) => PolicyErrorKind::OutOfFuel {
                 function,
-                fuel: config.fuel_per_call,
+                fuel: store.data().fuel,
+                input: store.data().input,
             },
             Some(Trap::Interrupt) => PolicyErrorKind::Timeout {
                 function,
-                after: config.wall_clock_backstop,
+                after: store.data().backstop,
             },
             trap => PolicyErrorKind::Trap {
                 function,
@@ -719,6 +761,10 @@ fn error_text(error: &wasmtime::Error) -> String {
 /// What each call's `Store` holds.
 struct CallState {
     limiter: Limiter,
+    /// The call's fuel, input size and wall-clock backstop, for its error.
+    fuel: u64,
+    input: usize,
+    backstop: Duration,
 }
 
 /// Caps a module's memory. Growing past the cap traps (instead of making `memory.grow` return

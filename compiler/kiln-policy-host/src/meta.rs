@@ -63,6 +63,9 @@ pub struct PolicyMeta {
     /// `kiln_validate_settings`.
     #[serde(default = "empty_object")]
     pub settings_schema: Value,
+    /// Rule id → its index in `rules`: a finding is looked up in constant time.
+    #[serde(skip)]
+    index: std::collections::HashMap<String, usize>,
 }
 
 /// One rule a policy declares.
@@ -105,7 +108,10 @@ fn empty_object() -> Value {
 impl PolicyMeta {
     /// The rule with this full id.
     pub fn rule(&self, id: &str) -> Option<&RuleMeta> {
-        self.rules.iter().find(|r| r.id == id)
+        match self.index.is_empty() {
+            true => self.rules.iter().find(|r| r.id == id),
+            false => self.index.get(id).map(|&i| &self.rules[i]),
+        }
     }
 
     /// Whether the policy asked for the rendered artifacts (`"inputs": ["spec", "artifacts"]`).
@@ -126,9 +132,16 @@ impl PolicyMeta {
     /// Parses and checks metadata leniently: unknown fields are ignored here and checked by
     /// [`unknown_fields`] once the ABI minor version is known.
     pub(crate) fn parse(bytes: &[u8]) -> Result<(PolicyMeta, Value), String> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
-        let meta: PolicyMeta = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+        let value = crate::output::strict_json(bytes).map_err(|e| format!("not JSON: {e}"))?;
+        let mut meta: PolicyMeta =
+            serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
         meta.validate()?;
+        meta.index = meta
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.clone(), i))
+            .collect();
         Ok((meta, value))
     }
 
@@ -162,14 +175,15 @@ impl PolicyMeta {
         if self.rules.is_empty() {
             return Err("`rules` is empty: a policy must declare the rules it reports".into());
         }
-        for (i, rule) in self.rules.iter().enumerate() {
+        let mut seen = std::collections::HashSet::with_capacity(self.rules.len());
+        for rule in &self.rules {
             if !is_rule_id(&rule.id) {
                 return Err(format!(
                     "the rule id `{}` is not `<group>.<name>` in kebab-case (like `web.debug-off`)",
                     rule.id
                 ));
             }
-            if self.rules[..i].iter().any(|r| r.id == rule.id) {
+            if !seen.insert(rule.id.as_str()) {
                 return Err(format!("the rule `{}` is declared twice", rule.id));
             }
             if rule.summary.trim().is_empty() {

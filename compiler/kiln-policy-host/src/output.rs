@@ -81,11 +81,86 @@ fn malformed(function: &'static str, reason: impl Into<String>) -> PolicyErrorKi
     }
 }
 
+/// JSON whose objects have no key twice: `serde_json::Value` keeps the last of two equal
+/// keys, so a module writing `"severity":"error"` then `"severity":"info"` in one finding
+/// would be read as it was not meant to, silently.
+pub(crate) fn strict_json(bytes: &[u8]) -> serde_json::Result<Value> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = NoDuplicateKeys.deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
+/// Deserializes a [`Value`], refusing an object with a key twice.
+#[derive(Clone, Copy)]
+struct NoDuplicateKeys;
+
+impl<'de> serde::de::DeserializeSeed<'de> for NoDuplicateKeys {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(self)? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "the key {:?} appears twice in one object",
+                    truncate_chars(&key, 40)
+                )));
+            }
+            let value = map.next_value_seed(self)?;
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
 /// Parses UTF-8 JSON, with an error that quotes at most a short excerpt near the problem.
 fn parse_json(function: &'static str, bytes: &[u8]) -> Result<Value, PolicyErrorKind> {
     let text =
         std::str::from_utf8(bytes).map_err(|e| malformed(function, format!("not UTF-8: {e}")))?;
-    serde_json::from_str(text).map_err(|e| {
+    strict_json(text.as_bytes()).map_err(|e| {
         let line = text.lines().nth(e.line().saturating_sub(1)).unwrap_or("");
         let col = e.column().saturating_sub(1);
         let start = line
@@ -94,7 +169,11 @@ fn parse_json(function: &'static str, bytes: &[u8]) -> Result<Value, PolicyError
             .rfind(|&i| i <= col.saturating_sub(30))
             .unwrap_or(0);
         let excerpt = truncate_chars(&line[start..], 60);
-        malformed(function, format!("not JSON: {e}, near {excerpt:?}"))
+        let what = match e.classify() {
+            serde_json::error::Category::Data => "not valid",
+            _ => "not JSON",
+        };
+        malformed(function, format!("{what}: {e}, near {excerpt:?}"))
     })
 }
 
@@ -261,6 +340,14 @@ mod tests {
         assert!(check_pointer("a").is_err());
         assert!(check_pointer("/a~").is_err());
         assert!(check_pointer("/a~2").is_err());
+    }
+
+    #[test]
+    fn a_key_twice_is_refused() {
+        assert!(strict_json(br#"{"a":1,"b":[{"c":1,"d":2}]}"#).is_ok());
+        let err = strict_json(br#"{"findings":[{"rule":"t.r","rule":"t.s"}]}"#).unwrap_err();
+        assert!(err.to_string().contains("\"rule\" appears twice"), "{err}");
+        assert!(strict_json(br#"{"a":1} x"#).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use kiln_core::Artifact;
 use kiln_core::diagnostic::{Diagnostic, Severity, did_you_mean, unknown_name_help};
+use kiln_core::diagnostic::{quote_for_terminal, sanitize_for_terminal};
 use kiln_core::model::{Model, Origin};
 use kiln_core::source::{Origin as SourceOrigin, Sources, Span};
 use kiln_policy_host::{
@@ -30,6 +31,29 @@ pub struct Policy {
 impl Policy {
     pub fn id(&self) -> &str {
         &self.module.meta().id
+    }
+}
+
+/// The policies that failed during one build. kiln does not run a policy again once it has
+/// failed (a module that loops would otherwise burn its whole fuel budget in every
+/// environment); the environments judged after the failure are not judged by it, and the
+/// build fails on the failure anyway.
+#[derive(Default)]
+pub struct Tripped(std::sync::Mutex<std::collections::HashSet<blake3::Hash>>);
+
+impl Tripped {
+    fn has(&self, policy: &Policy) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&policy.module.module_hash())
+    }
+
+    fn trip(&self, policy: &Policy) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(policy.module.module_hash());
     }
 }
 
@@ -376,12 +400,13 @@ pub fn run(
     today: Date,
 ) {
     let sources = &b.project.sources;
+    let tripped = Tripped::default();
     let diags: Vec<Diagnostic> = b
         .envs
         .par_iter()
         .flat_map_iter(|env| {
             let extra = extra.get(&env.name).map_or(&[][..], Vec::as_slice);
-            check_env(env, stdlib, extra, today, sources)
+            check_env(env, stdlib, extra, today, sources, &tripped)
         })
         .collect();
     b.diagnostics.extend(diags);
@@ -399,6 +424,7 @@ pub fn check_env(
     extra: &[Arc<Policy>],
     today: Date,
     sources: &Sources,
+    tripped: &Tripped,
 ) -> Vec<Diagnostic> {
     let Some(model) = &env.model else {
         return Vec::new();
@@ -407,10 +433,14 @@ pub fn check_env(
     let policies: Vec<&Arc<Policy>> = stdlib.iter().chain(extra).collect();
     let mut out: Vec<Diagnostic> = policies
         .par_iter()
+        .filter(|policy| !tripped.has(policy))
         .flat_map_iter(|policy| {
             let result = policy
                 .module
                 .check_memoized(&input.identity(policy), || input.bytes(policy, None).into());
+            if result.is_err() {
+                tripped.trip(policy);
+            }
             findings_of(policy, model, result, &env.artifacts, None, sources)
         })
         .collect();
@@ -449,9 +479,9 @@ fn findings_of(
     let output = match result {
         Ok(o) => o,
         Err(e) => {
-            let mut d = Diagnostic::error("policy-failed", format!("policy `{}` failed on environment {}: {}", policy.module.display_name(), model.environment, e.kind()))
+            let mut d = Diagnostic::error("policy-failed", format!("policy `{}` failed on environment {}: {}", quote_for_terminal(policy.module.display_name()), model.environment, quote_for_terminal(&e.kind().to_string())))
                 .with_help(e.help())
-                .with_note("the other policies still ran; this compile fails until the module is fixed or removed");
+                .with_note("the other policies still ran; kiln runs a policy no more once it has failed, so environments after this one were not judged by it; this compile fails until the module is fixed or removed");
             if let Some(span) = policy.declared_at {
                 d = d.with_label(span, "this module");
             }
@@ -526,6 +556,21 @@ fn finding(
             _ => Severity::Info,
         };
     }
+    if let Some(a) = &f.artifact
+        && let Err(why) = check_artifact_ref(model, artifacts, &a.path, a.line as usize)
+    {
+        return Some(
+            Diagnostic::error(
+                "policy-failed",
+                format!(
+                    "policy `{}` reported a finding of rule `{}` {why}",
+                    quote_for_terminal(policy.module.display_name()),
+                    f.rule
+                ),
+            )
+            .with_help("this is a bug in the policy module: findings may name only the artifacts, and lines, the module was given"),
+        );
+    }
     let pointer = f.path.clone().or_else(|| {
         let a = f.artifact.as_ref()?;
         artifact_pointer(model, artifacts, &a.path, a.line as usize)
@@ -541,9 +586,21 @@ fn finding(
     }) {
         return None;
     }
-    let mut d = Diagnostic::new(severity, f.rule.clone(), f.message.clone());
+    // Text from a module reaches terminals, CI logs and code-scanning UIs: escaped once
+    // here, it is harmless in every format.
+    let mut d = Diagnostic::new(severity, f.rule.clone(), quote_for_terminal(&f.message));
     if let Some(ptr) = &pointer {
+        let resolved = model
+            .provenance
+            .lookup(ptr)
+            .is_some_and(|(found, _)| !found.is_empty() || ptr.is_empty());
         place(&mut d, model, ptr, sources);
+        if !resolved {
+            d.notes.push(format!(
+                "the policy points at `{}`, which is nothing in the resolved model",
+                quote_for_terminal(ptr)
+            ));
+        }
     }
     if let Some(a) = &f.artifact {
         d = d.with_note(format!(
@@ -552,15 +609,21 @@ fn finding(
         ));
     }
     for r in &f.related {
-        if let Some((_, origins)) = model.provenance.lookup(&r.path) {
-            d = d.with_label(origins[0].span, r.message.clone());
+        let message = quote_for_terminal(&r.message).into_owned();
+        match model.provenance.lookup(&r.path) {
+            Some((found, origins)) if !found.is_empty() || r.path.is_empty() => {
+                d = d.with_label(origins[0].span, message)
+            }
+            _ => d.notes.push(format!(
+                "{message} (at `{}`, which is nothing in the resolved model)",
+                quote_for_terminal(&r.path)
+            )),
         }
     }
-    d.help = Some(
-        f.help
-            .clone()
-            .unwrap_or_else(|| format!("see `kiln explain {}`", f.rule)),
-    );
+    d.help = Some(match &f.help {
+        Some(help) => sanitize_for_terminal(help).into_owned(),
+        None => format!("see `kiln explain {}`", f.rule),
+    });
     d.notes.push(format!(
         "policy {} {}",
         policy.id(),
@@ -572,6 +635,31 @@ fn finding(
         model.tier.as_str()
     ));
     Some(d)
+}
+
+/// Whether a finding's `artifact` names a file the module was given, and a line of it.
+fn check_artifact_ref(
+    model: &Model,
+    artifacts: &[Artifact],
+    path: &str,
+    line: usize,
+) -> Result<(), String> {
+    let full =
+        |a: &ArtifactInput| format!("{}/{}/{}", model.project.output, model.environment, a.path);
+    let Some(a) = artifact_inputs(model, artifacts).find(|a| a.path == path || full(a) == path)
+    else {
+        return Err(format!(
+            "in `{}`, which is not one of the files the module was given",
+            quote_for_terminal(path)
+        ));
+    };
+    let lines = a.text.lines().count();
+    if line > lines {
+        return Err(format!(
+            "at line {line} of `{path}`, which has {lines} line(s)"
+        ));
+    }
+    Ok(())
 }
 
 /// The model pointer behind a line of a rendered artifact.
@@ -751,7 +839,10 @@ fn check_config(
                         .or(span);
                     let mut d = Diagnostic::error(
                         "invalid-settings",
-                        format!("settings of policy `{id}`: {}", e.message),
+                        format!(
+                            "settings of policy `{id}`: {}",
+                            quote_for_terminal(&e.message)
+                        ),
                     )
                     .with_help(format!("see the settings of `{id}` in `kiln policy list`"));
                     if let Some(s) = s {
@@ -766,7 +857,7 @@ fn check_config(
                     "policy-failed",
                     format!(
                         "policy `{id}` failed to validate its settings: {}",
-                        e.kind()
+                        quote_for_terminal(&e.kind().to_string())
                     ),
                 )
                 .with_help(e.help()),

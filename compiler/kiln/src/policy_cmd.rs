@@ -186,7 +186,11 @@ impl SpecModules<'_> {
             })),
             Err(e) => Err(Diagnostic::error(
                 "policy-invalid",
-                format!("policy module `{}` cannot be used: {}", path, e.kind()),
+                format!(
+                    "policy module `{}` cannot be used: {}",
+                    kiln_core::diagnostic::quote_for_terminal(path),
+                    kiln_core::diagnostic::quote_for_terminal(&e.kind().to_string())
+                ),
             )
             .with_help(e.help())
             .into()),
@@ -227,6 +231,7 @@ pub fn build_checked(
 ) -> Build {
     let modules = SpecModules::new(root);
     let today = today();
+    let tripped = kiln::policy::Tripped::default();
     let (mut b, found) = kiln::build::build_with(project, diags, envs, |project, env| {
         let mut out = Vec::new();
         if let Some(model) = &env.model {
@@ -240,6 +245,7 @@ pub fn build_checked(
                         &extra,
                         today,
                         &project.sources,
+                        &tripped,
                     ));
                 }
                 Err(e) => out.push(
@@ -364,7 +370,7 @@ fn list(ui: &Ui, dir: &Path, env: Option<&str>, format: Format) -> Result<u8> {
                     r["summary"].as_str().unwrap_or("")
                 ));
             }
-            out(&text)?;
+            out(&kiln_core::diagnostic::sanitize_for_terminal(&text))?;
         }
     }
     Ok(EXIT_OK)
@@ -392,7 +398,7 @@ pub fn explain_rule(ui: &Ui, rule: &str) -> Result<u8> {
             ] {
                 text.push_str(&format!("\n## {title}\n\n{}\n", body.trim_end()));
             }
-            out(&text)?;
+            out(&kiln_core::diagnostic::sanitize_for_terminal(&text))?;
             return Ok(EXIT_OK);
         }
     }

@@ -84,9 +84,12 @@ pub fn sarif(diags: &[Diagnostic], sources: &Sources, rules: &BTreeMap<String, R
     })
 }
 
+/// A workflow command's message: GitHub's escapes for `%` and LF, and every other control
+/// character (CR included) written as a visible escape: a raw ESC in a log would act on the
+/// terminal of whoever reads it.
 fn github_escape(s: &str) -> String {
-    s.replace('%', "%25")
-        .replace('\r', "%0D")
+    kiln_core::diagnostic::sanitize_for_terminal(s)
+        .replace('%', "%25")
         .replace('\n', "%0A")
 }
 

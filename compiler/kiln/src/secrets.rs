@@ -13,8 +13,10 @@ use kiln_core::source::Sources;
 use crate::cli::Format;
 use crate::cmd::{EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, Ui, out};
 
-/// Parses `KEY=value` lines (`export KEY=value`, quotes, `#` comments).
-/// Problems are reported by line number only, never with the line's text.
+/// Parses `KEY=value` lines (`export KEY=value`, quotes, `#` comments). Problems are
+/// reported by line and column only, never with any of the line's text: in an env file, any
+/// part of a line may be a secret (`KEY value==` has no name at all, and a PEM or base64
+/// line is nothing but the secret).
 pub fn parse_env_file(text: &str) -> (BTreeMap<String, String>, Vec<String>) {
     let mut values = BTreeMap::new();
     let mut problems = Vec::new();
@@ -23,17 +25,23 @@ pub fn parse_env_file(text: &str) -> (BTreeMap<String, String>, Vec<String>) {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
+        let indent = raw.len() - raw.trim_start().len();
         let line = line.strip_prefix("export ").unwrap_or(line);
         let Some((key, value)) = line.split_once('=') else {
-            problems.push(format!("line {}: not a KEY=value line", i + 1));
+            problems.push(format!("line {}: not a `NAME=value` line (no `=`)", i + 1));
             continue;
         };
         let key = key.trim();
         if !kiln_core::schema::is_env_name(key) {
+            // The column of the first character that cannot be in a name: a position, not text.
+            let bad = key
+                .char_indices()
+                .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_'))
+                .map_or(0, |(at, _)| key[..at].chars().count());
             problems.push(format!(
-                "line {}: `{}` is not a variable name",
+                "line {}, column {}: what comes before `=` is not a variable name",
                 i + 1,
-                key.chars().take(40).collect::<String>()
+                indent + bad + 1
             ));
             continue;
         }
@@ -47,6 +55,27 @@ pub fn parse_env_file(text: &str) -> (BTreeMap<String, String>, Vec<String>) {
         values.insert(key.to_owned(), value.to_owned());
     }
     (values, problems)
+}
+
+/// The most an env file may hold: a file of secrets, not a data set.
+const MAX_ENV_FILE: u64 = 4 << 20;
+
+/// The env file's text. It is the user's own path (not the branch's), so it may be a pipe
+/// (`--env-file <(vault read …)`); it is read to at most [`MAX_ENV_FILE`] bytes.
+fn read_env_file(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err("it is a folder".into());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_ENV_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    if bytes.len() as u64 > MAX_ENV_FILE {
+        return Err(format!("it is larger than {} MiB", MAX_ENV_FILE >> 20));
+    }
+    String::from_utf8(bytes).map_err(|_| "it is not UTF-8".to_owned())
 }
 
 pub fn check(ui: &Ui, dir: &Path, env: &str, env_file: &Path, format: Format) -> Result<u8> {
@@ -63,16 +92,20 @@ pub fn check(ui: &Ui, dir: &Path, env: &str, env_file: &Path, format: Format) ->
         return Ok(EXIT_ERROR);
     }
     let _ = root;
-    let text = match std::fs::read(env_file) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(t) => t,
-            Err(_) => {
-                eprintln!("kiln: {} is not UTF-8", env_file.display());
-                return Ok(EXIT_ERROR);
-            }
-        },
-        Err(e) => {
-            eprintln!("kiln: cannot read {}: {e}", env_file.display());
+    let text = match read_env_file(env_file) {
+        Ok(text) => text,
+        Err(why) => {
+            ui.diagnostics(
+                &[Diagnostic::error(
+                    "env-file",
+                    format!(
+                        "cannot use the env file {}: {why}",
+                        kiln_core::diagnostic::quote_for_terminal(&env_file.display().to_string())
+                    ),
+                )
+                .with_help("pass a readable file of `NAME=value` lines")],
+                &Sources::new(),
+            );
             return Ok(EXIT_ERROR);
         }
     };
@@ -82,8 +115,11 @@ pub fn check(ui: &Ui, dir: &Path, env: &str, env_file: &Path, format: Format) ->
     let mut diags: Vec<Diagnostic> = problems
         .iter()
         .map(|p| {
-            Diagnostic::error("env-file-syntax", format!("{file}, {p}"))
-                .with_help("write one `NAME=value` per line; `#` starts a comment")
+            Diagnostic::error(
+                "env-file-syntax",
+                format!("{}, {p}", kiln_core::diagnostic::quote_for_terminal(&file)),
+            )
+            .with_help("write one `NAME=value` per line; `#` starts a comment")
         })
         .collect();
 
@@ -142,7 +178,16 @@ pub fn check(ui: &Ui, dir: &Path, env: &str, env_file: &Path, format: Format) ->
                 )?
             ))?;
         }
-        _ => {
+        Format::Sarif => out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&kiln::report::sarif(
+                &diags,
+                &b.project.sources,
+                &crate::policy_cmd::rule_infos()
+            ))?
+        ))?,
+        Format::Github => out(&kiln::report::github(&diags, &b.project.sources, &[]))?,
+        Format::Human => {
             ui.diagnostics(&diags, &b.project.sources);
             eprintln!(
                 "kiln: checked {} secret value(s) of environment {env}: {errors} error(s)",
