@@ -11,6 +11,7 @@ pub mod lines;
 pub mod merge;
 pub mod model;
 pub mod project;
+pub mod reader;
 pub mod resolve;
 pub mod schema;
 pub mod source;
@@ -20,7 +21,7 @@ pub use diagnostic::{Diagnostic, Severity};
 pub use lines::{Lines, Pointers};
 pub use model::Model;
 pub use project::Project;
-pub use source::{Sources, Span};
+pub use source::{FileId, Sources, Span};
 
 /// One generated file.
 #[derive(Clone, Debug, PartialEq, Eq)]

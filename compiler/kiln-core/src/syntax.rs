@@ -105,214 +105,22 @@ impl Node {
     }
 }
 
-/// Parses one KDL file. On a syntax error the tree is empty and every error
-/// the KDL parser found is returned.
+/// Parses one KDL file ([`crate::reader`]). On a syntax error the tree is empty and the
+/// error is the one diagnostic.
 pub fn parse(sources: &Sources, file: FileId) -> (Vec<Node>, Vec<Diagnostic>) {
     let text = sources.get(file).text.clone();
-    match text.parse::<kdl::KdlDocument>() {
-        Ok(doc) => {
-            let mut diags = Vec::new();
-            let nodes = lower_document(&doc, file, &text, &mut diags);
-            (nodes, diags)
-        }
-        Err(err) => {
-            let diags = err
-                .diagnostics
-                .iter()
-                .map(|d| syntax_diagnostic(d, file, &text))
-                .collect();
-            (Vec::new(), diags)
-        }
-    }
-}
-
-fn syntax_diagnostic(d: &kdl::KdlDiagnostic, file: FileId, text: &str) -> Diagnostic {
-    let span = narrow(text, file, d.span.offset().min(text.len()), d.span.len());
-    let message = d
-        .message
-        .clone()
-        .unwrap_or_else(|| "invalid KDL".to_owned());
-    let mut diag = Diagnostic::error("kdl-syntax", lowercase_first(message.trim_end_matches('.')))
-        .with_label(span, d.label.clone().unwrap_or_default());
-    let snippet = text
-        .get(span.start as usize..span.end as usize)
-        .unwrap_or("");
-    let help = if snippet.starts_with(|c: char| c.is_ascii_digit())
-        && snippet.contains(|c: char| c.is_ascii_alphabetic())
-    {
-        Some(format!(
-            "a value with a unit is a string in KDL: write \"{snippet}\""
-        ))
-    } else {
-        d.help.clone()
-    };
-    if let Some(help) = help {
-        diag = diag.with_help(help);
-    }
-    diag.with_note("kiln specs are KDL v2 documents (https://kdl.dev)")
-}
-
-/// kdl sometimes blames a whole multi-line region; point at the token where it ends.
-fn narrow(text: &str, file: FileId, start: usize, len: usize) -> Span {
-    let end = (start + len).min(text.len());
-    let region = text.get(start..end).unwrap_or("");
-    if !region.trim_end().contains('\n') {
-        return Span::new(file, start, end - start);
-    }
-    let bytes = text.as_bytes();
-    let mut tok_end = end;
-    while tok_end > start && bytes[tok_end - 1].is_ascii_whitespace() {
-        tok_end -= 1;
-    }
-    while tok_end < text.len()
-        && !bytes[tok_end].is_ascii_whitespace()
-        && !matches!(bytes[tok_end], b'{' | b'}' | b';')
-    {
-        tok_end += 1;
-    }
-    let mut tok_start = tok_end;
-    while tok_start > start
-        && !bytes[tok_start - 1].is_ascii_whitespace()
-        && bytes[tok_start - 1] != b'='
-    {
-        tok_start -= 1;
-    }
-    if tok_start == tok_end {
-        return Span::new(file, start, end - start);
-    }
-    Span::new(file, tok_start, tok_end - tok_start)
-}
-
-fn lowercase_first(s: &str) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(c) if !s.starts_with("KDL") => c.to_lowercase().chain(chars).collect(),
-        _ => s.to_owned(),
-    }
-}
-
-fn lower_document(
-    doc: &kdl::KdlDocument,
-    file: FileId,
-    text: &str,
-    diags: &mut Vec<Diagnostic>,
-) -> Vec<Node> {
-    doc.nodes()
-        .iter()
-        .map(|n| lower_node(n, file, text, diags))
-        .collect()
-}
-
-fn span_of(s: miette::SourceSpan, file: FileId) -> Span {
-    Span::new(file, s.offset(), s.len())
-}
-
-fn lower_node(node: &kdl::KdlNode, file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Node {
-    let mut args = Vec::new();
-    let mut children = Vec::new();
-    for entry in node.entries() {
-        let entry_span = span_of(entry.span(), file);
-        if let Some(ty) = entry.ty() {
-            diags.push(
-                Diagnostic::error(
-                    "invalid-annotation",
-                    format!("type annotation `({})` on a value", ty.value()),
-                )
-                .with_label(span_of(ty.span(), file), "not allowed here")
-                .with_help("annotations are only used on nodes: `(remove)` and `(replace)`"),
-            );
-        }
-        let Some(value) = convert_value(entry.value(), entry_span, diags) else {
-            continue;
-        };
-        match entry.name() {
-            None => args.push(Scalar {
-                value,
-                span: entry_span,
-            }),
-            Some(key) => {
-                let key_span = span_of(key.span(), file);
-                let value_span = prop_value_span(text, entry_span, key_span);
-                children.push(Node {
-                    name: key.value().to_owned(),
-                    name_span: key_span,
-                    span: entry_span,
-                    annotation: None,
-                    args: vec![Scalar {
-                        value,
-                        span: value_span,
-                    }],
-                    children: Vec::new(),
-                    from_prop: true,
-                    layer: Layer::from(""),
-                    overrides: Vec::new(),
-                });
+    match crate::reader::read(&text, file) {
+        Ok((nodes, diags)) => (nodes, diags),
+        Err(e) => {
+            let span = Span::new(file, e.start, e.end - e.start);
+            let mut d = Diagnostic::error("kdl-syntax", e.message).with_label(span, e.label);
+            if let Some(help) = e.help {
+                d = d.with_help(help);
             }
+            (
+                Vec::new(),
+                vec![d.with_note("kiln specs are KDL v2 documents (https://kdl.dev)")],
+            )
         }
     }
-    if let Some(doc) = node.children() {
-        children.extend(lower_document(doc, file, text, diags));
-    }
-    Node {
-        name: node.name().value().to_owned(),
-        name_span: span_of(node.name().span(), file),
-        span: span_of(node.span(), file),
-        annotation: node
-            .ty()
-            .map(|t| (t.value().to_owned(), span_of(t.span(), file))),
-        args,
-        children,
-        from_prop: false,
-        layer: Layer::from(""),
-        overrides: Vec::new(),
-    }
-}
-
-/// The span of the value in a `key=value` entry.
-fn prop_value_span(text: &str, entry: Span, key: Span) -> Span {
-    let rest = text.get(key.end as usize..entry.end as usize).unwrap_or("");
-    let skip = rest
-        .char_indices()
-        .find(|&(_, c)| c != '=' && !c.is_whitespace())
-        .map_or(rest.len(), |(i, _)| i);
-    Span {
-        file: entry.file,
-        start: key.end + skip as u32,
-        end: entry.end,
-    }
-}
-
-fn convert_value(value: &kdl::KdlValue, span: Span, diags: &mut Vec<Diagnostic>) -> Option<Value> {
-    Some(match value {
-        kdl::KdlValue::String(s) => {
-            if let Some(c) = s
-                .chars()
-                .find(|&c| c.is_control() && c != '\n' && c != '\t')
-            {
-                diags.push(
-                    Diagnostic::error(
-                        "invalid-value",
-                        format!("the string holds the control character U+{:04X}", c as u32),
-                    )
-                    .with_label(span, "not allowed in a value")
-                    .with_help("generated files and the programs that read them cannot take control characters (only newlines and tabs); remove it"),
-                );
-            }
-            Value::Str(s.clone())
-        }
-        kdl::KdlValue::Integer(i) => match i64::try_from(*i) {
-            Ok(i) => Value::Int(i),
-            Err(_) => {
-                diags.push(
-                    Diagnostic::error("invalid-value", "integer out of range")
-                        .with_label(span, "does not fit in 64 bits")
-                        .with_help("use a smaller number, or a string if this is not a number"),
-                );
-                return None;
-            }
-        },
-        kdl::KdlValue::Float(f) => Value::Float(*f),
-        kdl::KdlValue::Bool(b) => Value::Bool(*b),
-        kdl::KdlValue::Null => Value::Null,
-    })
 }

@@ -17,13 +17,7 @@ enum State {
 
 /// Formats a KDL document canonically. Idempotent; refuses text that is not KDL.
 pub fn format_kdl(text: &str) -> Result<String, String> {
-    text.parse::<kdl::KdlDocument>()
-        .map_err(|e: kdl::KdlError| {
-            e.diagnostics
-                .first()
-                .and_then(|d| d.message.clone())
-                .unwrap_or_else(|| "invalid KDL".into())
-        })?;
+    kiln_core::reader::read(text, kiln_core::FileId(0)).map_err(|e| e.message)?;
     let text = text.replace("\r\n", "\n");
     let mut out: Vec<String> = Vec::new();
     let mut state = State::Code;

@@ -81,30 +81,36 @@ impl Lock {
 
     /// Reads any KDL spelling of a lock.
     fn parse_kdl(text: &str) -> Result<Lock, String> {
-        let doc: kdl::KdlDocument = text.parse().map_err(|e: kdl::KdlError| {
-            e.diagnostics
-                .first()
-                .and_then(|d| d.message.clone())
-                .unwrap_or_else(|| "invalid KDL".into())
-        })?;
+        use kiln_core::syntax::{Node, Value};
+        let (nodes, _) = kiln_core::reader::read(text, kiln_core::FileId(0))
+            .map_err(|e| format!("not KDL: {}", e.message))?;
         let mut lock = Lock::default();
         let mut version = None;
-        for node in doc.nodes() {
+        for node in &nodes {
             let arg = |i: usize| {
-                node.entries()
-                    .iter()
-                    .filter(|e| e.name().is_none())
-                    .nth(i)
-                    .and_then(|e| e.value().as_string())
+                node.args
+                    .get(i)
+                    .and_then(|a| a.value.as_str())
                     .map(str::to_owned)
             };
-            let prop = |k: &str| node.get(k).and_then(|v| v.as_string()).map(str::to_owned);
-            let need = |v: Option<String>, what: &str| {
-                v.ok_or_else(|| format!("`{}` entry without {what}", node.name().value()))
+            let prop = |k: &str| {
+                node.children
+                    .iter()
+                    .rev()
+                    .find(|c: &&Node| c.from_prop && c.name == k)
+                    .and_then(|c| c.args.first())
+                    .and_then(|a| a.value.as_str())
+                    .map(str::to_owned)
             };
-            match node.name().value() {
+            let need = |v: Option<String>, what: &str| {
+                v.ok_or_else(|| format!("`{}` entry without {what}", node.name))
+            };
+            match node.name.as_str() {
                 "lock-version" => {
-                    version = node.entries().first().and_then(|e| e.value().as_integer())
+                    version = match node.args.first().map(|a| &a.value) {
+                        Some(Value::Int(v)) => Some(*v),
+                        _ => None,
+                    }
                 }
                 "compiler" => lock.compiler = need(arg(0), "a version")?,
                 "input" => {
@@ -128,11 +134,16 @@ impl Lock {
                     lock.outputs
                         .insert(need(arg(0), "a path")?, need(prop("blake3"), "blake3")?);
                 }
-                other => return Err(format!("unknown entry `{other}`")),
+                other => {
+                    return Err(format!(
+                        "unknown entry `{}`",
+                        kiln_core::diagnostic::quote_for_terminal(other)
+                    ));
+                }
             }
         }
         match version {
-            Some(v) if v as i64 == LOCK_VERSION => Ok(lock),
+            Some(v) if v == LOCK_VERSION => Ok(lock),
             Some(v) => Err(format!(
                 "lock version {v} is not supported (this kiln reads version {LOCK_VERSION})"
             )),
