@@ -7,6 +7,7 @@
 mod common;
 
 mod atomic;
+mod bounds;
 mod gate;
 mod modules;
 mod paths;

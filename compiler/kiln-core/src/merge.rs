@@ -9,7 +9,18 @@ use crate::diagnostic::Diagnostic;
 use crate::schema::{NodeSpec, Ty};
 use crate::syntax::{Node, Value};
 
+/// What identifies a node in its level: its name, and its key for keyed nodes.
+type Identity = (String, Option<String>);
+
+fn identity(node: &Node, keyed: bool) -> Identity {
+    (node.name.clone(), if keyed { node.key() } else { None })
+}
+
 /// Merges the nodes of a higher layer (`over`) into `base`.
+///
+/// Linear in the sizes of both: `base` is held as slots (a removed node leaves a hole, closed
+/// at the end), and each identity maps to the slots holding it, the last one in force, so a
+/// level of thousands of nodes (an `env` block) is not searched once per node.
 pub fn merge(
     base: &mut Vec<Node>,
     over: &[Node],
@@ -17,8 +28,20 @@ pub fn merge(
     free: Option<Ty>,
     diags: &mut Vec<Diagnostic>,
 ) {
+    let spec_of = |name: &str| specs.iter().find(|s| s.name == name);
+    let is_keyed = |name: &str| spec_of(name).is_some_and(|s| s.key.is_some());
+    let mut slots: Vec<Option<Node>> = std::mem::take(base).into_iter().map(Some).collect();
+    let mut index: std::collections::HashMap<Identity, Vec<usize>> =
+        std::collections::HashMap::new();
+    for (i, n) in slots.iter().enumerate() {
+        let n = n.as_ref().expect("all present");
+        index
+            .entry(identity(n, is_keyed(&n.name)))
+            .or_default()
+            .push(i);
+    }
     for node in over {
-        let spec = specs.iter().find(|s| s.name == node.name);
+        let spec = spec_of(&node.name);
         if spec.is_none() && free.is_none() {
             continue; // unknown: reported by schema::check
         }
@@ -29,19 +52,25 @@ pub fn merge(
         {
             continue; // an unknown annotation: reported by schema::check
         }
+        let keyed = spec.is_some_and(|s| s.key.is_some());
+        let id = identity(node, keyed);
         if spec.is_some_and(|s| s.repeat) {
-            base.push(node.clone());
+            index.entry(id).or_default().push(slots.len());
+            slots.push(Some(node.clone()));
             continue;
         }
-        let keyed = spec.is_some_and(|s| s.key.is_some());
-        let position = base
-            .iter()
-            .rposition(|b| b.name == node.name && (!keyed || b.key() == node.key()));
+        let position = index.get(&id).and_then(|v| v.last().copied());
         let annotation = node.annotation.as_ref().map(|(a, _)| a.as_str());
-        match (annotation, position) {
-            (Some("remove"), Some(i)) => {
-                base.remove(i);
+        let remove = |slots: &mut Vec<Option<Node>>,
+                      index: &mut std::collections::HashMap<Identity, Vec<usize>>,
+                      i: usize| {
+            slots[i] = None;
+            if let Some(v) = index.get_mut(&id) {
+                v.pop();
             }
+        };
+        match (annotation, position) {
+            (Some("remove"), Some(i)) => remove(&mut slots, &mut index, i),
             (Some("remove"), None) => {
                 let what = if keyed {
                     format!("{} {}", node.name, node.key().unwrap_or_default())
@@ -58,29 +87,31 @@ pub fn merge(
                 );
             }
             (Some("replace"), Some(i)) => {
-                let old = std::mem::replace(&mut base[i], strip_annotation(node));
-                inherit_history(&mut base[i], &old);
+                let slot = slots[i].as_mut().expect("indexed slots are present");
+                let old = std::mem::replace(slot, strip_annotation(node));
+                inherit_history(slot, &old);
             }
             (_, None) => {
                 if !unsets(node, spec) {
-                    base.push(strip_annotation(node));
+                    index.entry(id.clone()).or_default().push(slots.len());
+                    slots.push(Some(strip_annotation(node)));
                 }
             }
             (_, Some(i)) => {
                 if unsets(node, spec) {
-                    base.remove(i);
+                    remove(&mut slots, &mut index, i);
                     continue;
                 }
+                let target = slots[i].as_mut().expect("indexed slots are present");
                 let skip = usize::from(keyed);
-                let old_values = &base[i].args[skip.min(base[i].args.len())..];
+                let old_values = &target.args[skip.min(target.args.len())..];
                 let new_values = &node.args[skip.min(node.args.len())..];
                 let first_changed = matches!((old_values.first(), new_values.first()), (Some(a), Some(b)) if a.value != b.value);
                 if spec.is_none() || (first_changed && spec.is_some_and(|s| s.replace_on_change)) {
-                    let old = std::mem::replace(&mut base[i], strip_annotation(node));
-                    inherit_history(&mut base[i], &old);
+                    let old = std::mem::replace(target, strip_annotation(node));
+                    inherit_history(target, &old);
                     continue;
                 }
-                let target = &mut base[i];
                 if !new_values.is_empty() {
                     target
                         .overrides
@@ -101,6 +132,7 @@ pub fn merge(
             }
         }
     }
+    *base = slots.into_iter().flatten().collect();
 }
 
 /// `NAME #null` unsets a setting or variable.

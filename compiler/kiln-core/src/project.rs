@@ -142,6 +142,8 @@ pub type Loader<'a> = dyn FnMut(&str) -> Result<LoadedFile, LoadError> + 'a;
 pub const MAX_FILES: usize = 20_000;
 /// How deep includes may nest (`kiln.kdl` includes `a.kdl`, which includes `b.kdl`: 2).
 pub const MAX_INCLUDE_DEPTH: usize = 64;
+/// How long an `extends` chain may be (`production` extends `base`: 2).
+pub const MAX_EXTENDS_DEPTH: usize = 64;
 /// The most spec text a project may have in all, in bytes.
 pub const MAX_TOTAL_BYTES: usize = 256 << 20;
 
@@ -750,23 +752,45 @@ fn check_extends(project: &Project, diags: &mut Vec<Diagnostic>) {
             );
         }
     }
-    // Cycles: walk each chain; report a cycle at its lexically first member.
-    let mut reported: Vec<Vec<String>> = Vec::new();
-    for start in project.environments.values() {
-        let mut chain: Vec<&str> = vec![&start.name];
-        let mut current = start;
-        while let Some((parent, _)) = &current.extends {
-            let Some(next) = project.environments.get(parent) else {
-                break;
-            };
-            if let Some(pos) = chain.iter().position(|n| *n == next.name) {
-                let mut cycle: Vec<String> = chain[pos..].iter().map(|s| s.to_string()).collect();
-                let mut sorted = cycle.clone();
-                sorted.sort();
-                if !reported.contains(&sorted) {
-                    reported.push(sorted);
-                    cycle.push(next.name.clone());
-                    let first = project.environments.get(&cycle[0]).expect("in chain");
+    // Cycles and depth, in one walk over every chain: each environment is visited once
+    // (its state memoized), so the check is linear in the number of environments whatever
+    // the chains look like.
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        Unvisited,
+        OnPath,
+        Done { depth: usize },
+    }
+    let index: HashMap<&str, usize> = project
+        .environments
+        .keys()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    let envs: Vec<&EnvDecl> = project.environments.values().collect();
+    let parent = |i: usize| {
+        envs[i]
+            .extends
+            .as_ref()
+            .and_then(|(p, _)| index.get(p.as_str()).copied())
+    };
+    let mut state = vec![State::Unvisited; envs.len()];
+    let mut too_deep = Vec::new();
+    for start in 0..envs.len() {
+        let mut path: Vec<usize> = Vec::new();
+        let mut at = Some(start);
+        // Walk up until a visited environment (or the root).
+        let base_depth = loop {
+            match at.map(|i| (i, state[i])) {
+                None => break 0,
+                Some((_, State::Done { depth })) => break depth,
+                Some((i, State::OnPath)) => {
+                    // A cycle: the part of the path from `i` on.
+                    let from = path.iter().position(|&p| p == i).expect("on the path");
+                    let mut cycle: Vec<String> =
+                        path[from..].iter().map(|&p| envs[p].name.clone()).collect();
+                    cycle.push(envs[i].name.clone());
+                    let first = envs[path[from]];
                     let mut d = Diagnostic::error(
                         "extends-cycle",
                         format!(
@@ -778,23 +802,48 @@ fn check_extends(project: &Project, diags: &mut Vec<Diagnostic>) {
                         first.extends.as_ref().expect("in a cycle").1,
                         "this `extends` closes the cycle",
                     );
-                    for name in &cycle[1..cycle.len() - 1] {
-                        let e = project.environments.get(name).expect("in chain");
-                        d = d.with_label(
-                            e.extends.as_ref().expect("in a cycle").1,
-                            format!(
-                                "`{name}` extends `{}`",
-                                e.extends.as_ref().expect("cycle").0
-                            ),
-                        );
+                    for &p in &path[from + 1..] {
+                        let e = envs[p];
+                        let (parent, span) = e.extends.as_ref().expect("in a cycle");
+                        d = d.with_label(*span, format!("`{}` extends `{parent}`", e.name));
                     }
                     diags.push(d.with_help("an environment can only extend one that does not, directly or not, extend it back"));
+                    // Mark the cycle done so it is reported once.
+                    for &p in &path {
+                        state[p] = State::Done { depth: 0 };
+                    }
+                    path.clear();
+                    break 0;
                 }
-                break;
+                Some((i, State::Unvisited)) => {
+                    state[i] = State::OnPath;
+                    path.push(i);
+                    at = parent(i);
+                }
             }
-            chain.push(&next.name);
-            current = next;
+        };
+        for (n, &i) in path.iter().rev().enumerate() {
+            let depth = base_depth + n + 1;
+            state[i] = State::Done { depth };
+            if depth == MAX_EXTENDS_DEPTH + 1 {
+                too_deep.push(i);
+            }
         }
+    }
+    for i in too_deep {
+        let e = envs[i];
+        let span = e.extends.as_ref().map_or(e.name_span, |(_, s)| *s);
+        diags.push(
+            Diagnostic::error(
+                "extends-depth",
+                format!(
+                    "environment `{}` is more than {MAX_EXTENDS_DEPTH} `extends` away from its root",
+                    e.name
+                ),
+            )
+            .with_label(span, "one level too many")
+            .with_help("extend a common base instead of chaining every environment on the previous one"),
+        );
     }
 }
 
@@ -884,12 +933,13 @@ impl Project {
             .collect()
     }
 
-    /// The extends chain of `env`, root first; `None` on a cycle or dangling parent.
+    /// The extends chain of `env`, root first; `None` on a cycle, a dangling parent, or a
+    /// chain longer than [`MAX_EXTENDS_DEPTH`] (each reported by [`load`]).
     pub fn chain(&self, env: &str) -> Option<Vec<&EnvDecl>> {
         let mut chain = Vec::new();
         let mut current = self.environments.get(env)?;
         loop {
-            if chain.iter().any(|e: &&EnvDecl| e.name == current.name) {
+            if chain.len() >= MAX_EXTENDS_DEPTH {
                 return None;
             }
             chain.push(current);

@@ -198,20 +198,16 @@ impl<'a> Reader<'a> {
     }
 
     fn disallowed(&self, at: usize, c: char) -> SyntaxError {
-        let e = self
-            .error(
-                at,
-                at + c.len_utf8(),
-                format!(
-                    "the character U+{:04X} may not appear in a KDL document",
-                    c as u32
-                ),
-                "not allowed here",
-            )
-            .with_help(
-                "remove it; control and text-direction characters are never allowed literally",
-            );
-        e
+        self.error(
+            at,
+            at + c.len_utf8(),
+            format!(
+                "the character U+{:04X} may not appear in a KDL document",
+                c as u32
+            ),
+            "not allowed here",
+        )
+        .with_help("remove it; control and text-direction characters are never allowed literally")
     }
 
     // ---------------------------------------------------------------- whitespace
@@ -552,13 +548,16 @@ impl<'a> Reader<'a> {
 
     fn entry_after_block(&self) -> SyntaxError {
         let (s, e) = self.here();
-        let err = self.error(
+
+        self.error(
             s,
             e,
             "nothing but another block may follow a node's children block",
             "unexpected here",
-        ).with_help("put arguments and properties before the `{`, or end the node with a newline or `;`");
-        err
+        )
+        .with_help(
+            "put arguments and properties before the `{`, or end the node with a newline or `;`",
+        )
     }
 
     fn at_terminator(&self) -> bool {
@@ -1035,15 +1034,13 @@ impl<'a> Reader<'a> {
     }
 
     fn out_of_range(&self, start: usize, end: usize) -> SyntaxError {
-        let e = self
-            .error(
-                start,
-                end,
-                "integer out of range",
-                "does not fit in 64 bits",
-            )
-            .with_help("use a smaller number, or a string if this is not a number");
-        e
+        self.error(
+            start,
+            end,
+            "integer out of range",
+            "does not fit in 64 bits",
+        )
+        .with_help("use a smaller number, or a string if this is not a number")
     }
 
     // ---------------------------------------------------------------- strings
@@ -1096,15 +1093,13 @@ impl<'a> Reader<'a> {
     }
 
     fn unclosed(&self, open: usize, quote: &str) -> SyntaxError {
-        let e = self
-            .error(
-                open,
-                open + quote.len(),
-                "this string is never closed",
-                "opened here",
-            )
-            .with_help(format!("close it with `{quote}`"));
-        e
+        self.error(
+            open,
+            open + quote.len(),
+            "this string is never closed",
+            "opened here",
+        )
+        .with_help(format!("close it with `{quote}`"))
     }
 
     /// One escape (the cursor at `\`), appended to `out`.
@@ -1145,15 +1140,13 @@ impl<'a> Reader<'a> {
 
     fn unicode_escape(&mut self, at: usize, out: &mut String) -> Result<(), SyntaxError> {
         let bad = |me: &Self| {
-            let e = me
-                .error(
-                    at,
-                    me.pos,
-                    "invalid `\\u{…}` escape",
-                    "not an escape of a character",
-                )
-                .with_help("write 1 to 6 hex digits of a Unicode scalar value: `\\u{1F600}`");
-            e
+            me.error(
+                at,
+                me.pos,
+                "invalid `\\u{…}` escape",
+                "not an escape of a character",
+            )
+            .with_help("write 1 to 6 hex digits of a Unicode scalar value: `\\u{1F600}`")
         };
         if self.peek() != Some('{') {
             return Err(bad(self));
@@ -1280,8 +1273,7 @@ impl<'a> Reader<'a> {
         }
         let end = self.pos;
         let bad_shape = |me: &Self, message: &str| {
-            let e = me.error(open, end, message.to_owned(), "this string").with_help("the closing `\"\"\"` goes on a line of its own, and each line starts with that line's indentation");
-            e
+            me.error(open, end, message.to_owned(), "this string").with_help("the closing `\"\"\"` goes on a line of its own, and each line starts with that line's indentation")
         };
         let (lines, last) = match body.rsplit_once('\n') {
             Some((lines, last)) => (Some(lines), last),
