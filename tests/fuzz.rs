@@ -1,6 +1,8 @@
 //! Mutation fuzzing: specs damaged at random (deleted, duplicated and swapped
-//! characters, stray tokens) must never make kiln panic — anywhere in the
-//! pipeline: parse, schema, layering, resolution, emitters.
+//! characters, stray tokens, control-character escapes) and grown (nesting hundreds
+//! of levels deep, lines of tens of thousands of characters), with mutations stacked
+//! on mutations, must never make kiln panic or overflow its stack — anywhere in the
+//! pipeline: parse, schema, layering, resolution, emitters, diagnostic rendering.
 
 mod common;
 
@@ -38,6 +40,12 @@ const TOKENS: &[&str] = &[
     ";",
     "service",
     "env",
+    "\"\\u{0}\"",
+    "\"\\u{1b}[2J\\u{7}\"",
+    "/-",
+    "\\",
+    "extends=base",
+    "include \"x.kdl\"",
 ];
 
 fn mutate(text: &str, rng: &mut Rng) -> String {
@@ -47,7 +55,7 @@ fn mutate(text: &str, rng: &mut Rng) -> String {
             break;
         }
         let i = rng.below(chars.len());
-        match rng.below(4) {
+        match rng.below(7) {
             0 => {
                 let len = 1 + rng.below(20);
                 chars.drain(i..(i + len).min(chars.len()));
@@ -62,6 +70,32 @@ fn mutate(text: &str, rng: &mut Rng) -> String {
                 let j = rng.below(chars.len());
                 chars.swap(i, j);
             }
+            // Nesting: `a {` k times here, closed at the end of the line (D7).
+            3 => {
+                let k = [1, 10, 63, 64, 65, 200, 5_000][rng.below(7)];
+                let end = chars[i..]
+                    .iter()
+                    .position(|&c| c == '\n')
+                    .map_or(chars.len(), |p| i + p);
+                chars.splice(end..end, "}".repeat(k).chars());
+                chars.splice(i..i, "a {".repeat(k).chars());
+            }
+            // A long line: a string value of up to 100 000 characters, or a piece of the
+            // spec repeated on one line (D8).
+            4 => {
+                let long: String = match rng.below(2) {
+                    0 => format!(" \"{}\" ", "x".repeat(1 + rng.below(100_000))),
+                    _ => {
+                        let len = 1 + rng.below(30);
+                        let piece: String = chars[i..(i + len).min(chars.len())]
+                            .iter()
+                            .filter(|&&c| c != '\n')
+                            .collect();
+                        piece.repeat(1 + rng.below(3_000))
+                    }
+                };
+                chars.splice(i..i, long.chars());
+            }
             _ => {
                 let tok = TOKENS[rng.below(TOKENS.len())];
                 chars.splice(i..i, tok.chars());
@@ -71,7 +105,9 @@ fn mutate(text: &str, rng: &mut Rng) -> String {
     chars.into_iter().collect()
 }
 
-const MUTATIONS_PER_FILE: usize = 50;
+const MUTATIONS_PER_FILE: usize = 100;
+/// How many mutations may be stacked on one another (each run picks 1 to this many).
+const MAX_GENERATIONS: usize = 6;
 
 #[test]
 fn mutated_specs_never_panic() {
@@ -95,7 +131,10 @@ fn fuzz_file(path: &std::path::Path, seed: u64) -> usize {
         let original = std::fs::read_to_string(path).expect("readable");
         for _ in 0..MUTATIONS_PER_FILE {
             let seed = rng.0;
-            let text = mutate(&original, &mut rng);
+            let mut text = original.clone();
+            for _ in 0..1 + rng.below(MAX_GENERATIONS) {
+                text = mutate(&text, &mut rng);
+            }
             let result = std::panic::catch_unwind(|| {
                 let (project, diags) = common::load_text(&text);
                 let b = kiln::build::build(project, diags, &[]);
