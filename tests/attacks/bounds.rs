@@ -130,3 +130,32 @@ fn a_long_extends_chain_is_refused_at_once() {
         "one diagnostic per chain:\n{err}"
     );
 }
+
+/// D20: with a fixed fuel budget the standard policies ran out at a few thousand services
+/// ("a bug in the policy module"); fuel now grows with the input.
+#[test]
+fn a_large_environment_is_judged_not_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let generator = crate::common::root().join("bench/gen.py");
+    let status = std::process::Command::new("python3")
+        .arg(generator)
+        .arg(dir.path())
+        .args(["--envs", "1", "--services", "3400", "--targets", "compose"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("python3 runs bench/gen.py");
+    assert!(status.success());
+    let o = crate::common::kiln_command(&["compile", "--format", "json"], dir.path())
+        .env("KILN_NO_RESULT_CACHE", "1")
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let failed: Vec<&serde_json::Value> = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["code"] == "policy-failed")
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
