@@ -133,3 +133,42 @@ fn an_output_folder_removed_mid_compile_is_an_error() {
     compile_ok(dir.path());
     assert_eq!(code(&kiln(&["compile", "--check"], dir.path())), 0);
 }
+
+/// Killed (SIGKILL) after staging every file but before committing: the old state stands,
+/// `--check` passes on it, and the next compile sweeps the staged files away.
+#[test]
+fn a_compile_killed_before_committing_leaves_the_old_state() {
+    let dir = fixture("tulia");
+    compile_ok(dir.path());
+    let old_lock = read(dir.path(), "kiln.lock");
+    bump_images(dir.path());
+    let signal = dir.path().join("pause");
+    let mut child = crate::common::kiln_command(&["compile"], dir.path())
+        .env("KILN_TEST_PAUSE_BEFORE_COMMIT", &signal)
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !dir.path().join("pause.ready").exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "kiln never paused"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    std::fs::remove_file(dir.path().join("pause.ready")).unwrap();
+    assert_eq!(read(dir.path(), "kiln.lock"), old_lock);
+    let staged: Vec<String> = tree(dir.path())
+        .into_iter()
+        .filter(|p| p.ends_with(".kiln-tmp"))
+        .collect();
+    assert!(!staged.is_empty(), "nothing was staged before the pause");
+    // The spec changed, so --check reports stale files, not an interrupted compile.
+    let o = kiln(&["compile", "--check"], dir.path());
+    assert_eq!(code(&o), 1);
+    assert!(!stderr(&o).contains("interrupted"), "{}", stderr(&o));
+    compile_ok(dir.path());
+    assert!(tree(dir.path()).iter().all(|p| !p.ends_with(".kiln-tmp")));
+    assert_eq!(code(&kiln(&["compile", "--check"], dir.path())), 0);
+}

@@ -146,6 +146,8 @@ fn kind_of(ft: cap_std::fs::FileType) -> &'static str {
     use cap_fs_ext::FileTypeExt;
     if ft.is_dir() {
         "a folder"
+    } else if ft.is_file() {
+        "a file"
     } else if ft.is_symlink() {
         "a symbolic link"
     } else if ft.is_fifo() {

@@ -268,7 +268,7 @@ pub fn write_compile(
     lock: &Lock,
     faults: &mut Faults,
 ) -> Result<WriteReport> {
-    remove_leftovers(out);
+    remove_leftovers(project, out);
     let mut changed: Vec<(&str, &str, &[u8])> = Vec::new();
     let unchanged: Vec<bool> = files
         .par_iter()
@@ -541,8 +541,21 @@ pub fn interrupted(out: &super::OutputDir) -> bool {
     open::open_strict(&out.dir, JOURNAL, Want::File).is_ok()
 }
 
-/// Temporary files of killed compiles, and the lock file older kilns kept in the folder.
-fn remove_leftovers(out: &OutputLock) {
+/// Temporary files of killed compiles (in the output folder, and the lock's beside
+/// `kiln.lock`), and the lock file older kilns kept in the folder. Only after [`recover`]: a
+/// committed journal's files are not leftovers.
+fn remove_leftovers(project: &ProjectDir, out: &OutputLock) {
+    if let Ok(entries) = project.dir().entries() {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&format!("{LOCK_FILE}."))
+                && name.ends_with(TMP_SUFFIX)
+                && entry.file_type().is_ok_and(|t| t.is_file())
+            {
+                let _ = project.dir().remove_file(&name);
+            }
+        }
+    }
     let Ok(root) = out.dir.try_clone() else {
         return;
     };
