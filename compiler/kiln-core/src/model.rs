@@ -243,6 +243,8 @@ pub struct Service {
     pub replicas: u32,
     pub resources: Resources,
     pub uses: Vec<String>,
+    /// Services of the environment this one starts after, and when.
+    pub depends_on: BTreeMap<String, Dependency>,
     /// Every variable the process gets: project env, wiring, secrets, its own env.
     pub env: BTreeMap<String, EnvValue>,
     pub volumes: BTreeMap<String, Volume>,
@@ -253,6 +255,39 @@ pub struct Service {
     pub cap_add: Vec<String>,
     pub restart: String,
     pub stop_timeout: Option<u64>,
+}
+
+/// One `depends-on` of a service.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Dependency {
+    pub condition: Condition,
+    /// The spec wrote the condition (rather than taking the default for the service's kind).
+    #[serde(skip)]
+    pub explicit: bool,
+}
+
+/// When a dependent may start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Condition {
+    /// Once the other process has started.
+    Started,
+    /// Once its health check passes.
+    Healthy,
+    /// Once the task has finished successfully.
+    Completed,
+}
+
+impl Condition {
+    pub fn parse(s: &str) -> Option<Condition> {
+        match s {
+            "started" => Some(Condition::Started),
+            "healthy" => Some(Condition::Healthy),
+            "completed" => Some(Condition::Completed),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]

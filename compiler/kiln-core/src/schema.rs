@@ -415,6 +415,21 @@ const VOLUME: NodeSpec = keyed(
     &[setting("read-only", Ty::Bool, "Mount it read-only.")],
 );
 
+/// When a process may start after one it depends on.
+pub const CONDITIONS: &[&str] = &["started", "healthy", "completed"];
+
+const DEPENDS_ON: NodeSpec = keyed(
+    "depends-on",
+    Ty::Name,
+    Values::None,
+    "Start only after another service of the environment: `depends-on migrate` (a task: after it completed successfully), `depends-on api condition=healthy`. The default condition is `completed` for a task, `healthy` for a service with a health check, `started` otherwise. In every target: compose `depends_on` conditions, systemd `Requires=`/`After=`, Kubernetes init containers.",
+    &[setting(
+        "condition",
+        Ty::Enum(CONDITIONS),
+        "`started`, `healthy` (it has a `health` check) or `completed` (a task).",
+    )],
+);
+
 pub const SERVICE_BODY: &[NodeSpec] = &[
     setting(
         "preset",
@@ -449,6 +464,7 @@ pub const SERVICE_BODY: &[NodeSpec] = &[
         Ty::Name,
         "Data services this process connects to; kiln wires DATABASE_URL, REDIS_URL, CELERY_BROKER_URL …",
     ),
+    DEPENDS_ON,
     ENV,
     SECRET,
     VOLUME,

@@ -54,6 +54,7 @@ fn keys(v: &serde_json::Value, skip_children: bool, out: &mut std::collections::
                         | "options"
                         | "modules"
                         | "rules"
+                        | "depends-on"
                 );
                 match (named, child) {
                     (true, serde_json::Value::Object(entries)) => {

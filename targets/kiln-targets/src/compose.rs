@@ -24,7 +24,10 @@ pub(crate) mod containers;
 use std::collections::{BTreeMap, BTreeSet};
 
 use kiln_core::Artifact;
-use kiln_core::model::{EnvValue, Model, Part, Resources, Service, ServiceKind, Target, pointer};
+use kiln_core::model::{
+    Condition, EnvValue, Model, Part, Resources, Service, ServiceKind, Target, pointer,
+    pointer_segment,
+};
 
 use crate::yaml::{self, Node};
 use crate::{Output, Unsupported, Writer, header_text};
@@ -342,6 +345,20 @@ impl Cx<'_> {
                         .from(&[&p("uses"), &d.pointer]),
                 );
             }
+        }
+        // And after the services it depends on (a migration task completed …).
+        for (dep, d) in &s.depends_on {
+            let condition = match d.condition {
+                Condition::Started => "service_started",
+                Condition::Healthy => "service_healthy",
+                Condition::Completed => "service_completed_successfully",
+            };
+            deps.set(
+                dep.clone(),
+                Node::map()
+                    .with("condition", Node::str(condition))
+                    .from(&[&format!("{}/{}", p("depends-on"), pointer_segment(dep))]),
+            );
         }
         if !deps.is_empty() {
             n.set("depends_on", deps);

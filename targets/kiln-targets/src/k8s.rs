@@ -23,8 +23,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kiln_core::Artifact;
 use kiln_core::model::{
-    EnvValue, LocationKind, Model, Part, Resources, Service, ServiceKind, Site, Target, pointer,
-    pointer_segment,
+    Condition, EnvValue, LocationKind, Model, Part, Resources, Service, ServiceKind, Site, Target,
+    pointer, pointer_segment,
 };
 use kiln_core::schema::{parse_duration, parse_rate};
 
@@ -43,6 +43,16 @@ pub fn emit(model: &Model) -> Output {
     cx.service_account();
     cx.env_config_map();
     for (name, s) in &model.services {
+        // A task others wait for runs as their init containers, not as a Job of its own
+        // (which would run it once more, racing them).
+        let awaited = model.services.values().any(|o| {
+            o.depends_on
+                .get(name)
+                .is_some_and(|d| d.condition == Condition::Completed)
+        });
+        if s.kind == ServiceKind::Task && awaited {
+            continue;
+        }
         cx.app(name, s);
     }
     cx.volumes();
@@ -383,17 +393,12 @@ impl Cx<'_> {
             .from(from)
     }
 
-    fn app(&mut self, name: &str, s: &Service) {
+    /// The container of service `name`, and the volumes of its pod (named with
+    /// `vol_prefix`, so that an init container's do not clash with the main container's).
+    fn container(&mut self, name: &str, s: &Service, vol_prefix: &str) -> (Node, Node) {
         let model = self.model;
         let p = |f: &str| sp(name, f);
         let base = pointer(&["services", name]);
-        let component = match s.kind {
-            ServiceKind::Web => "web",
-            ServiceKind::Worker => "worker",
-            ServiceKind::Beat => "beat",
-            ServiceKind::Task => "task",
-        };
-
         let image = match &s.image {
             Some(i) => i.clone(),
             None => {
@@ -514,7 +519,7 @@ impl Cx<'_> {
         let mut mounts = Node::seq();
         let mut vols = Node::seq();
         for t in &s.tmpfs {
-            let vname = format!("tmpfs-{}", dns_label(t));
+            let vname = format!("{vol_prefix}tmpfs-{}", dns_label(t));
             mounts.push(
                 Node::map()
                     .with("name", Node::str(&vname))
@@ -530,7 +535,7 @@ impl Cx<'_> {
         }
         for (vol, v) in &s.volumes {
             let vp = format!("{base}/volumes/{}", pointer_segment(vol));
-            let vname = format!("volume-{}", dns_label(vol));
+            let vname = format!("{vol_prefix}volume-{}", dns_label(vol));
             let mut m = Node::map()
                 .with("name", Node::str(&vname))
                 .with("mountPath", Node::str(&v.path));
@@ -564,6 +569,43 @@ impl Cx<'_> {
             ),
         );
 
+        (c, vols)
+    }
+
+    fn app(&mut self, name: &str, s: &Service) {
+        let model = self.model;
+        let p = |f: &str| sp(name, f);
+        let base = pointer(&["services", name]);
+        let component = match s.kind {
+            ServiceKind::Web => "web",
+            ServiceKind::Worker => "worker",
+            ServiceKind::Beat => "beat",
+            ServiceKind::Task => "task",
+        };
+
+        let (c, mut vols) = self.container(name, s, "");
+        // Tasks it depends on run first, as init containers: the pod starts only once each
+        // has succeeded (and a failed one keeps it from starting).
+        let mut init = Node::seq();
+        for (dep, d) in &s.depends_on {
+            let Some(task) = model.services.get(dep) else {
+                continue;
+            };
+            let from = format!("{}/{}", p("depends-on"), pointer_segment(dep));
+            match d.condition {
+                Condition::Completed => {
+                    let (ic, ivols) = self.container(dep, task, &format!("{}-", dns_label(dep)));
+                    init.push(ic.from(&[&from]));
+                    for v in ivols.into_items() {
+                        vols.push(v);
+                    }
+                }
+                Condition::Healthy | Condition::Started => self.unsupported(
+                    from,
+                    format!("`depends-on {dep}`: Kubernetes starts a Deployment's pods without waiting for another's; `{name}` must retry until `{dep}` answers (its readiness probe keeps traffic away meanwhile)"),
+                ),
+            }
+        }
         let (uid, gid) = self.app_user(name, s);
         let mut pod = Node::map()
             .with("serviceAccountName", Node::str(&model.project.name))
@@ -621,6 +663,9 @@ impl Cx<'_> {
                     s.restart
                 ),
             );
+        }
+        if !init.is_empty() {
+            pod.set("initContainers", init);
         }
         pod.set("containers", Node::seq().item(c));
         if !vols.is_empty() {

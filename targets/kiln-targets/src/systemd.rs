@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kiln_core::Artifact;
 use kiln_core::model::{
-    EnvValue, Model, Part, Service, ServiceKind, Target, pointer, pointer_segment,
+    Condition, EnvValue, Model, Part, Service, ServiceKind, Target, pointer, pointer_segment,
 };
 
 use crate::{Output, Unsupported, Writer, header_text};
@@ -41,9 +41,14 @@ pub fn emit(model: &Model) -> Output {
     }
     let ports = host_ports(model);
     let mut wanted: Vec<(String, String)> = Vec::new();
+    let plans: BTreeMap<&str, Plan> = model
+        .services
+        .iter()
+        .map(|(name, service)| (name.as_str(), cx.plan(name, service, &ports)))
+        .collect();
     for (name, service) in &model.services {
-        let plan = cx.plan(name, service, &ports);
-        out.artifacts.push(cx.unit(name, service, &plan));
+        let plan = &plans[name.as_str()];
+        out.artifacts.push(cx.unit(name, service, plan, &plans));
         if service.replicas == 0 {
             continue;
         }
@@ -301,7 +306,13 @@ impl Cx<'_> {
         }
     }
 
-    fn unit(&mut self, name: &str, service: &Service, plan: &Plan) -> Artifact {
+    fn unit(
+        &mut self,
+        name: &str,
+        service: &Service,
+        plan: &Plan,
+        plans: &BTreeMap<&str, Plan>,
+    ) -> Artifact {
         let model = self.model;
         let host = &model.host;
         let svp = pointer(&["services", name]);
@@ -375,6 +386,27 @@ impl Cx<'_> {
         let deps_from: Vec<&str> = deps_from.iter().map(String::as_str).collect();
         w.line(format!("After={}", after.join(" ")), &deps_from);
         w.line(format!("Wants={}", after.join(" ")), &deps_from);
+        // Services it depends on: ordered after them; a task must have succeeded (its unit
+        // is a oneshot that stays active), a healthy one must have started (systemd has no
+        // health checks: the unit is up once its process runs).
+        for (dep, d) in &service.depends_on {
+            let Some(dep_plan) = plans.get(dep.as_str()) else {
+                continue;
+            };
+            let units = dep_plan.instances.join(" ");
+            let from = format!("{svp}/depends-on/{}", pointer_segment(dep));
+            let (verb, why) = match d.condition {
+                Condition::Completed => ("Requires", "it must have completed successfully"),
+                Condition::Healthy => (
+                    "Requires",
+                    "it must be running (systemd cannot probe health)",
+                ),
+                Condition::Started => ("Wants", "it is started first"),
+            };
+            w.line(format!("# depends-on {}: {why}", spec(dep)), &[&from]);
+            w.line(format!("After={units}"), &[&from]);
+            w.line(format!("{verb}={units}"), &[&from]);
+        }
         w.line(
             format!("PartOf={}.target", unit_part(&model.project.name)),
             &[],
@@ -394,6 +426,24 @@ impl Cx<'_> {
             format!("Type={service_type}"),
             &[&format!("{svp}/run"), "/versions/systemd"],
         );
+        // A task others wait for stays active once it succeeded, so that their `Requires=`
+        // holds and a restart of one of them does not run it again.
+        let awaited: Vec<String> = model
+            .services
+            .iter()
+            .filter(|(_, s)| s.depends_on.contains_key(name))
+            .map(|(k, _)| {
+                format!(
+                    "{}/depends-on/{}",
+                    pointer(&["services", k]),
+                    pointer_segment(name)
+                )
+            })
+            .collect();
+        if oneshot && !awaited.is_empty() {
+            let from: Vec<&str> = awaited.iter().map(String::as_str).collect();
+            w.line("RemainAfterExit=yes", &from);
+        }
         w.line(format!("User={}", spec(&host.user)), &["/host/user"]);
         w.line(format!("Group={}", spec(&host.group)), &["/host/group"]);
         w.line(

@@ -141,6 +141,14 @@ impl Node {
         }
     }
 
+    /// The items of a sequence (none for any other node).
+    pub fn into_items(self) -> Vec<Node> {
+        match self.value {
+            Value::Seq(items) => items,
+            _ => Vec::new(),
+        }
+    }
+
     /// Builder form of [`Node::push`].
     pub fn item(mut self, node: Node) -> Node {
         self.push(node);

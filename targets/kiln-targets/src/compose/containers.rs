@@ -56,12 +56,21 @@ pub(crate) fn dependency(model: &Model, used: &str) -> Option<Dependency> {
     })
 }
 
-/// The app services that `use` data service `name` (a postgres, redis, or a postgres through its pooler).
+/// The app services whose pods talk to data service `name` (a postgres, redis, or a postgres
+/// through its pooler): those that `use` it, and in Kubernetes those whose init containers
+/// run a task that does (`depends-on` a task).
 pub(crate) fn clients<'m>(model: &'m Model, name: &str) -> Vec<&'m str> {
+    let uses = |s: &kiln_core::model::Service| s.uses.iter().any(|u| u == name);
     model
         .services
         .iter()
-        .filter(|(_, s)| s.uses.iter().any(|u| u == name))
+        .filter(|(_, s)| {
+            uses(s)
+                || s.depends_on.iter().any(|(dep, d)| {
+                    d.condition == kiln_core::model::Condition::Completed
+                        && model.services.get(dep).is_some_and(uses)
+                })
+        })
         .map(|(k, _)| k.as_str())
         .collect()
 }

@@ -11,6 +11,8 @@ use crate::project::Project;
 use crate::schema::{self, parse_cpu, parse_duration, parse_size};
 use crate::syntax::{Layer, Node, Scalar, Value};
 
+mod depends;
+
 /// Resolves one environment. Returns the model (when the spec is sound enough
 /// to build one) and every diagnostic found.
 pub fn resolve(project: &Project, env: &str) -> (Option<Model>, Vec<Diagnostic>) {
@@ -565,6 +567,7 @@ impl Lower<'_> {
             model.policies = self.policies(p);
         }
         self.check_ports(&root, &model);
+        self.check_dependencies(&mut model);
         for (name, secret) in &model.secrets {
             for svc in &secret.services {
                 if !model.services.contains_key(svc) {
@@ -993,6 +996,7 @@ impl Lower<'_> {
                 },
             );
         }
+        let depends_on = self.depends_on(node, &ptr);
         let tmpfs = match node.child("tmpfs") {
             Some(_) => self.list(node, "tmpfs", &format!("{ptr}/tmpfs")),
             None => vec!["/tmp".to_owned()],
@@ -1012,6 +1016,7 @@ impl Lower<'_> {
                 .unwrap_or(1),
             resources: self.resources(node, &format!("{ptr}/resources")),
             uses,
+            depends_on,
             env,
             volumes,
             read_only: self.boolean(node, "read-only", &format!("{ptr}/read-only"), true),
