@@ -162,7 +162,7 @@ project edge {
 environment production {
     tier production
     env {
-        DOLLAR_VALUE "pa$$word$(HOME)${X}"
+        DOLLAR_VALUE "pa$$word$(HOME)$${X}"
         ON_WORD "on"
         COLONS "22:22"
         MULTI "line one\nline two"

@@ -12,6 +12,7 @@ use crate::schema::{self, parse_cpu, parse_duration, parse_size};
 use crate::syntax::{Layer, Node, Scalar, Value};
 
 mod depends;
+pub mod references;
 
 /// Resolves one environment. Returns the model (when the spec is sound enough
 /// to build one) and every diagnostic found.
@@ -568,6 +569,7 @@ impl Lower<'_> {
         }
         self.check_ports(&root, &model);
         self.check_dependencies(&mut model);
+        self.resolve_references(&mut model);
         for (name, secret) in &model.secrets {
             for svc in &secret.services {
                 if !model.services.contains_key(svc) {
@@ -1076,51 +1078,23 @@ impl Lower<'_> {
                 );
                 env.insert(var, EnvValue::Wired(parts));
             };
-            if let Some(pg) = model.postgres.get(name) {
-                let var = if pg_count == 0 {
-                    "DATABASE_URL".to_owned()
-                } else {
-                    format!("{}_DATABASE_URL", env_prefix(name))
-                };
+            if model.postgres.contains_key(name) {
+                for (var, parts) in references::postgres_wiring(model, name, pg_count == 0) {
+                    set(self, env, var, parts);
+                }
                 pg_count += 1;
-                let (host, port) = match &pg.pooler {
-                    Some(p) => (p.name.clone(), p.port),
-                    None => (name.clone(), pg.port),
-                };
-                let mut parts = vec![Part::Text(format!("{}://{}", pg.url_scheme, pg.user))];
-                if let Some(pw) = &pg.password {
-                    parts.push(Part::Text(":".into()));
-                    parts.push(Part::Secret(pw.clone()));
-                }
-                parts.push(Part::Text("@".into()));
-                parts.push(Part::Host(host));
-                parts.push(Part::Text(format!(":{port}/{}", pg.database)));
-                if let Some(q) = &pg.url_query {
-                    parts.push(Part::Text(format!("?{q}")));
-                }
-                set(self, env, var, parts);
-            } else if let Some(r) = model.redis.get(name) {
+            } else if model.redis.contains_key(name) {
                 let prefix = if redis_count == 0 {
                     String::new()
                 } else {
                     format!("{}_", env_prefix(name))
                 };
                 redis_count += 1;
-                let base = |db: u32| {
-                    let mut parts = vec![Part::Text("redis://".into())];
-                    if let Some(pw) = &r.password {
-                        parts.push(Part::Text(":".into()));
-                        parts.push(Part::Secret(pw.clone()));
-                        parts.push(Part::Text("@".into()));
-                    }
-                    parts.push(Part::Host(name.clone()));
-                    parts.push(Part::Text(format!(":{}/{db}", r.port)));
-                    parts
-                };
-                set(self, env, format!("{prefix}REDIS_URL"), base(0));
+                let url = |db| references::redis_url(model, name, db);
+                set(self, env, format!("{prefix}REDIS_URL"), url(0));
                 if self.celery {
-                    set(self, env, format!("{prefix}CELERY_BROKER_URL"), base(1));
-                    set(self, env, format!("{prefix}CELERY_RESULT_BACKEND"), base(2));
+                    set(self, env, format!("{prefix}CELERY_BROKER_URL"), url(1));
+                    set(self, env, format!("{prefix}CELERY_RESULT_BACKEND"), url(2));
                 }
             } else {
                 let mut candidates: Vec<&str> = model

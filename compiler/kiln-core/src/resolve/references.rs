@@ -1,0 +1,422 @@
+//! Endpoint references: `${db.host}`, `${cache.url}`, `${api.port}` inside a string value say
+//! "this fact of that declared resource, as this target reaches it". Each becomes [`Part`]s,
+//! so the host is the compose service, the Kubernetes Service or the configured host address
+//! depending on the target, and a password is a secret, never a value. `${NAME}` (no dot)
+//! embeds the declared secret `NAME`. `$${` writes a literal `${`.
+//!
+//! `uses` wiring is made of the same facts ([`fact`]): `uses db` sets `DATABASE_URL` to what
+//! `${db.url}` is.
+
+use std::collections::BTreeMap;
+
+use crate::diagnostic::{Diagnostic, did_you_mean};
+use crate::model::{EnvValue, Model, Part, ServiceKind, Target, pointer_segment};
+use crate::source::Span;
+
+use super::Lower;
+
+/// The facts of a PostgreSQL database (through its pooler when it has one; `direct-…` past
+/// the pooler).
+pub const POSTGRES_FACTS: &[&str] = &[
+    "host",
+    "port",
+    "database",
+    "user",
+    "password",
+    "url",
+    "direct-host",
+    "direct-port",
+    "direct-url",
+];
+/// The facts of a Redis server.
+pub const REDIS_FACTS: &[&str] = &["host", "port", "password", "url"];
+/// The facts of a web service of the environment.
+pub const SERVICE_FACTS: &[&str] = &["host", "port", "url"];
+
+/// Why a reference cannot be resolved.
+pub struct Unresolved {
+    pub message: String,
+    pub help: String,
+}
+
+/// A fact of the resource `name`, as parts.
+pub fn fact(model: &Model, name: &str, fact: &str) -> Result<Vec<Part>, Unresolved> {
+    if let Some(pg) = model.postgres.get(name) {
+        let direct = fact.starts_with("direct-");
+        let (host, port) = match (&pg.pooler, direct) {
+            (Some(p), false) => (p.name.clone(), p.port),
+            _ => (name.to_owned(), pg.port),
+        };
+        let password = || match &pg.password {
+            Some(pw) => Ok(Part::Secret(pw.clone())),
+            None => Err(Unresolved {
+                message: format!("`{name}` has no password to refer to"),
+                help: format!("declare one: `postgres {name} {{ password DB_PASSWORD }}`"),
+            }),
+        };
+        return Ok(match fact {
+            "host" | "direct-host" => vec![Part::Host(host)],
+            "port" | "direct-port" => vec![Part::Text(port.to_string())],
+            "database" => vec![Part::Text(pg.database.clone())],
+            "user" => vec![Part::Text(pg.user.clone())],
+            "password" => vec![password()?],
+            "url" | "direct-url" => {
+                let mut parts = vec![Part::Text(format!("{}://{}", pg.url_scheme, pg.user))];
+                if pg.password.is_some() {
+                    parts.push(Part::Text(":".into()));
+                    parts.push(password()?);
+                }
+                parts.push(Part::Text("@".into()));
+                parts.push(Part::Host(host));
+                parts.push(Part::Text(format!(":{port}/{}", pg.database)));
+                if let Some(q) = &pg.url_query {
+                    parts.push(Part::Text(format!("?{q}")));
+                }
+                parts
+            }
+            other => {
+                return Err(unknown_fact(
+                    name,
+                    "a PostgreSQL database",
+                    other,
+                    POSTGRES_FACTS,
+                ));
+            }
+        });
+    }
+    if let Some(r) = model.redis.get(name) {
+        return Ok(match fact {
+            "host" => vec![Part::Host(name.to_owned())],
+            "port" => vec![Part::Text(r.port.to_string())],
+            "password" => match &r.password {
+                Some(pw) => vec![Part::Secret(pw.clone())],
+                None => {
+                    return Err(Unresolved {
+                        message: format!("`{name}` has no password to refer to"),
+                        help: format!("declare one: `redis {name} password=REDIS_PASSWORD`"),
+                    });
+                }
+            },
+            "url" => redis_url(model, name, 0),
+            other => return Err(unknown_fact(name, "a Redis server", other, REDIS_FACTS)),
+        });
+    }
+    if let Some(s) = model.services.get(name) {
+        let port = match (s.kind, s.port) {
+            (ServiceKind::Web, Some(port)) => port,
+            _ => {
+                return Err(Unresolved {
+                    message: format!("service `{name}` listens on no port, so it has no address"),
+                    help: "refer to a web service (one with a `port`)".into(),
+                });
+            }
+        };
+        return Ok(match fact {
+            "host" => vec![Part::Host(name.to_owned())],
+            "port" => vec![Part::Text(port.to_string())],
+            "url" => vec![
+                Part::Text("http://".into()),
+                Part::Host(name.to_owned()),
+                Part::Text(format!(":{port}")),
+            ],
+            other => return Err(unknown_fact(name, "a service", other, SERVICE_FACTS)),
+        });
+    }
+    let mut names: Vec<&str> = model
+        .postgres
+        .keys()
+        .chain(model.redis.keys())
+        .chain(model.services.keys())
+        .map(String::as_str)
+        .collect();
+    names.sort_unstable();
+    Err(Unresolved {
+        message: format!("`${{{name}.{fact}}}` refers to `{name}`, which is not declared"),
+        help: match did_you_mean(name, names.iter().copied()) {
+            Some(n) => format!("did you mean `{n}`?"),
+            None => "refer to a declared postgres, redis or web service".into(),
+        },
+    })
+}
+
+/// `redis://[:PASSWORD@]HOST:PORT/DB`.
+pub fn redis_url(model: &Model, name: &str, db: u32) -> Vec<Part> {
+    let Some(r) = model.redis.get(name) else {
+        return Vec::new();
+    };
+    let mut parts = vec![Part::Text("redis://".into())];
+    if let Some(pw) = &r.password {
+        parts.push(Part::Text(":".into()));
+        parts.push(Part::Secret(pw.clone()));
+        parts.push(Part::Text("@".into()));
+    }
+    parts.push(Part::Host(name.to_owned()));
+    parts.push(Part::Text(format!(":{}/{db}", r.port)));
+    parts
+}
+
+fn unknown_fact(name: &str, what: &str, fact: &str, facts: &[&str]) -> Unresolved {
+    Unresolved {
+        message: format!("`{name}` is {what}, which has no fact `{fact}`"),
+        help: match did_you_mean(fact, facts.iter().copied()) {
+            Some(f) => format!("did you mean `${{{name}.{f}}}`?"),
+            None => format!(
+                "its facts are {}",
+                facts
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
+    }
+}
+
+/// A template's problem, at a byte range of the text.
+struct TemplateError {
+    start: usize,
+    end: usize,
+    problem: Unresolved,
+}
+
+/// The parts of `text`, or `None` when it holds no reference (nothing to expand).
+fn expand(model: &Model, text: &str) -> Result<Option<Vec<Part>>, TemplateError> {
+    if !text.contains("${") {
+        return Ok(None);
+    }
+    let mut parts: Vec<Part> = Vec::new();
+    let mut literal = String::new();
+    let mut rest = text;
+    let mut offset = 0;
+    while let Some(at) = rest.find("${") {
+        // `$${` is a literal `${`.
+        if rest[..at].ends_with('$') {
+            literal.push_str(&rest[..at - 1]);
+            literal.push_str("${");
+            offset += at + 2;
+            rest = &rest[at + 2..];
+            continue;
+        }
+        literal.push_str(&rest[..at]);
+        let start = offset + at;
+        let Some(close) = rest[at..].find('}') else {
+            return Err(TemplateError {
+                start,
+                end: text.len(),
+                problem: Unresolved {
+                    message: "`${` is never closed".into(),
+                    help: "write `${db.host}`, or `$${` for a literal `${`".into(),
+                },
+            });
+        };
+        let inner = &rest[at + 2..at + close];
+        let end = start + close + 1;
+        let resolved = match inner.split_once('.') {
+            Some((name, what)) => fact(model, name.trim(), what.trim()),
+            None => {
+                let name = inner.trim();
+                match model.secrets.contains_key(name) {
+                    true => Ok(vec![Part::Secret(name.to_owned())]),
+                    false => Err(Unresolved {
+                        message: format!("`${{{name}}}` names no declared secret"),
+                        help: match did_you_mean(name, model.secrets.keys().map(String::as_str)) {
+                            Some(s) => format!("did you mean `${{{s}}}`?"),
+                            None => "declare it (`secret NAME kind=…`), or refer to a resource fact: `${db.host}`".into(),
+                        },
+                    }),
+                }
+            }
+        };
+        let resolved = resolved.map_err(|problem| TemplateError {
+            start,
+            end,
+            problem,
+        })?;
+        if !literal.is_empty() {
+            parts.push(Part::Text(std::mem::take(&mut literal)));
+        }
+        parts.extend(resolved);
+        offset = end;
+        rest = &text[end..];
+    }
+    literal.push_str(rest);
+    if !literal.is_empty() {
+        parts.push(Part::Text(literal));
+    }
+    // Adjacent texts as one.
+    let mut merged: Vec<Part> = Vec::with_capacity(parts.len());
+    for p in parts {
+        match (merged.last_mut(), p) {
+            (Some(Part::Text(a)), Part::Text(b)) => a.push_str(&b),
+            (_, p) => merged.push(p),
+        }
+    }
+    Ok(Some(merged))
+}
+
+/// Words that, before `_HOST` or `_URL`, name a kind of resource.
+fn kind_words(var: &str) -> Option<&'static str> {
+    let prefix = var
+        .strip_suffix("_HOST")
+        .or_else(|| var.strip_suffix("_URL"))
+        .unwrap_or(var);
+    let word = |w: &str| prefix == w || prefix.ends_with(&format!("_{w}"));
+    if [
+        "DB",
+        "DATABASE",
+        "POSTGRES",
+        "POSTGRESQL",
+        "PG",
+        "PGBOUNCER",
+    ]
+    .iter()
+    .any(|w| word(w))
+    {
+        Some("postgres")
+    } else if ["REDIS", "CACHE", "BROKER", "QUEUE", "RQ"]
+        .iter()
+        .any(|w| word(w))
+    {
+        Some("redis")
+    } else {
+        None
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    matches!(
+        host,
+        "localhost" | "127.0.0.1" | "::1" | "[::1]" | "0.0.0.0"
+    ) || host.starts_with("127.")
+}
+
+impl Lower<'_> {
+    /// Expands the references in every service's variables, and refuses a loopback address
+    /// written for a declared resource's host where a target would reach the process itself.
+    pub(super) fn resolve_references(&mut self, model: &mut Model) {
+        let mut updates: Vec<(String, String, EnvValue)> = Vec::new();
+        for (name, service) in &model.services {
+            for (var, value) in &service.env {
+                let EnvValue::Str(text) = value else { continue };
+                let ptr = format!(
+                    "/services/{}/env/{}",
+                    pointer_segment(name),
+                    pointer_segment(var)
+                );
+                match expand(model, text) {
+                    Ok(Some(parts)) => {
+                        updates.push((name.clone(), var.clone(), EnvValue::Wired(parts)))
+                    }
+                    Ok(None) => self.check_loopback(model, var, text, &ptr),
+                    Err(e) => {
+                        let span = self.text_span(&ptr, text, e.start, e.end);
+                        let mut d = Diagnostic::error("unknown-reference", e.problem.message)
+                            .with_help(e.problem.help);
+                        if let Some(span) = span {
+                            d = d.with_label(span, "this reference");
+                        }
+                        self.diags.push(d);
+                    }
+                }
+            }
+        }
+        for (service, var, value) in updates {
+            if let Some(s) = model.services.get_mut(&service) {
+                s.env.insert(var, value);
+            }
+        }
+    }
+
+    /// The span of `text[start..end]` inside the spec value at `ptr`: exact when the value was
+    /// written as a plain quoted string, else the whole value.
+    fn text_span(&self, ptr: &str, text: &str, start: usize, end: usize) -> Option<Span> {
+        let (_, origins) = self.prov.lookup(ptr)?;
+        let span = origins[0].span;
+        let written = self.project.sources.slice(span);
+        if written.len() == text.len() + 2 && written.get(1..written.len() - 1) == Some(text) {
+            return Some(Span::new(
+                span.file,
+                span.start as usize + 1 + start,
+                end - start,
+            ));
+        }
+        Some(span)
+    }
+
+    /// `DB_HOST "127.0.0.1"` (or a `postgres://…@localhost/…` URL) for a declared database:
+    /// in a container the loopback address is the process itself.
+    fn check_loopback(&mut self, model: &Model, var: &str, text: &str, ptr: &str) {
+        let Some(kind) = kind_words(var) else { return };
+        let host = match var.ends_with("_URL") {
+            true => {
+                let Some((_, after)) = text.split_once("://") else {
+                    return;
+                };
+                let authority = after.split(['/', '?']).next().unwrap_or("");
+                let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+                hostport
+                    .rsplit_once(':')
+                    .filter(|(h, _)| !h.is_empty())
+                    .map_or(hostport, |(h, _)| h)
+            }
+            false => text,
+        };
+        if !is_loopback(host) {
+            return;
+        }
+        let resources: Vec<&String> = match kind {
+            "postgres" => model.postgres.keys().collect(),
+            _ => model.redis.keys().collect(),
+        };
+        // The resource the variable names: its name in the prefix, else the only one.
+        let named = resources
+            .iter()
+            .find(|r| var.starts_with(&format!("{}_", super::env_prefix(r))))
+            .or(if resources.len() == 1 {
+                resources.first()
+            } else {
+                None
+            });
+        let Some(resource) = named else { return };
+        let wrong: Vec<&str> = model
+            .targets
+            .iter()
+            .filter(|t| match t {
+                Target::Compose | Target::K8s => true,
+                Target::Systemd => !is_loopback(&model.host_address(resource)),
+                _ => false,
+            })
+            .map(|t| t.as_str())
+            .collect();
+        if wrong.is_empty() {
+            return;
+        }
+        let fact = if var.ends_with("_URL") { "url" } else { "host" };
+        let mut d = Diagnostic::error(
+            "host-literal",
+            format!(
+                "`{var}` is `{host}`, which in {} is the process itself, not `{resource}`",
+                wrong.join(" and ")
+            ),
+        )
+        .with_help(format!(
+            "write `{var} \"${{{resource}.{fact}}}\"`: each target then gives `{resource}`'s address as it reaches it"
+        ));
+        if let Some((_, o)) = self.prov.lookup(ptr) {
+            d = d.with_label(o[0].span, "a loopback address");
+        }
+        self.diags.push(d);
+    }
+}
+
+/// The variables `uses NAME` wires for a PostgreSQL database: `DATABASE_URL` (or
+/// `NAME_DATABASE_URL` after the first), from the same fact as `${NAME.url}`.
+pub fn postgres_wiring(model: &Model, name: &str, first: bool) -> BTreeMap<String, Vec<Part>> {
+    let var = match first {
+        true => "DATABASE_URL".to_owned(),
+        false => format!("{}_DATABASE_URL", super::env_prefix(name)),
+    };
+    fact(model, name, "url")
+        .map(|parts| BTreeMap::from([(var, parts)]))
+        .unwrap_or_default()
+}
