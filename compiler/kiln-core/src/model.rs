@@ -388,6 +388,10 @@ pub struct Redis {
     pub port: u16,
     pub host: String,
     pub maxmemory: Option<u64>,
+    /// `cache`, `queue` or `broker` (declared, or `broker` when a Celery process uses it).
+    pub role: String,
+    /// `maxmemory-policy`: declared, else `allkeys-lru` for a cache and `noeviction` for a
+    /// queue or broker.
     pub eviction: Option<String>,
     pub password: Option<String>,
     pub appendonly: bool,

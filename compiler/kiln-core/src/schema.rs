@@ -415,6 +415,9 @@ const VOLUME: NodeSpec = keyed(
     &[setting("read-only", Ty::Bool, "Mount it read-only.")],
 );
 
+/// What a Redis server is used for.
+pub const REDIS_ROLES: &[&str] = &["cache", "queue", "broker"];
+
 /// When a process may start after one it depends on.
 pub const CONDITIONS: &[&str] = &["started", "healthy", "completed"];
 
@@ -651,7 +654,16 @@ pub const REDIS_BODY: &[NodeSpec] = &[
         "Address on a host deployment (default `127.0.0.1`).",
     ),
     setting("maxmemory", Ty::Size, "`maxmemory`."),
-    setting("eviction", Ty::Enum(EVICTIONS), "`maxmemory-policy`."),
+    setting(
+        "role",
+        Ty::Enum(REDIS_ROLES),
+        "What the server holds: `cache` (entries that may be lost), `queue` or `broker` (jobs that must not be). Default: `broker` when a Celery process uses it, else `cache`.",
+    ),
+    setting(
+        "eviction",
+        Ty::Enum(EVICTIONS),
+        "`maxmemory-policy` (default `allkeys-lru` for a cache, `noeviction` for a queue or broker).",
+    ),
     setting(
         "password",
         Ty::EnvName,

@@ -15,16 +15,18 @@ kiln_policy_sdk::kiln_policy! {
 /// The policy's metadata; `policy.json` is generated from it.
 pub const POLICY: PolicyDocs = PolicyDocs {
     id: "redis",
-    version: "1.0.0",
-    summary: "Redis: a password from a declared secret, no dangerous commands turned on",
+    version: "1.1.0",
+    summary: "Redis: a password from a declared secret, no dangerous commands turned on, no evicting broker",
     inputs: &["spec"],
     targets: &[],
-    rules: &[&rules::auth_acl::RULE],
+    rules: &[&rules::auth_acl::RULE, &rules::evicting_broker::RULE],
     settings_schema: r#"{"type": "object", "additionalProperties": false}"#,
 };
 
 pub fn check(input: &Input) -> Vec<Finding> {
-    rules::auth_acl::check(input)
+    let mut out = rules::auth_acl::check(input);
+    out.extend(rules::evicting_broker::check(input));
+    out
 }
 
 /// The policy takes no settings.
@@ -70,6 +72,7 @@ mod tests {
     fn every_rule_fires_through_the_host_checks() {
         let mut doc: Value = serde_json::from_str(CLEAN).unwrap();
         doc["spec"]["redis"]["cache"]["password"] = json!(null);
+        doc["spec"]["redis"]["cache"]["eviction"] = json!("allkeys-lru");
         assert_all_rules(&doc);
     }
 

@@ -570,6 +570,7 @@ impl Lower<'_> {
         self.check_ports(&root, &model);
         self.check_dependencies(&mut model);
         self.resolve_references(&mut model);
+        derive_redis_roles(&mut model);
         for (name, secret) in &model.secrets {
             for svc in &secret.services {
                 if !model.services.contains_key(svc) {
@@ -834,6 +835,10 @@ impl Lower<'_> {
                     .string(node, "host", &format!("{ptr}/host"))
                     .unwrap_or_else(|| "127.0.0.1".into()),
                 maxmemory,
+                // Empty: derived once the services are known (`derive_redis_roles`).
+                role: self
+                    .string(node, "role", &format!("{ptr}/role"))
+                    .unwrap_or_default(),
                 eviction: self.string(node, "eviction", &format!("{ptr}/eviction")),
                 password: self.secret_ref(node, "password", &format!("{ptr}/password"), secrets),
                 appendonly: self.boolean(node, "appendonly", &format!("{ptr}/appendonly"), false),
@@ -1853,6 +1858,28 @@ fn empty(name: &str, span: crate::source::Span) -> Node {
         from_prop: false,
         layer: Layer::from("default"),
         overrides: Vec::new(),
+    }
+}
+
+/// A Redis server's role, when the spec does not say: `broker` if a Celery process uses it
+/// (its queued tasks must survive a full memory), else `cache`; and its eviction policy, when
+/// the spec does not say: `allkeys-lru` for a cache, `noeviction` for a queue or broker.
+fn derive_redis_roles(model: &mut Model) {
+    for (name, redis) in &mut model.redis {
+        if redis.role.is_empty() {
+            let celery = model
+                .services
+                .values()
+                .any(|s| s.run.program.starts_with("celery") && s.uses.iter().any(|u| u == name));
+            redis.role = if celery { "broker" } else { "cache" }.to_owned();
+        }
+        if redis.eviction.is_none() {
+            let default = match redis.role.as_str() {
+                "cache" => "allkeys-lru",
+                _ => "noeviction",
+            };
+            redis.eviction = Some(default.to_owned());
+        }
     }
 }
 

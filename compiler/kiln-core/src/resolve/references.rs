@@ -28,8 +28,8 @@ pub const POSTGRES_FACTS: &[&str] = &[
     "direct-port",
     "direct-url",
 ];
-/// The facts of a Redis server.
-pub const REDIS_FACTS: &[&str] = &["host", "port", "password", "url"];
+/// The facts of a Redis server (and `url:N`, the URL of logical database N).
+pub const REDIS_FACTS: &[&str] = &["host", "port", "password", "url", "url:1"];
 /// The facts of a web service of the environment.
 pub const SERVICE_FACTS: &[&str] = &["host", "port", "url"];
 
@@ -85,6 +85,18 @@ pub fn fact(model: &Model, name: &str, fact: &str) -> Result<Vec<Part>, Unresolv
         });
     }
     if let Some(r) = model.redis.get(name) {
+        // `url:N`: the URL of logical database N (a cache on 1 beside a broker on 0).
+        if let Some(n) = fact.strip_prefix("url:") {
+            return match n.parse::<u32>() {
+                Ok(db) if db < 16 => Ok(redis_url(model, name, db)),
+                _ => Err(Unresolved {
+                    message: format!("`{n}` is not a Redis database number"),
+                    help: format!(
+                        "write `${{{name}.url:1}}`: a number from 0 to 15 (Redis's `databases 16`)"
+                    ),
+                }),
+            };
+        }
         return Ok(match fact {
             "host" => vec![Part::Host(name.to_owned())],
             "port" => vec![Part::Text(r.port.to_string())],
