@@ -10,6 +10,7 @@ pub mod diagnostic;
 pub mod lines;
 pub mod merge;
 pub mod model;
+pub mod programs;
 pub mod project;
 pub mod reader;
 pub mod resolve;

@@ -299,6 +299,16 @@ pub struct Process {
     pub options: BTreeMap<String, serde_json::Value>,
     /// The command line inside a container (listening on 0.0.0.0).
     pub argv: Vec<String>,
+    /// `python` when the program runs on Python (the image then surely has it: probes use it).
+    pub runtime: Option<String>,
+    /// A shell command that succeeds while the process is healthy (a worker's liveness), `$`
+    /// a literal dollar.
+    pub probe: Option<String>,
+    /// The signal that stops it gracefully.
+    pub stop_signal: String,
+    /// The command line with `{host}` and `{port}` left open (see `command_line`).
+    #[serde(skip)]
+    pub template: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -697,6 +707,18 @@ pub fn pointer(segments: &[&str]) -> String {
         push_pointer_segment(&mut out, s);
     }
     out
+}
+
+/// `s` quoted for a POSIX shell when it needs quoting.
+pub fn sh_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 impl Model {

@@ -61,6 +61,8 @@ pub struct Project {
     pub policies: Vec<Node>,
     /// Project spec files, in load order (not the stdlib).
     pub files: Vec<FileId>,
+    /// The programs `run` can start: the stdlib's and the project's.
+    pub programs: crate::programs::Catalog,
 }
 
 #[derive(Clone, Debug)]
@@ -251,7 +253,9 @@ fn load_with(loader: &mut Loader<'_>) -> (Project, Vec<Diagnostic>) {
         presets: BTreeMap::new(),
         policies: Vec::new(),
         files,
+        programs: crate::programs::Catalog::default(),
     };
+    project.programs = crate::programs::stdlib(&mut project.sources, &mut diags);
 
     for (name, text) in STDLIB_PRESETS {
         let file = project.sources.add(
@@ -272,6 +276,11 @@ fn load_with(loader: &mut Loader<'_>) -> (Project, Vec<Diagnostic>) {
             "project" => project_nodes.push(node),
             "environment" => add_environment(&mut project, node, &mut diags),
             "preset" => add_preset(&mut project, node, false, &mut diags),
+            "program" => {
+                if let Some(def) = crate::programs::from_node(&node, true, &mut diags) {
+                    project.programs.add(def, &node, &mut diags);
+                }
+            }
             "policies" => {
                 let mut children = node.children;
                 let layer = Layer::from("project");

@@ -39,6 +39,9 @@ pub enum Ty {
     Date,
     /// Any scalar (environment values).
     Scalar,
+    /// An option of the program a `run` names: checked against the program's declaration in
+    /// the catalog (`stdlib/programs.kdl`, or the project's `program` nodes) when resolving.
+    ProgramOption,
     Enum(&'static [&'static str]),
     /// A firewall port: a number, `"8000:8010"`, or a service name (`ssh`, `http`, `https`).
     PortOrName,
@@ -174,7 +177,6 @@ pub const SECRET_KINDS: &[&str] = &[
     "url",
     "generic",
 ];
-pub const PROGRAMS: &[&str] = &["gunicorn", "uvicorn", "daphne", "celery", "command"];
 pub const SERVICE_KINDS: &[&str] = &["web", "worker", "beat", "task"];
 pub const LOG_LEVELS: &[&str] = &["debug", "info", "warning", "error", "critical"];
 pub const POOL_MODES: &[&str] = &["session", "transaction", "statement"];
@@ -374,7 +376,8 @@ const RUN: NodeSpec = NodeSpec {
             "Extra arguments appended to the command line.",
         ),
     ],
-    free: None,
+    // Options of programs the project declares: checked against the program when resolving.
+    free: Some(Ty::ProgramOption),
     repeat: false,
     replace_on_change: true,
 };
@@ -1113,6 +1116,119 @@ pub const ENV_BODY: &[NodeSpec] = &[
 
 pub const PRESET_KINDS: &[&str] = &["service", "postgres", "redis", "site", "pooler"];
 
+/// The types of a program's options.
+pub const OPTION_TYPES: &[&str] = &["string", "int", "bool", "duration", "list"];
+
+const PROGRAM_OPTION: NodeSpec = NodeSpec {
+    repeat: false,
+    ..keyed(
+        "option",
+        Ty::Ident,
+        Values::None,
+        "An option `run` may set: `option workers type=int flag=\"--workers={}\"`. Options are written into the command line in the order they are declared.",
+        &[
+            setting(
+                "type",
+                Ty::Enum(OPTION_TYPES),
+                "`string` (default), `int`, `bool`, `duration` (seconds) or `list`.",
+            ),
+            setting(
+                "flag",
+                Ty::Str,
+                "The argument it becomes, `{}` standing for the value (a list's items joined by `join`, or one argument each).",
+            ),
+            setting(
+                "default",
+                Ty::Scalar,
+                "The value when `run` sets none (written into the command line).",
+            ),
+            setting(
+                "if-true",
+                Ty::Str,
+                "For a `bool`: the argument when it is true.",
+            ),
+            setting(
+                "if-false",
+                Ty::Str,
+                "For a `bool`: the argument when it is false.",
+            ),
+            setting(
+                "otherwise",
+                Ty::Str,
+                "The argument when the option is not set and has no default.",
+            ),
+            setting(
+                "join",
+                Ty::Str,
+                "For a `list` with a `flag`: the separator of its items (`,`).",
+            ),
+            setting("doc", Ty::Str, "What the option does."),
+        ],
+    )
+};
+
+/// How kiln may probe a program: HTTP on the service's `health` path (web programs), a
+/// command, or not at all.
+pub const PROBES: &[&str] = &["http", "none"];
+
+const PROGRAM: NodeSpec = keyed(
+    "program",
+    Ty::Name,
+    Values::None,
+    "A program `run` can start: its command line, options, kind, probe and stop signal. kiln ships gunicorn, uvicorn, daphne, hypercorn, granian, celery worker and beat, flower, rq worker, dramatiq, Django's manage.py and `command` (stdlib/programs.kdl); a project declares more the same way.",
+    &[
+        list(
+            "run",
+            Ty::Str,
+            "The words after `run` that select it (default: the program's name): `run \"celery\" \"worker\"`.",
+        ),
+        setting(
+            "kind",
+            Ty::Enum(SERVICE_KINDS),
+            "What a service running it is: `web`, `worker`, `beat` or `task`.",
+        ),
+        setting(
+            "runtime",
+            Ty::Enum(&["python", "other"]),
+            "`python` when the image surely has Python (kiln then probes with it rather than curl or wget).",
+        ),
+        setting(
+            "app",
+            Ty::Enum(&["required", "optional", "none"]),
+            "Whether it takes an application (`config.wsgi:application`, the Celery app): the first word after the `run` words, or `app=`.",
+        ),
+        list(
+            "argv",
+            Ty::Str,
+            "The start of the command line: `{app}`, `{host}`, `{port}` stand for the application and where it listens; `{command}` for the words after the `run` words.",
+        ),
+        PROGRAM_OPTION,
+        list(
+            "after",
+            Ty::Str,
+            "Arguments after the options (`{app}` allowed).",
+        ),
+        setting(
+            "probe",
+            Ty::Str,
+            "A shell command that succeeds while the process is healthy (a worker's liveness): `{app}` stands for the shell-quoted application, `$` is a literal dollar.",
+        ),
+        setting(
+            "health",
+            Ty::Enum(PROBES),
+            "`http` (default for web programs): probed on the service's `health` path; `none`.",
+        ),
+        setting(
+            "stop-signal",
+            Ty::Enum(&[
+                "SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGWINCH",
+            ]),
+            "The signal that stops it gracefully (default SIGTERM).",
+        ),
+        setting("doc", Ty::Str, "What the program is."),
+    ],
+);
+
 pub const TOP: &[NodeSpec] = &[
     keyed(
         "project",
@@ -1153,6 +1269,7 @@ pub const TOP: &[NodeSpec] = &[
         repeat: false,
         replace_on_change: false,
     },
+    PROGRAM,
     block(
         "policies",
         "Policy configuration for every environment.",
@@ -1402,7 +1519,7 @@ fn check_node(node: &Node, spec: &'static NodeSpec, diags: &mut Vec<Diagnostic>)
 }
 
 fn check_free(node: &Node, ty: Ty, diags: &mut Vec<Diagnostic>) {
-    if node.annotation.is_some() {
+    if node.annotation.is_some() || ty == Ty::ProgramOption {
         return;
     }
     match node.args.as_slice() {
@@ -1471,6 +1588,7 @@ pub fn describe(ty: Ty) -> String {
         Ty::Rate => "a rate such as \"10r/s\"".into(),
         Ty::Date => "a date YYYY-MM-DD".into(),
         Ty::Scalar => "a value".into(),
+        Ty::ProgramOption => "a value of the program's option".into(),
         Ty::Enum(options) => format!(
             "one of {}",
             options
@@ -1485,7 +1603,7 @@ pub fn describe(ty: Ty) -> String {
 
 fn example(ty: Ty) -> String {
     match ty {
-        Ty::Str | Ty::Scalar => "\"…\"".into(),
+        Ty::Str | Ty::Scalar | Ty::ProgramOption => "\"…\"".into(),
         Ty::Name => "web".into(),
         Ty::Ident => "app_user".into(),
         Ty::EnvName => "SECRET_KEY".into(),
@@ -1507,7 +1625,7 @@ fn example(ty: Ty) -> String {
 /// Checks one value against a type; reports a `type-mismatch` at the value.
 pub fn check_type(v: &Scalar, ty: Ty, what: &str, diags: &mut Vec<Diagnostic>) -> bool {
     let ok = match (&v.value, ty) {
-        (_, Ty::Scalar) => true,
+        (_, Ty::Scalar | Ty::ProgramOption) => true,
         (Value::Str(_), Ty::Str) => true,
         (Value::Str(s), Ty::Name) => is_dns_label(s),
         (Value::Str(s), Ty::Ident) => is_ident(s),

@@ -96,3 +96,32 @@ fn every_model_field_is_documented() {
         "docs/model.md does not document: {missing:?}"
     );
 }
+
+/// docs/spec.md's table of shipped programs is generated from the catalog
+/// (`stdlib/programs.kdl`): `KILN_UPDATE_DOCS=1` rewrites it.
+#[test]
+fn the_program_table_is_the_catalog() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/spec.md");
+    let doc = std::fs::read_to_string(path).expect("docs/spec.md");
+    let (begin, end) = ("<!-- programs:begin -->\n", "<!-- programs:end -->");
+    let start = doc.find(begin).expect("the programs:begin marker") + begin.len();
+    let stop = doc.find(end).expect("the programs:end marker");
+    let mut sources = kiln_core::source::Sources::new();
+    let mut diags = Vec::new();
+    let catalog = kiln_core::programs::stdlib(&mut sources, &mut diags);
+    assert!(
+        diags.is_empty(),
+        "the stdlib catalog has problems: {diags:#?}"
+    );
+    let table = kiln_core::programs::markdown_table(&catalog);
+    if std::env::var_os("KILN_UPDATE_DOCS").is_some() {
+        let updated = format!("{}{table}{}", &doc[..start], &doc[stop..]);
+        std::fs::write(path, updated).expect("write docs/spec.md");
+        return;
+    }
+    assert_eq!(
+        &doc[start..stop],
+        table,
+        "docs/spec.md's program table is stale: run the test with KILN_UPDATE_DOCS=1"
+    );
+}

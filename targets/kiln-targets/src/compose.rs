@@ -472,7 +472,7 @@ impl Cx<'_> {
                         .from(&[&hp]),
                 )
             }
-            ServiceKind::Worker => match celery_ping(s, "$$") {
+            ServiceKind::Worker => match worker_probe(s, "$$") {
                 Some(ping) => Some(
                     Node::map()
                         .with("test", Node::strs(["CMD-SHELL".to_owned(), ping]))
@@ -481,7 +481,10 @@ impl Cx<'_> {
                         .with("retries", Node::int(3))
                         .with("start_period", Node::str("30s"))
                         .from(&[&p("run")])
-                        .comment("a worker answers a broker ping addressed to itself"),
+                        .comment(match s.run.program.as_str() {
+                            "celery-worker" => "a worker answers a broker ping addressed to itself",
+                            _ => "the program's own liveness check (its `probe` in the catalog)",
+                        }),
                 ),
                 None => Some(disabled_healthcheck(
                     &p("run"),
@@ -490,7 +493,14 @@ impl Cx<'_> {
             },
             ServiceKind::Beat => Some(disabled_healthcheck(
                 &p("run"),
-                "celery beat answers no ping; disabled so it does not inherit the image's HEALTHCHECK (often the web's)",
+                match s.run.program.as_str() {
+                    "celery-beat" => {
+                        "celery beat answers no ping; disabled so it does not inherit the image's HEALTHCHECK (often the web's)"
+                    }
+                    _ => {
+                        "a scheduler answers no ping; disabled so it does not inherit the image's HEALTHCHECK (often the web's)"
+                    }
+                },
             )),
             ServiceKind::Task => Some(disabled_healthcheck(
                 &p("run"),
@@ -523,6 +533,12 @@ impl Cx<'_> {
             n.set(
                 "stop_grace_period",
                 Node::str(secs(t)).from(&[&p("stop-timeout")]),
+            );
+        }
+        if s.run.stop_signal != "SIGTERM" {
+            n.set(
+                "stop_signal",
+                Node::str(&s.run.stop_signal).from(&[&p("run")]),
             );
         }
         let mut replicas = s.replicas;

@@ -620,6 +620,15 @@ impl Cx<'_> {
                 "securityContext",
                 self.pod_security(uid, gid, &[&p("user")]),
             );
+        if s.run.stop_signal != "SIGTERM" {
+            self.unsupported(
+                p("run"),
+                format!(
+                    "{} stops gracefully on {}, but Kubernetes sends SIGTERM: add a preStop hook that sends it, or rely on the grace period",
+                    s.run.program, s.run.stop_signal
+                ),
+            );
+        }
         if let Some(t) = s.stop_timeout {
             pod.set(
                 "terminationGracePeriodSeconds",
@@ -833,7 +842,7 @@ impl Cx<'_> {
                 );
             }
             ServiceKind::Worker => {
-                if let Some(ping) = celery_ping(s, "$") {
+                if let Some(ping) = worker_probe(s, "$") {
                     c.set(
                         "livenessProbe",
                         Node::map()
@@ -843,7 +852,10 @@ impl Cx<'_> {
                             .with("timeoutSeconds", Node::int(20))
                             .with("failureThreshold", Node::int(3))
                             .from(&[&p("run")])
-                            .comment("a worker answers a broker ping addressed to itself (celery@<pod name>)"),
+                            .comment(match s.run.program.as_str() {
+                                "celery-worker" => "a worker answers a broker ping addressed to itself (celery@<pod name>)",
+                                _ => "the program's own liveness check (its `probe` in the catalog)",
+                            }),
                     );
                 }
             }

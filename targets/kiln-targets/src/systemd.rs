@@ -483,10 +483,19 @@ impl Cx<'_> {
                 &[&format!("{svp}/stop-timeout")],
             );
         }
+        if service.run.stop_signal != "SIGTERM" {
+            w.line(
+                format!("KillSignal={}", service.run.stop_signal),
+                &[&format!("{svp}/run")],
+            );
+        }
         if !oneshot {
             let why = match service.kind {
-                ServiceKind::Worker => {
+                ServiceKind::Worker if service.run.program == "celery-worker" => {
                     "# SIGTERM is Celery's warm shutdown: running tasks finish, then the stop timeout's SIGKILL hits what is left."
+                }
+                ServiceKind::Worker => {
+                    "# The stop signal asks the worker to finish what it runs; the stop timeout's SIGKILL hits what is left."
                 }
                 ServiceKind::Beat => {
                     "# SIGTERM stops the scheduler; the main process alone gets it, SIGKILL reaches the rest after the stop timeout."

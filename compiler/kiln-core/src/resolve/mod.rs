@@ -909,13 +909,7 @@ impl Lower<'_> {
             );
             return None;
         };
-        let run = self.process(run_node, &format!("{ptr}/run"))?;
-        let derived_kind = match run.program.as_str() {
-            "gunicorn" | "uvicorn" | "daphne" => ServiceKind::Web,
-            "celery-worker" => ServiceKind::Worker,
-            "celery-beat" => ServiceKind::Beat,
-            _ => ServiceKind::Task,
-        };
+        let (run, derived_kind) = self.process(run_node, &format!("{ptr}/run"))?;
         let kind = match self.string(node, "kind", &format!("{ptr}/kind")).as_deref() {
             Some("web") => ServiceKind::Web,
             Some("worker") => ServiceKind::Worker,
@@ -1129,7 +1123,8 @@ impl Lower<'_> {
         }
     }
 
-    fn process(&mut self, node: &Node, ptr: &str) -> Option<Process> {
+    /// A `run` node through the program catalog: the process and the kind the program is.
+    fn process(&mut self, node: &Node, ptr: &str) -> Option<(Process, ServiceKind)> {
         self.record(ptr, node);
         let args: Vec<String> = node.args.iter().map(|a| a.value.to_text()).collect();
         let Some(first) = node.args.first() else {
@@ -1140,36 +1135,49 @@ impl Lower<'_> {
             );
             return None;
         };
-        let (program, rest) = match args[0].as_str() {
-            "celery" => match args.get(1).map(String::as_str) {
-                Some("worker") => ("celery-worker", &args[2..]),
-                Some("beat") => ("celery-beat", &args[2..]),
-                _ => {
-                    let span = node.args.get(1).map_or(first.span, |a| a.span);
-                    self.diags.push(
-                        Diagnostic::error("type-mismatch", "`run celery` needs `worker` or `beat`")
-                            .with_label(span, "expected `worker` or `beat`")
-                            .with_help("write `run celery worker app=config` or `run celery beat app=config`"),
-                    );
-                    return None;
-                }
-            },
-            p @ ("gunicorn" | "uvicorn" | "daphne") => (p, &args[1..]),
-            "command" => ("command", &args[1..]),
-            other => {
+        let catalog = &self.project.programs;
+        let Some(def) = catalog.select(&args) else {
+            // A first word that some program starts with: the second word is what is wrong.
+            let starts: Vec<&crate::programs::ProgramDef> = catalog
+                .programs
+                .values()
+                .filter(|p| p.run.len() > 1 && p.run[0] == args[0])
+                .collect();
+            if !starts.is_empty() {
+                let span = node.args.get(1).map_or(first.span, |a| a.span);
+                let seconds: Vec<String> =
+                    starts.iter().map(|p| format!("`{}`", p.run[1])).collect();
                 self.diags.push(
-                    Diagnostic::error("type-mismatch", format!("unknown program `{other}`"))
-                        .with_label(first.span, "not a known program")
-                        .with_help(match unknown_name_help(other, "program", schema::PROGRAMS) {
-                            h if h.starts_with("did you mean") => h,
-                            _ => "use gunicorn, uvicorn, daphne, celery, or `run command \"prog\" \"arg\" …` for anything else".into(),
-                        }),
+                    Diagnostic::error(
+                        "type-mismatch",
+                        format!("`run {}` needs {}", args[0], seconds.join(" or ")),
+                    )
+                    .with_label(span, format!("expected {}", seconds.join(" or ")))
+                    .with_help(format!(
+                        "write `run {} {} app=config`",
+                        args[0], starts[0].run[1]
+                    )),
                 );
                 return None;
             }
+            let words = catalog.first_words();
+            self.diags.push(
+                Diagnostic::error("type-mismatch", format!("unknown program `{}`", args[0]))
+                    .with_label(first.span, "not a known program")
+                    .with_help(match unknown_name_help(&args[0], "program", &words) {
+                        h if h.starts_with("did you mean") => h,
+                        _ => format!(
+                            "the catalog has {}; declare your own with `program NAME {{ argv … }}`, or run it as `run command \"prog\" \"arg\" …`",
+                            words.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", ")
+                        ),
+                    }),
+            );
+            return None;
         };
+        let program = def.name.as_str();
+        let rest = &args[def.run.len()..];
         let mut options = BTreeMap::new();
-        let allowed = allowed_options(program);
+        let allowed = def.option_names();
         for child in &node.children {
             if !allowed.contains(&child.name.as_str()) {
                 self.diags.push(
@@ -1181,36 +1189,52 @@ impl Lower<'_> {
                     .with_help(unknown_name_help(
                         &child.name,
                         "option",
-                        allowed,
+                        &allowed,
                     )),
                 );
                 continue;
             }
             let p = format!("{ptr}/options/{}", child.name);
-            if matches!(child.name.as_str(), "queues" | "args") {
+            let ty = def.option(&child.name).map(|o| o.ty);
+            if child.name == "args" || ty == Some(crate::programs::OptionType::List) {
                 let v = self.list(node, &child.name, &p);
                 options.insert(child.name.clone(), serde_json::Value::from(v));
             } else if let Some(v) = child.args.first().filter(|v| v.value != Value::Null) {
                 self.record(&p, child);
-                let json = match (&v.value, child.name.as_str()) {
-                    (Value::Str(s), "timeout" | "graceful-timeout" | "keep-alive") => {
+                let json = match (&v.value, ty) {
+                    (Value::Str(s), Some(crate::programs::OptionType::Duration)) => {
                         parse_duration(s)
                             .map_or_else(|| scalar_json(&v.value), serde_json::Value::from)
                     }
                     _ => scalar_json(&v.value),
                 };
+                if let Some(problem) = option_type_problem(&json, ty) {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "type-mismatch",
+                            format!("`{}` of {program} must be {problem}", child.name),
+                        )
+                        .with_label(v.span, format!("this is {}", v.value.type_name()))
+                        .with_help(format!(
+                            "see the `{program}` program in `kiln explain` or docs/spec.md"
+                        )),
+                    );
+                    continue;
+                }
                 options.insert(child.name.clone(), json);
             }
         }
         let app = options
             .remove("app")
             .and_then(|v| v.as_str().map(str::to_owned))
-            .or_else(|| match program {
-                "command" => None,
+            .or_else(|| match def.app {
+                crate::programs::AppArg::None => None,
                 _ => rest.first().cloned(),
             });
-        let extra_positional = match program {
-            "command" => &[][..],
+        let takes_command = def.argv.iter().chain(&def.after).any(|a| a == "{command}");
+        let extra_positional = match (def.app, takes_command) {
+            (_, true) => &[][..],
+            (crate::programs::AppArg::None, false) => rest,
             _ if rest.len() > 1 => &rest[1..],
             _ => &[][..],
         };
@@ -1223,49 +1247,65 @@ impl Lower<'_> {
             self.diags.push(
                 Diagnostic::error(
                     "unexpected-value",
-                    format!("{program} takes one application argument"),
+                    match def.app {
+                        crate::programs::AppArg::None => {
+                            format!("{program} takes no positional argument")
+                        }
+                        _ => format!("{program} takes one application argument"),
+                    },
                 )
                 .with_label(node.args[idx].span, "extra argument")
                 .with_help("pass other flags with `args \"--flag\" \"value\"`"),
             );
         }
-        if program == "command" && rest.is_empty() {
+        if takes_command && rest.is_empty() {
             self.diags.push(
-                Diagnostic::error("missing-value", "`run command` needs the program to run")
-                    .with_label(first.span, "nothing to run")
-                    .with_help("write `run command \"python\" \"manage.py\" \"migrate\"`"),
+                Diagnostic::error(
+                    "missing-value",
+                    format!("`run {program}` needs the command to run"),
+                )
+                .with_label(first.span, "nothing to run")
+                .with_help(match program {
+                    "manage" => "write `run manage \"migrate\" \"--noinput\"`",
+                    _ => "write `run command \"python\" \"manage.py\" \"migrate\"`",
+                }),
             );
             return None;
         }
-        if program != "command" && app.is_none() {
+        if def.app == crate::programs::AppArg::Required && app.is_none() {
             self.diags.push(
                 Diagnostic::error("missing-value", format!("{program} needs an application"))
                     .with_label(first.span, "no application given")
-                    .with_help(match program {
-                        "celery-worker" | "celery-beat" => {
-                            "add `app=config` (the Celery app, `-A`)"
-                        }
-                        "daphne" | "uvicorn" => {
-                            "add the ASGI application: `run daphne \"config.asgi:application\"`"
-                        }
-                        _ => "add the WSGI application: `run gunicorn \"config.wsgi:application\"`",
+                    .with_help(match def.kind {
+                        ServiceKind::Web => format!(
+                            "add the application: `run {} \"config.wsgi:application\"`",
+                            def.run.join(" ")
+                        ),
+                        _ => format!("add `app=config` (the application `{program}` loads)"),
                     }),
             );
             return None;
         }
+        if takes_command {
+            options.insert("command".into(), serde_json::Value::from(rest.to_vec()));
+        }
+        let app_text = app.clone().unwrap_or_default();
+        let template = command_template(def, &app_text, rest, &options);
         let mut process = Process {
             program: program.to_owned(),
             app,
             options,
             argv: Vec::new(),
+            template,
+            runtime: def.runtime.clone(),
+            probe: def
+                .probe
+                .as_ref()
+                .map(|p| p.replace("{app}", &sh_quote(&app_text))),
+            stop_signal: def.stop_signal.clone(),
         };
-        if program == "command" {
-            process
-                .options
-                .insert("command".into(), serde_json::Value::from(rest.to_vec()));
-        }
         process.argv = process.command_line("0.0.0.0", None);
-        Some(process)
+        Some((process, def.kind))
     }
 
     fn site(&mut self, node: &Node, model: &Model) -> Option<(String, Site)> {
@@ -1887,203 +1927,97 @@ fn env_prefix(name: &str) -> String {
     name.to_ascii_uppercase().replace('-', "_")
 }
 
-fn allowed_options(program: &str) -> &'static [&'static str] {
-    match program {
-        "gunicorn" => &[
-            "app",
-            "workers",
-            "threads",
-            "timeout",
-            "graceful-timeout",
-            "keep-alive",
-            "worker-class",
-            "worker-connections",
-            "max-requests",
-            "max-requests-jitter",
-            "worker-tmp-dir",
-            "forwarded-allow-ips",
-            "log-level",
-            "access-log",
-            "args",
-        ],
-        "uvicorn" => &[
-            "app",
-            "workers",
-            "keep-alive",
-            "proxy-headers",
-            "forwarded-allow-ips",
-            "log-level",
-            "access-log",
-            "args",
-        ],
-        "daphne" => &["app", "proxy-headers", "access-log", "args"],
-        "celery-worker" => &[
-            "app",
-            "log-level",
-            "concurrency",
-            "queues",
-            "pool",
-            "max-tasks-per-child",
-            "max-memory-per-child",
-            "time-limit",
-            "soft-time-limit",
-            "prefetch-multiplier",
-            "args",
-        ],
-        "celery-beat" => &["app", "log-level", "scheduler", "args"],
-        _ => &["args"],
+/// Why an option's value does not fit its declared type, if it does not.
+fn option_type_problem(
+    v: &serde_json::Value,
+    ty: Option<crate::programs::OptionType>,
+) -> Option<&'static str> {
+    use crate::programs::OptionType;
+    match (ty?, v) {
+        (OptionType::Int | OptionType::Duration, serde_json::Value::Number(n)) if n.is_i64() => {
+            None
+        }
+        (OptionType::Int, _) => Some("an integer"),
+        (OptionType::Duration, _) => Some("a duration (`60s`, or seconds)"),
+        (OptionType::Bool, serde_json::Value::Bool(_)) => None,
+        (OptionType::Bool, _) => Some("`#true` or `#false`"),
+        _ => None,
     }
 }
 
+/// A program's command line with everything but where it listens (`{host}`, `{port}`)
+/// filled in: the argv template, the options in the order the program declares them, the
+/// arguments after them, then `args`.
+fn command_template(
+    def: &crate::programs::ProgramDef,
+    app: &str,
+    command: &[String],
+    options: &BTreeMap<String, serde_json::Value>,
+) -> Vec<String> {
+    use crate::programs::OptionType;
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut out = Vec::new();
+    let expand = |out: &mut Vec<String>, part: &str| match part {
+        "{command}" => out.extend(command.iter().cloned()),
+        p => out.push(p.replace("{app}", app)),
+    };
+    for part in &def.argv {
+        expand(&mut out, part);
+    }
+    for o in &def.options {
+        let value = options.get(&o.name).or(o.default.as_ref());
+        match (o.ty, value) {
+            (OptionType::Bool, Some(v)) => {
+                let arg = match v.as_bool() {
+                    Some(true) => &o.if_true,
+                    _ => &o.if_false,
+                };
+                out.extend(arg.iter().cloned());
+            }
+            (OptionType::List, Some(serde_json::Value::Array(items))) => {
+                let items: Vec<String> = items.iter().map(text).collect();
+                match (&o.flag, &o.join) {
+                    (Some(flag), Some(sep)) => out.push(flag.replace("{}", &items.join(sep))),
+                    (Some(flag), None) if flag.contains("{}") => {
+                        out.extend(items.iter().map(|i| flag.replace("{}", i)))
+                    }
+                    (Some(flag), None) => {
+                        out.push(flag.clone());
+                        out.extend(items);
+                    }
+                    (None, _) => out.extend(items),
+                }
+            }
+            (_, Some(v)) => match &o.flag {
+                Some(flag) => out.push(flag.replace("{}", &text(v))),
+                None => out.push(text(v)),
+            },
+            (_, None) => out.extend(o.otherwise.iter().cloned()),
+        }
+    }
+    for part in &def.after {
+        expand(&mut out, part);
+    }
+    if let Some(serde_json::Value::Array(extra)) = options.get("args") {
+        out.extend(extra.iter().map(text));
+    }
+    out
+}
+
 impl Process {
-    /// The command line, listening on `bind`; `port` overrides none (the model's port is passed by the caller).
+    /// The command line, listening on `bind` and `port` (`${PORT}` when none is given).
     pub fn command_line(&self, bind: &str, port: Option<u16>) -> Vec<String> {
-        let opt = |k: &str| self.options.get(k);
-        let text = |v: &serde_json::Value| match v {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
+        let port_text = match port.unwrap_or(0) {
+            0 => "${PORT}".to_owned(),
+            p => p.to_string(),
         };
-        let mut argv: Vec<String> = Vec::new();
-        let flag = |argv: &mut Vec<String>, name: &str, key: &str| {
-            if let Some(v) = opt(key) {
-                argv.push(format!("{name}={}", text(v)));
-            }
-        };
-        let port = port.unwrap_or(0);
-        let port_text = if port == 0 {
-            "${PORT}".to_owned()
-        } else {
-            port.to_string()
-        };
-        match self.program.as_str() {
-            "gunicorn" => {
-                argv.extend([
-                    "gunicorn".into(),
-                    self.app.clone().unwrap_or_default(),
-                    format!("--bind={bind}:{port_text}"),
-                ]);
-                for (name, key) in [
-                    ("--workers", "workers"),
-                    ("--threads", "threads"),
-                    ("--timeout", "timeout"),
-                    ("--graceful-timeout", "graceful-timeout"),
-                    ("--keep-alive", "keep-alive"),
-                    ("--worker-class", "worker-class"),
-                    ("--worker-connections", "worker-connections"),
-                    ("--max-requests", "max-requests"),
-                    ("--max-requests-jitter", "max-requests-jitter"),
-                    ("--worker-tmp-dir", "worker-tmp-dir"),
-                    ("--forwarded-allow-ips", "forwarded-allow-ips"),
-                    ("--log-level", "log-level"),
-                ] {
-                    flag(&mut argv, name, key);
-                }
-                if opt("access-log").and_then(|v| v.as_bool()).unwrap_or(true) {
-                    argv.push("--access-logfile=-".into());
-                }
-                argv.push("--error-logfile=-".into());
-            }
-            "uvicorn" => {
-                argv.extend([
-                    "uvicorn".into(),
-                    self.app.clone().unwrap_or_default(),
-                    format!("--host={bind}"),
-                    format!("--port={port_text}"),
-                ]);
-                for (name, key) in [
-                    ("--workers", "workers"),
-                    ("--timeout-keep-alive", "keep-alive"),
-                    ("--forwarded-allow-ips", "forwarded-allow-ips"),
-                    ("--log-level", "log-level"),
-                ] {
-                    flag(&mut argv, name, key);
-                }
-                if opt("proxy-headers")
-                    .and_then(|v| v.as_bool())
-                    .unwrap_or(true)
-                {
-                    argv.push("--proxy-headers".into());
-                }
-                if !opt("access-log").and_then(|v| v.as_bool()).unwrap_or(true) {
-                    argv.push("--no-access-log".into());
-                }
-            }
-            "daphne" => {
-                argv.extend([
-                    "daphne".into(),
-                    "-b".into(),
-                    bind.to_owned(),
-                    "-p".into(),
-                    port_text,
-                ]);
-                if opt("proxy-headers")
-                    .and_then(|v| v.as_bool())
-                    .unwrap_or(true)
-                {
-                    argv.push("--proxy-headers".into());
-                }
-                if opt("access-log").and_then(|v| v.as_bool()).unwrap_or(true) {
-                    argv.push("--access-log=-".into());
-                }
-                argv.push(self.app.clone().unwrap_or_default());
-            }
-            "celery-worker" => {
-                argv.extend([
-                    "celery".into(),
-                    "-A".into(),
-                    self.app.clone().unwrap_or_default(),
-                    "worker".into(),
-                ]);
-                argv.push(format!(
-                    "--loglevel={}",
-                    opt("log-level").map_or("info".into(), text)
-                ));
-                flag(&mut argv, "--concurrency", "concurrency");
-                if let Some(serde_json::Value::Array(q)) = opt("queues") {
-                    argv.push(format!(
-                        "--queues={}",
-                        q.iter().map(text).collect::<Vec<_>>().join(",")
-                    ));
-                }
-                for (name, key) in [
-                    ("--pool", "pool"),
-                    ("--max-tasks-per-child", "max-tasks-per-child"),
-                    ("--max-memory-per-child", "max-memory-per-child"),
-                    ("--time-limit", "time-limit"),
-                    ("--soft-time-limit", "soft-time-limit"),
-                    ("--prefetch-multiplier", "prefetch-multiplier"),
-                ] {
-                    flag(&mut argv, name, key);
-                }
-            }
-            "celery-beat" => {
-                argv.extend([
-                    "celery".into(),
-                    "-A".into(),
-                    self.app.clone().unwrap_or_default(),
-                    "beat".into(),
-                ]);
-                argv.push(format!(
-                    "--loglevel={}",
-                    opt("log-level").map_or("info".into(), text)
-                ));
-                match opt("scheduler") {
-                    Some(s) => argv.push(format!("--scheduler={}", text(s))),
-                    None => argv.push("--schedule=/tmp/celerybeat-schedule".into()),
-                }
-            }
-            _ => {
-                if let Some(serde_json::Value::Array(cmd)) = opt("command") {
-                    argv.extend(cmd.iter().map(text));
-                }
-            }
-        }
-        if self.program != "command"
-            && let Some(serde_json::Value::Array(extra)) = opt("args")
-        {
-            argv.extend(extra.iter().map(text));
-        }
-        argv
+        self.template
+            .iter()
+            .map(|a| a.replace("{host}", bind).replace("{port}", &port_text))
+            .collect()
     }
 
     /// The executable (argv[0]).

@@ -256,17 +256,7 @@ pub(crate) fn redis_pointers(name: &str, r: &Redis) -> Vec<String> {
     v
 }
 
-/// A word for `sh`: bare when it has no special characters, single-quoted otherwise.
-pub(crate) fn sh_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c))
-    {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
+pub(crate) use kiln_core::model::sh_quote;
 
 /// A Python string literal.
 fn py_str(s: &str) -> String {
@@ -313,25 +303,19 @@ pub(crate) fn shell_health(port: u16, path: &str, host: Option<&str>) -> String 
     format!("wget -q -O /dev/null{wh} {url} || curl -fsS -o /dev/null{ch} {url}")
 }
 
-/// `true` when the service runs a Python web server (gunicorn, uvicorn, daphne).
+/// `true` when the service's program runs on Python (the program catalog says so): the
+/// image then surely has `python`, and probes use it rather than wget or curl.
 pub(crate) fn is_python(s: &Service) -> bool {
-    matches!(
-        s.run.program.as_str(),
-        "gunicorn" | "uvicorn" | "daphne" | "celery-worker" | "celery-beat"
-    )
+    s.run.runtime.as_deref() == Some("python")
 }
 
-/// `celery inspect ping` of this worker only (its node name is `celery@<hostname>`);
-/// `dollar` is how a literal `$` is written in the target.
-pub(crate) fn celery_ping(s: &Service, dollar: &str) -> Option<String> {
-    if s.kind != ServiceKind::Worker || s.run.program != "celery-worker" {
+/// The program's own liveness probe of a worker (the catalog's `probe`: for a Celery worker,
+/// a broker ping addressed to itself); `dollar` is how a literal `$` is written in the target.
+pub(crate) fn worker_probe(s: &Service, dollar: &str) -> Option<String> {
+    if s.kind != ServiceKind::Worker {
         return None;
     }
-    let app = s.run.app.as_deref().unwrap_or("app");
-    Some(format!(
-        "celery -A {} inspect ping --destination celery@{dollar}HOSTNAME --timeout 10 > /dev/null",
-        sh_quote(app)
-    ))
+    s.run.probe.as_ref().map(|p| p.replace('$', dollar))
 }
 
 /// The model's pointer of a service field.
