@@ -248,6 +248,8 @@ pub struct Service {
     /// Every variable the process gets: project env, wiring, secrets, its own env.
     pub env: BTreeMap<String, EnvValue>,
     pub volumes: BTreeMap<String, Volume>,
+    /// Text files the process reads, by their path inside it.
+    pub files: BTreeMap<String, AppFile>,
     pub read_only: bool,
     pub tmpfs: Vec<String>,
     /// Container user `uid:gid`.
@@ -255,6 +257,45 @@ pub struct Service {
     pub cap_add: Vec<String>,
     pub restart: String,
     pub stop_timeout: Option<u64>,
+}
+
+/// A text file a process reads (`file PATH { text … }`).
+#[derive(Clone, Debug)]
+pub struct AppFile {
+    /// The content: text and resource hosts, never a secret.
+    pub text: Vec<Part>,
+    /// Octal permissions (`0444`).
+    pub mode: String,
+}
+
+impl AppFile {
+    /// The content with data service hosts given by `host`, ending in a newline (a KDL
+    /// multi-line string drops its last one; a text file keeps it).
+    pub fn render(&self, host: &dyn Fn(&str) -> String) -> String {
+        let mut text: String = self
+            .text
+            .iter()
+            .map(|p| match p {
+                Part::Text(t) => t.clone(),
+                Part::Host(h) => host(h),
+                Part::Secret(_) => String::new(),
+            })
+            .collect();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text
+    }
+}
+
+impl Serialize for AppFile {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("text", &self.render(&|h| h.to_owned()))?;
+        m.serialize_entry("mode", &self.mode)?;
+        m.end()
+    }
 }
 
 /// One `depends-on` of a service.

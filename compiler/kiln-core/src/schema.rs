@@ -436,6 +436,21 @@ const DEPENDS_ON: NodeSpec = keyed(
     )],
 );
 
+const APP_FILE: NodeSpec = keyed(
+    "file",
+    Ty::Path,
+    Values::None,
+    "A text file the process reads, at that path inside it: `file \"/app/gunicorn.conf.py\" { text \"\"\" … \"\"\" }`. The text may refer to resource facts (`${db.host}`); a secret never: read it from its variable. compose bind-mounts it, Kubernetes mounts it from a ConfigMap, systemd expects it installed at that path.",
+    &[
+        setting(
+            "text",
+            Ty::Str,
+            "The file's content (a multi-line string), with `${NAME.FACT}` references.",
+        ),
+        setting("mode", Ty::Str, "Its permissions, octal (default `0444`)."),
+    ],
+);
+
 pub const SERVICE_BODY: &[NodeSpec] = &[
     setting(
         "preset",
@@ -471,6 +486,7 @@ pub const SERVICE_BODY: &[NodeSpec] = &[
         "Data services this process connects to; kiln wires DATABASE_URL, REDIS_URL, CELERY_BROKER_URL …",
     ),
     DEPENDS_ON,
+    APP_FILE,
     ENV,
     SECRET,
     VOLUME,
@@ -1582,7 +1598,7 @@ pub fn describe(ty: Ty) -> String {
         Ty::Size => "a size such as \"512mb\" or \"4Gi\"".into(),
         Ty::Duration => "a duration such as 60 (seconds), \"60s\" or \"30d\"".into(),
         Ty::Port => "a port number (1–65535)".into(),
-        Ty::Path => "an absolute path".into(),
+        Ty::Path => "an absolute path (no spaces, no `..`)".into(),
         Ty::Host => "a host name".into(),
         Ty::Cidr => "an address or CIDR block".into(),
         Ty::Rate => "a rate such as \"10r/s\"".into(),

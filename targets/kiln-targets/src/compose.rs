@@ -141,6 +141,16 @@ pub fn emit(model: &Model) -> Output {
     ];
     artifacts.push(yaml::document("compose/compose.yaml", &header, &root));
     artifacts.push(cx.env_example());
+    for (name, s) in &model.services {
+        for (path, file) in &s.files {
+            let text = file.render(&|h| model.container_host(h));
+            artifacts.push(crate::app_file(
+                format!("compose/files/{name}{path}"),
+                text,
+                &crate::app_file_pointer(name, path),
+            ));
+        }
+    }
 
     for (dir, files) in [("nginx", nginx_files), ("pgbouncer", pgbouncer_files)] {
         for mut a in files {
@@ -383,8 +393,8 @@ impl Cx<'_> {
         }
         n.set("networks", Node::strs(nets.iter().copied()));
 
+        let mut list = Node::seq();
         if !s.volumes.is_empty() {
-            let mut list = Node::seq();
             for (vol, v) in &s.volumes {
                 let vp = format!(
                     "{}/volumes/{}",
@@ -404,9 +414,17 @@ impl Cx<'_> {
                 list.push(Node::str(format!("{vol}:{}{ro}", dollar(&v.path))).from(&[&vp]));
                 volumes.set(vol.clone(), Node::map().from(&[&vp]));
             }
-            if !list.is_empty() {
-                n.set("volumes", list);
-            }
+        }
+        // App files: written under files/<service>/, bind-mounted read-only at their path.
+        for path in s.files.keys() {
+            let local = format!("./files/{name}{path}");
+            list.push(
+                Node::str(format!("{}:{}:ro", dollar(&local), dollar(path)))
+                    .from(&[&crate::app_file_pointer(name, path)]),
+            );
+        }
+        if !list.is_empty() {
+            n.set("volumes", list);
         }
         self.hardening(&mut n, name, s);
         n.from(&[&pointer(&["services", name])])

@@ -55,6 +55,9 @@ pub fn emit(model: &Model) -> Output {
         }
         cx.app(name, s);
     }
+    for (name, s) in &model.services {
+        cx.files_config_map(name, s);
+    }
     cx.volumes();
     for (key, site) in &model.sites {
         cx.ingress(key, site);
@@ -79,6 +82,58 @@ pub fn emit(model: &Model) -> Output {
         );
     }
     cx.finish()
+}
+
+/// The ConfigMap of a service's app files.
+fn files_name(service: &str) -> String {
+    format!("{service}-files")
+}
+
+/// The ConfigMap key of each app file of `s`: its path without the leading `/`, `/`
+/// written `_`, and numbered when two paths give the same key.
+fn file_keys(s: &Service) -> Vec<(&String, String)> {
+    let mut taken = BTreeSet::new();
+    s.files
+        .keys()
+        .map(|path| {
+            let base: String = path
+                .trim_start_matches('/')
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let mut key = base.clone();
+            let mut n = 2;
+            while !taken.insert(key.clone()) {
+                key = format!("{base}-{n}");
+                n += 1;
+            }
+            (path, key)
+        })
+        .collect()
+}
+
+/// The blake3 digest (first 16 hex digits) of the app files of these services, `None`
+/// when they have none.
+fn files_digest(model: &Model, services: &[(&str, &Service)]) -> Option<String> {
+    let mut h = blake3::Hasher::new();
+    let mut any = false;
+    for (name, s) in services {
+        for (path, f) in &s.files {
+            any = true;
+            let text = f.render(&|host| model.container_host(host));
+            for part in [name, path.as_str(), f.mode.as_str(), text.as_str()] {
+                h.update(&(part.len() as u64).to_le_bytes());
+                h.update(part.as_bytes());
+            }
+        }
+    }
+    any.then(|| h.finalize().to_hex()[..16].to_owned())
 }
 
 /// The name of the Secret holding every secret variable (key = variable name).
@@ -324,6 +379,39 @@ impl Cx<'_> {
         self.add("ConfigMap", &name, node);
     }
 
+    /// The ConfigMap holding service `name`'s app files.
+    fn files_config_map(&mut self, name: &str, s: &Service) {
+        if s.files.is_empty() {
+            return;
+        }
+        let model = self.model;
+        let cm = files_name(name);
+        if self.files.contains_key(&format!("configmap-{cm}.yaml")) {
+            self.unsupported(
+                sp(name, "files"),
+                format!("the ConfigMap `{cm}` of `{name}`'s files is taken by another resource: rename the service"),
+            );
+            return;
+        }
+        let mut data = Node::map();
+        for (path, key) in file_keys(s) {
+            let text = s.files[path].render(&|h| model.container_host(h));
+            data.set(
+                key,
+                Node::str(text).from(&[&crate::app_file_pointer(name, path)]),
+            );
+        }
+        let node = self
+            .resource("v1", "ConfigMap", self.metadata(&cm, "files"))
+            .with(
+                "data",
+                data.comment(format!(
+                    "{name}'s files, each mounted read-only at its path"
+                )),
+            );
+        self.add("ConfigMap", &cm, node);
+    }
+
     fn pod_security(&mut self, uid: u32, gid: u32, from: &[&str]) -> Node {
         Node::map()
             .with("runAsNonRoot", Node::bool(true))
@@ -556,6 +644,45 @@ impl Cx<'_> {
                     .from(&[&vp]),
             );
         }
+        // App files: one ConfigMap per service, each file mounted read-only by subPath.
+        if !s.files.is_empty() {
+            let vname = format!("{vol_prefix}files");
+            let mut items = Node::seq();
+            for (path, key) in file_keys(s) {
+                let fp = crate::app_file_pointer(name, path);
+                mounts.push(
+                    Node::map()
+                        .with("name", Node::str(&vname))
+                        .with("mountPath", Node::str(path))
+                        .with("subPath", Node::str(&key))
+                        .with("readOnly", Node::bool(true))
+                        .from(&[&fp]),
+                );
+                let mode = &s.files[path].mode;
+                items.push(
+                    Node::map()
+                        .with("key", Node::str(&key))
+                        .with("path", Node::str(&key))
+                        .with(
+                            "mode",
+                            Node::int(i64::from_str_radix(mode, 8).unwrap_or(0o444))
+                                .comment(format!("{mode} (decimal here)")),
+                        )
+                        .from(&[&fp, &format!("{fp}/mode")]),
+                );
+            }
+            vols.push(
+                Node::map()
+                    .with("name", Node::str(&vname))
+                    .with(
+                        "configMap",
+                        Node::map()
+                            .with("name", Node::str(files_name(name)))
+                            .with("items", items),
+                    )
+                    .from(&[&p("files")]),
+            );
+        }
         if !mounts.is_empty() {
             c.set("volumeMounts", mounts);
         }
@@ -680,11 +807,28 @@ impl Cx<'_> {
         if !vols.is_empty() {
             pod.set("volumes", vols);
         }
+        let mut template_meta = Node::map().with("labels", self.labels(name, component));
+        // The files mounted by subPath never change in a running pod: their digest in the
+        // template makes a changed file roll the pods.
+        let mut with_files: Vec<(&str, &Service)> = vec![(name, s)];
+        for (dep, d) in &s.depends_on {
+            if let (Condition::Completed, Some(task)) = (d.condition, model.services.get(dep)) {
+                with_files.push((dep, task));
+            }
+        }
+        if let Some(digest) = files_digest(model, &with_files) {
+            template_meta.set(
+                "annotations",
+                Node::map().with(
+                    "kiln.dev/files-digest",
+                    Node::str(digest)
+                        .from(&[&p("files")])
+                        .comment("blake3 of the app files: a changed file rolls the pods"),
+                ),
+            );
+        }
         let template = Node::map()
-            .with(
-                "metadata",
-                Node::map().with("labels", self.labels(name, component)),
-            )
+            .with("metadata", template_meta)
             .with("spec", pod);
 
         let node = if s.kind == ServiceKind::Task {

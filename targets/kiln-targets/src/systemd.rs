@@ -56,6 +56,7 @@ pub fn emit(model: &Model) -> Output {
             wanted.push((instance.clone(), pointer(&["services", name])));
         }
     }
+    cx.app_files(&mut out.artifacts);
     out.artifacts.push(cx.target(&wanted));
     out.artifacts.push(cx.env_example());
     out.unsupported = cx.unsupported;
@@ -411,6 +412,22 @@ impl Cx<'_> {
             format!("PartOf={}.target", unit_part(&model.project.name)),
             &[],
         );
+        // App files: kiln writes them under files/; the operator installs them, and the
+        // unit refuses to start without them.
+        for (path, f) in &service.files {
+            let fp = crate::app_file_pointer(name, path);
+            w.line(
+                format!(
+                    "# app file: install -D -m {} -g {} files{} {}",
+                    f.mode,
+                    spec(&model.host.group),
+                    spec(path),
+                    spec(path)
+                ),
+                &[&fp, &format!("{fp}/mode"), "/host/group"],
+            );
+            w.line(format!("AssertPathExists={}", path_word(path)), &[&fp]);
+        }
 
         // [Service]
         w.blank();
@@ -727,7 +744,11 @@ impl Cx<'_> {
 
         let home_read: Vec<&str> = {
             let mut v: Vec<&str> = Vec::new();
-            for p in [host.root.as_str(), host.venv.as_str()] {
+            let files = service.files.keys().map(String::as_str);
+            for p in [host.root.as_str(), host.venv.as_str()]
+                .into_iter()
+                .chain(files)
+            {
                 if under_home(p) && !v.iter().any(|q| p == *q || p.starts_with(&format!("{q}/"))) {
                     v.push(p);
                 }
@@ -892,6 +913,34 @@ impl Cx<'_> {
             "# executable memory, and a Python app cannot tell in advance which of its wheels do.",
             &[],
         );
+    }
+
+    /// The app files of every service under `systemd/files/`, at their path on the host.
+    /// The services share the host: two that want different text at one path cannot both
+    /// have it.
+    fn app_files(&mut self, artifacts: &mut Vec<Artifact>) {
+        let model = self.model;
+        let mut written: BTreeMap<&str, (&str, String)> = BTreeMap::new();
+        for (name, service) in &model.services {
+            for (path, f) in &service.files {
+                let text = f.render(&|h| model.host_address(h));
+                let fp = crate::app_file_pointer(name, path);
+                match written.get(path.as_str()) {
+                    Some((_, other)) if *other == text => {}
+                    Some((first, _)) => self.unsupported.push(Unsupported {
+                        target: Target::Systemd,
+                        pointer: fp,
+                        message: format!(
+                            "`{name}` and `{first}` want different files at {path}, and on one host they are one file: `{first}`'s is written; give them different paths"
+                        ),
+                    }),
+                    None => {
+                        artifacts.push(crate::app_file(format!("systemd/files{path}"), text.clone(), &fp));
+                        written.insert(path, (name, text));
+                    }
+                }
+            }
+        }
     }
 
     fn target(&mut self, wanted: &[(String, String)]) -> Artifact {

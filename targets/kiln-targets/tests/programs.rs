@@ -1,30 +1,25 @@
 //! Programs as data: the shipped catalog's command lines, a program the project declares
 //! (checked options, kind, probe, stop signal in every target), and its diagnostics.
 
+mod support;
+
 use kiln_core::model::{Model, ServiceKind};
 use kiln_targets::{compose, k8s, systemd};
 
-fn resolve(body: &str) -> (Option<Model>, Vec<kiln_core::Diagnostic>) {
-    let spec = format!(
-        "project shop {{ output \"generated\" }}\n{body}\nenvironment production {{\n    tier production\n    redis cache\n    SERVICES\n    targets compose systemd k8s\n}}\n"
-    );
+/// The project of `body`: declarations, `---`, then the environment's services.
+fn spec(body: &str) -> String {
     let (decls, services) = body.split_once("---").unwrap_or(("", body));
-    let spec = spec.replace(body, decls).replace("SERVICES", services);
-    let mut loader = |p: &str| match p {
-        "kiln.kdl" => Ok(spec.clone()),
-        _ => Err("no such file".to_owned()),
-    };
-    let (project, mut diags) = kiln_core::project::load(&mut loader);
-    let (model, d) = kiln_core::resolve::resolve(&project, "production");
-    diags.extend(d);
-    (model, diags)
+    format!(
+        "project shop {{ output \"generated\" }}\n{decls}\nenvironment production {{\n    tier production\n    redis cache\n    {services}\n    targets compose systemd k8s\n}}\n"
+    )
+}
+
+fn resolve(body: &str) -> (Option<Model>, Vec<kiln_core::Diagnostic>) {
+    support::resolve(&spec(body), "production")
 }
 
 fn model(body: &str) -> Model {
-    let (model, diags) = resolve(body);
-    let errors: Vec<_> = diags.iter().filter(|d| d.is_error()).collect();
-    assert!(errors.is_empty(), "{errors:#?}");
-    model.expect("a model")
+    support::model(&spec(body), "production")
 }
 
 #[test]

@@ -2,8 +2,11 @@
 //! resource: the compose service, the Kubernetes Service, the host's configured address;
 //! through the pooler unless `direct-…`; a password only through the secret channel.
 
+mod support;
+
 use kiln_core::model::Model;
 use kiln_targets::{compose, k8s, systemd};
+use support::file;
 
 const SPEC: &str = r#"
 project shop { output "generated" }
@@ -43,23 +46,7 @@ environment production {
 "#;
 
 fn model() -> Model {
-    let mut loader = |p: &str| match p {
-        "kiln.kdl" => Ok(SPEC.to_owned()),
-        _ => Err("no such file".to_owned()),
-    };
-    let (project, diags) = kiln_core::project::load(&mut loader);
-    assert!(diags.iter().all(|d| !d.is_error()), "{diags:#?}");
-    let (model, diags) = kiln_core::resolve::resolve(&project, "production");
-    assert!(diags.iter().all(|d| !d.is_error()), "{diags:#?}");
-    model.expect("a model")
-}
-
-fn file<'a>(out: &'a kiln_targets::Output, suffix: &str) -> &'a str {
-    &out.artifacts
-        .iter()
-        .find(|a| a.path.ends_with(suffix))
-        .unwrap_or_else(|| panic!("no {suffix}"))
-        .text
+    support::model(SPEC, "production")
 }
 
 #[test]

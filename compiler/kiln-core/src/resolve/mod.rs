@@ -1002,6 +1002,12 @@ impl Lower<'_> {
             Some(_) => self.list(node, "tmpfs", &format!("{ptr}/tmpfs")),
             None => vec!["/tmp".to_owned()],
         };
+        let mounts: Vec<&str> = tmpfs
+            .iter()
+            .chain(volumes.values().map(|v| &v.path))
+            .map(String::as_str)
+            .collect();
+        let files = self.app_files(node, &ptr, &mounts);
         let service = Service {
             kind,
             preset: node
@@ -1020,6 +1026,7 @@ impl Lower<'_> {
             depends_on,
             env,
             volumes,
+            files,
             read_only: self.boolean(node, "read-only", &format!("{ptr}/read-only"), true),
             tmpfs,
             user: self

@@ -295,6 +295,21 @@ fn kind_words(var: &str) -> Option<&'static str> {
     }
 }
 
+/// An absolute path to a file: every component a plain name.
+fn is_file_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    !rest.is_empty()
+        && rest.split('/').all(|c| {
+            !c.is_empty()
+                && c != "."
+                && c != ".."
+                && c.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "._-+@".contains(ch))
+        })
+}
+
 fn is_loopback(host: &str) -> bool {
     matches!(
         host,
@@ -303,6 +318,87 @@ fn is_loopback(host: &str) -> bool {
 }
 
 impl Lower<'_> {
+    /// The `file` nodes of a service, their text as written.
+    pub(super) fn app_files(
+        &mut self,
+        node: &crate::syntax::Node,
+        ptr: &str,
+        mounts: &[&str],
+    ) -> BTreeMap<String, crate::model::AppFile> {
+        let mut out = BTreeMap::new();
+        for f in node.children_named("file") {
+            let Some(path) = f.key() else { continue };
+            let fp = format!("{ptr}/files/{}", pointer_segment(&path));
+            self.record(&fp, f);
+            // (A path that is not absolute, or climbs, is the schema's type error already.)
+            let schema_refused = !path.starts_with('/')
+                || path.split('/').any(|c| c == "..")
+                || path.contains(char::is_whitespace);
+            if !is_file_path(&path) && !schema_refused {
+                let mut d = Diagnostic::error(
+                    "invalid-value",
+                    format!("`{path}` is not a file path kiln can deliver"),
+                )
+                .with_help("write an absolute path to a file: names of letters, digits and `._-+@`, without `.`, `..`, `//` or a trailing `/`: `/app/gunicorn.conf.py`");
+                d = d.with_label(f.value_span(), "this path");
+                self.diags.push(d);
+                continue;
+            }
+            if schema_refused {
+                continue;
+            }
+            // A tmpfs or a volume mounted there or above would hide the file (systemd's
+            // PrivateTmp=, a volume's own content): refused in every target alike.
+            if let Some(m) = mounts.iter().find(|m| {
+                let m = m.trim_end_matches('/');
+                path == m || path.starts_with(&format!("{m}/"))
+            }) {
+                self.diags.push(
+                    Diagnostic::error(
+                        "invalid-value",
+                        format!("the file `{path}` is inside `{m}`, which is mounted over it"),
+                    )
+                    .with_label(f.value_span(), "hidden by that mount")
+                    .with_help(format!(
+                        "`{m}` is a tmpfs or a volume of this service: put the file elsewhere (`/etc/{}/…`, `/app/…`)",
+                        self.project.name
+                    )),
+                );
+                continue;
+            }
+            let text = self
+                .string(f, "text", &format!("{fp}/text"))
+                .unwrap_or_default();
+            let mode = self
+                .string(f, "mode", &format!("{fp}/mode"))
+                .unwrap_or_else(|| "0444".into());
+            if mode.len() != 4
+                || !mode.starts_with('0')
+                || !mode.chars().all(|c| ('0'..='7').contains(&c))
+            {
+                let mut d = Diagnostic::error(
+                    "invalid-value",
+                    format!("`{mode}` is not an octal file mode"),
+                )
+                .with_help("write four octal digits: `0444` (read-only), `0640`");
+                if let Some((_, o)) = self.prov.lookup(&format!("{fp}/mode")) {
+                    d = d.with_label(o[0].span, "not a mode");
+                }
+                self.diags.push(d);
+                continue;
+            }
+            // The references are expanded once every service is known (`resolve_references`).
+            out.insert(
+                path,
+                crate::model::AppFile {
+                    text: vec![Part::Text(text)],
+                    mode,
+                },
+            );
+        }
+        out
+    }
+
     /// Expands the references in every service's variables, and refuses a loopback address
     /// written for a declared resource's host where a target would reach the process itself.
     pub(super) fn resolve_references(&mut self, model: &mut Model) {
@@ -335,6 +431,66 @@ impl Lower<'_> {
         for (service, var, value) in updates {
             if let Some(s) = model.services.get_mut(&service) {
                 s.env.insert(var, value);
+            }
+        }
+        self.file_references(model);
+    }
+
+    /// Expands the references of every app file. A secret in a file is refused: files are
+    /// written out in every target, so the app must read the secret from its variable.
+    fn file_references(&mut self, model: &mut Model) {
+        let mut updates: Vec<(String, String, Vec<Part>)> = Vec::new();
+        for (name, service) in &model.services {
+            for (path, file) in &service.files {
+                let [Part::Text(text)] = file.text.as_slice() else {
+                    continue;
+                };
+                let tp = format!(
+                    "/services/{}/files/{}/text",
+                    pointer_segment(name),
+                    pointer_segment(path)
+                );
+                let parts = match expand(model, text) {
+                    Ok(Some(parts)) => parts,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        let span = self.text_span(&tp, text, e.start, e.end);
+                        let mut d = Diagnostic::error("unknown-reference", e.problem.message)
+                            .with_help(e.problem.help);
+                        if let Some(span) = span {
+                            d = d.with_label(span, "this reference");
+                        }
+                        self.diags.push(d);
+                        continue;
+                    }
+                };
+                if let Some(Part::Secret(secret)) =
+                    parts.iter().find(|p| matches!(p, Part::Secret(_)))
+                {
+                    let mut d = Diagnostic::error(
+                        "secret-in-file",
+                        format!("the file `{path}` would hold the secret `{secret}`"),
+                    )
+                    .with_help(format!(
+                        "files are written out in every target; read the secret from its variable instead (`os.environ[\"{secret}\"]`)"
+                    ));
+                    if let Some((_, o)) = self.prov.lookup(&tp) {
+                        d = d.with_label(o[0].span, "a secret in a file");
+                    }
+                    self.diags.push(d);
+                    updates.push((name.clone(), path.clone(), Vec::new()));
+                    continue;
+                }
+                updates.push((name.clone(), path.clone(), parts));
+            }
+        }
+        for (service, path, parts) in updates {
+            if let Some(f) = model
+                .services
+                .get_mut(&service)
+                .and_then(|s| s.files.get_mut(&path))
+            {
+                f.text = parts;
             }
         }
     }
