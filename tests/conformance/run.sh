@@ -79,11 +79,13 @@ has_target() { # ENV VALIDATOR
   systemd) [[ -d $e/systemd ]] ;;
   compose) [[ -d $e/compose ]] ;;
   k8s) [[ -d $e/k8s ]] ;;
+  static) [[ -n $(find "$e/k8s" -name 'configmap-*-static.yaml' -print -quit 2>/dev/null) ]] ||
+    grep -qs -- ':/kiln-static' "$e/compose/compose.yaml" ;;
   yaml) [[ -n $(find "$e" -type f \( -name '*.yaml' -o -name '*.yml' \) -print -quit) ]] ;;
   esac
 }
 
-VALIDATORS=(nginx pgbouncer systemd compose k8s yaml)
+VALIDATORS=(nginx pgbouncer systemd compose k8s static yaml)
 for e in "${envs[@]}"; do
   if has_target "$e" pgbouncer; then
     mkdir -p "$WORK/pg"

@@ -527,6 +527,8 @@ pub struct Location {
     pub kind: LocationKind,
     pub upstream: Option<String>,
     pub root: Option<String>,
+    /// The app service whose image holds `root` (`static … from=web`).
+    pub from: Option<String>,
     pub expires: Option<String>,
     pub cache_control: Option<String>,
     pub access_log: bool,
@@ -631,7 +633,9 @@ pub struct Kubernetes {
     pub namespace: String,
     pub ingress_class: String,
     pub cluster_issuer: Option<String>,
-    pub image_pull_policy: String,
+    /// `imagePullPolicy` for every container; `None`: per image, `IfNotPresent` when it is
+    /// pinned by digest (its bytes cannot change), `Always` for a tag (which can move).
+    pub image_pull_policy: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -704,6 +704,11 @@ const LOCATION_SETTINGS: &[NodeSpec] = &[
         Ty::Path,
         "Serve files from this folder instead of proxying.",
     ),
+    setting(
+        "from",
+        Ty::Name,
+        "The service whose image holds `root` (collected static files): in containers they are copied into a volume nginx serves; on a host, `root` is the host folder.",
+    ),
     setting("expires", Ty::Duration, "`expires` for served files."),
     setting(
         "cache-control",
@@ -1107,7 +1112,7 @@ pub const ENV_BODY: &[NodeSpec] = &[
             setting(
                 "image-pull-policy",
                 Ty::Enum(PULL_POLICIES),
-                "`imagePullPolicy`.",
+                "`imagePullPolicy` of every container (default: `IfNotPresent` for an image pinned by digest, `Always` for a tag).",
             ),
         ],
     ),

@@ -78,9 +78,20 @@ pub fn emit(model: &Model) -> Output {
         services.set(name.clone(), cx.redis(name, &mut volumes));
         networks.insert("data");
     }
+    let statics = image_statics(model);
+    for st in &statics {
+        services.set(st.copier.clone(), cx.static_copier(st));
+        volumes.set(
+            st.volume.clone(),
+            Node::map().from_all(&st.from).comment(format!(
+                "{}'s static files, copied from its image by {} at every start",
+                st.service, st.copier
+            )),
+        );
+    }
     if !model.sites.is_empty() {
         let name = proxy_name(model);
-        services.set(name, cx.nginx(&nginx_files));
+        services.set(name, cx.nginx(&nginx_files, &statics));
         networks.insert("front");
     }
     if let Some(fw) = &model.firewall {
@@ -172,6 +183,144 @@ pub fn emit(model: &Model) -> Output {
         artifacts,
         unsupported: cx.unsupported,
     }
+}
+
+/// A static folder that lives in an app service's image (`static … from=SERVICE`): a
+/// one-shot service of that image copies it into a volume, which nginx mounts read-only at
+/// the same path once the copy has succeeded. It runs at every `up`, so the volume holds
+/// exactly the running image's files.
+struct ImageStatic {
+    service: String,
+    /// The folder inside the image, which is also where nginx serves it from.
+    root: String,
+    volume: String,
+    copier: String,
+    /// The locations that serve it.
+    from: Vec<String>,
+}
+
+fn image_statics(model: &Model) -> Vec<ImageStatic> {
+    let mut out: Vec<ImageStatic> = Vec::new();
+    let taken = |name: &str| {
+        model.services.contains_key(name)
+            || model.postgres.contains_key(name)
+            || model.redis.contains_key(name)
+            || model
+                .postgres
+                .values()
+                .any(|p| p.pooler.as_ref().is_some_and(|p| p.name == name))
+    };
+    for (key, site) in &model.sites {
+        for (path, loc) in &site.locations {
+            let (Some(service), Some(root)) = (&loc.from, &loc.root) else {
+                continue;
+            };
+            let lp = format!(
+                "{}/locations/{}",
+                pointer(&["sites", key]),
+                pointer_segment(path)
+            );
+            let root = trim_slash(root);
+            if let Some(st) = out
+                .iter_mut()
+                .find(|s| s.service == *service && s.root == root)
+            {
+                st.from.push(lp);
+                continue;
+            }
+            let n = out.iter().filter(|s| s.service == *service).count();
+            let mut volume = format!("{service}-static");
+            if n > 0 {
+                volume = format!("{volume}-{}", n + 1);
+            }
+            let mut copier = volume.clone();
+            while taken(&copier) || out.iter().any(|s| s.copier == copier) {
+                copier.push_str("-copy");
+            }
+            out.push(ImageStatic {
+                service: service.clone(),
+                root,
+                volume,
+                copier,
+                from: vec![lp],
+            });
+        }
+    }
+    out
+}
+
+/// A folder path without its trailing `/` (but `/` itself).
+pub(crate) fn trim_slash(path: &str) -> String {
+    match path.trim_end_matches('/') {
+        "" => "/".to_owned(),
+        p => p.to_owned(),
+    }
+}
+
+/// The copier's limits: one copy of a folder.
+const COPIER_CPUS: &str = "0.5";
+const COPIER_MEMORY: &str = "256M";
+const COPIER_PIDS: i64 = 16;
+
+/// Where the copier mounts the volume it fills.
+const STATIC_OUT: &str = "/kiln-static";
+
+/// Empties the volume, then copies the image's folder into it (Python, which an image
+/// running a Python program surely has). Symbolic links are left out: nginx would resolve
+/// them in its own container, where an absolute one reaches its certificates.
+const COPY_PY: &str = "import os, shutil, sys; src, dst = sys.argv[1:3]; \
+[shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.remove(p) \
+for p in (os.path.join(dst, n) for n in os.listdir(dst))]; \
+shutil.copytree(src, dst, dirs_exist_ok=True, \
+ignore=lambda d, names: [n for n in names if os.path.islink(os.path.join(d, n))])";
+
+/// The same with the POSIX shell and coreutils, for other images.
+const COPY_SH: &str =
+    "find \"$1\" -mindepth 1 -delete && cp -R \"$0\"/. \"$1\"/ && find \"$1\" -type l -delete";
+
+/// The command that copies folder `src` of `s`'s image into the empty folder `dst`,
+/// without symbolic links (compose and Kubernetes run it alike).
+pub(crate) fn copy_command(s: &Service, src: &str, dst: &str) -> Vec<String> {
+    let (exe, script) = if s.run.runtime.as_deref() == Some("python") {
+        ("python", COPY_PY)
+    } else {
+        ("sh", COPY_SH)
+    };
+    [exe, "-c", script, src, dst].map(str::to_owned).to_vec()
+}
+
+/// The app volume whose folder holds `root` (a media location serving the uploads an
+/// app service writes to its volume): its name, its path, its pointer.
+fn app_volume_holding(model: &Model, root: &str) -> Option<(String, String, String)> {
+    let root = trim_slash(root);
+    let data_volume = |vol: &str| {
+        model
+            .postgres
+            .keys()
+            .chain(model.redis.keys())
+            .any(|d| format!("{d}-data") == vol)
+    };
+    model.services.iter().find_map(|(name, s)| {
+        s.volumes
+            .iter()
+            .filter(|(vol, _)| !data_volume(vol))
+            .find_map(|(vol, v)| {
+                let vpath = trim_slash(&v.path);
+                let inside =
+                    root == vpath || root.starts_with(&format!("{}/", vpath.trim_end_matches('/')));
+                inside.then(|| {
+                    (
+                        vol.clone(),
+                        vpath,
+                        format!(
+                            "{}/volumes/{}",
+                            pointer(&["services", name]),
+                            pointer_segment(vol)
+                        ),
+                    )
+                })
+            })
+    })
 }
 
 /// The nginx service's name: `nginx`, unless an app service took it.
@@ -841,7 +990,58 @@ impl Cx<'_> {
         }
     }
 
-    fn nginx(&mut self, files: &[Artifact]) -> Node {
+    /// The one-shot service that copies a static folder out of an app service's image.
+    fn static_copier(&mut self, st: &ImageStatic) -> Node {
+        let model = self.model;
+        let s = &model.services[&st.service];
+        let from: Vec<&str> = st.from.iter().map(String::as_str).collect();
+        let image = match &s.image {
+            Some(img) => dollar(img),
+            None => required(&format!(
+                "{}_IMAGE",
+                st.service.to_ascii_uppercase().replace('-', "_")
+            )),
+        };
+        let command = copy_command(s, &st.root, STATIC_OUT);
+        Node::map()
+            .with(
+                "image",
+                Node::str(image)
+                    .from(&[&sp(&st.service, "image")])
+                    .comment(format!("{}'s image: its files at {}", st.service, st.root)),
+            )
+            .with("command", Node::strs(command.iter().map(|a| dollar(a))).from_all(&from))
+            .with(
+                "user",
+                Node::str("0:0").comment("root without any capability: docker creates the volume owned by root; it reads the image's files and writes nothing else"),
+            )
+            .with("restart", Node::str("no"))
+            .with("network_mode", Node::str("none"))
+            .with(
+                "volumes",
+                Node::strs([format!("{}:{STATIC_OUT}", st.volume)]),
+            )
+            .with("read_only", Node::bool(true))
+            .with("security_opt", Node::strs(["no-new-privileges:true"]))
+            .with("cap_drop", Node::strs(["ALL"]))
+            .with(
+                "deploy",
+                Node::map().with(
+                    "resources",
+                    Node::map().with(
+                        "limits",
+                        Node::map()
+                            .with("cpus", Node::str(COPIER_CPUS))
+                            .with("memory", Node::str(COPIER_MEMORY))
+                            .with("pids", Node::int(COPIER_PIDS))
+                            .comment("kiln's defaults for a copy"),
+                    ),
+                ),
+            )
+            .from_all(&from)
+    }
+
+    fn nginx(&mut self, files: &[Artifact], statics: &[ImageStatic]) -> Node {
         let model = self.model;
         let mut n = Node::map().with(
             "image",
@@ -888,6 +1088,14 @@ impl Cx<'_> {
                 Node::map()
                     .with("condition", Node::str(cond))
                     .from(&[&sp(svc, "port")]),
+            );
+        }
+        for st in statics {
+            deps.set(
+                st.copier.clone(),
+                Node::map()
+                    .with("condition", Node::str("service_completed_successfully"))
+                    .from_all(&st.from),
             );
         }
         if !deps.is_empty() {
@@ -958,8 +1166,18 @@ impl Cx<'_> {
                 }
             }
             for (path, loc) in &site.locations {
-                if let Some(root) = &loc.root {
-                    let lp = format!("{sp}/locations/{}", kiln_core::model::pointer_segment(path));
+                let Some(root) = &loc.root else { continue };
+                let lp = format!("{sp}/locations/{}", kiln_core::model::pointer_segment(path));
+                // The same path is the same storage as in the app: the image's files copied
+                // into a volume, or the app's own volume (uploads), else the host folder.
+                if let Some(st) = statics.iter().find(|st| st.from.contains(&lp)) {
+                    add(
+                        format!("{}:{}:ro", st.volume, dollar(&st.root)),
+                        format!("{lp}/from"),
+                    );
+                } else if let Some((vol, vpath, vp)) = app_volume_holding(model, root) {
+                    add(format!("{vol}:{}:ro", dollar(&vpath)), vp);
+                } else {
                     add(format!("{0}:{0}:ro", dollar(root)), format!("{lp}/root"));
                 }
             }

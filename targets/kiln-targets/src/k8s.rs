@@ -84,6 +84,56 @@ pub fn emit(model: &Model) -> Output {
     cx.finish()
 }
 
+/// The ConfigMap of a service's static sidecar.
+fn static_name(service: &str) -> String {
+    format!("{service}-static")
+}
+
+/// The folders of `service`'s image that sites serve (`static … from=SERVICE`), each with
+/// the locations serving it.
+fn static_roots(model: &Model, service: &str) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for (key, site) in &model.sites {
+        for (path, loc) in &site.locations {
+            let (Some(from), Some(root)) = (&loc.from, &loc.root) else {
+                continue;
+            };
+            if from != service {
+                continue;
+            }
+            let lp = format!(
+                "{}/locations/{}",
+                pointer(&["sites", key]),
+                pointer_segment(path)
+            );
+            let root = crate::compose::trim_slash(root);
+            match out.iter_mut().find(|(r, _)| *r == root) {
+                Some((_, f)) => f.push(lp),
+                None => out.push((root, vec![lp])),
+            }
+        }
+    }
+    out
+}
+
+/// The limits of the static copy and sidecar containers: a copy, a small nginx.
+fn static_resources() -> Node {
+    Node::map()
+        .with(
+            "requests",
+            Node::map()
+                .with("cpu", Node::str("50m"))
+                .with("memory", Node::str("32Mi")),
+        )
+        .with(
+            "limits",
+            Node::map()
+                .with("cpu", Node::str("500m"))
+                .with("memory", Node::str("128Mi")),
+        )
+        .comment("kiln's defaults for the static-file containers")
+}
+
 /// The ConfigMap of a service's app files.
 fn files_name(service: &str) -> String {
     format!("{service}-files")
@@ -294,6 +344,17 @@ impl Cx<'_> {
             .with("labels", self.labels(name, component))
     }
 
+    /// The `imagePullPolicy` of a container running `image`: the spec's, else
+    /// `IfNotPresent` for an image pinned by digest (its bytes cannot change) and `Always`
+    /// for a tag, which can move to other bytes.
+    fn pull_policy(&self, image: &str) -> Node {
+        match &self.model.kubernetes.image_pull_policy {
+            Some(p) => Node::str(p).from(&["/kubernetes/image-pull-policy"]),
+            None if image.contains("@sha256:") => Node::str("IfNotPresent"),
+            None => Node::str("Always"),
+        }
+    }
+
     fn resource(&self, api: &str, kind: &str, meta: Node) -> Node {
         Node::map()
             .with("apiVersion", Node::str(api))
@@ -377,6 +438,19 @@ impl Cx<'_> {
                 ),
             );
         self.add("ConfigMap", &name, node);
+    }
+
+    /// The ConfigMap holding the `nginx.conf` of service `name`'s static sidecar.
+    fn static_config_map(&mut self, name: &str, conf: Artifact) {
+        let cm = static_name(name);
+        if self.files.contains_key(&format!("configmap-{cm}.yaml")) {
+            return;
+        }
+        let data = Node::map().with("nginx.conf", Node::str(&conf.text));
+        let node = self
+            .resource("v1", "ConfigMap", self.metadata(&cm, "static"))
+            .with("data", data);
+        self.add("ConfigMap", &cm, node);
     }
 
     /// The ConfigMap holding service `name`'s app files.
@@ -500,12 +574,8 @@ impl Cx<'_> {
         };
         let mut c = Node::map()
             .with("name", Node::str(name))
-            .with("image", Node::str(image).from(&[&p("image")]))
-            .with(
-                "imagePullPolicy",
-                Node::str(&model.kubernetes.image_pull_policy)
-                    .from(&["/kubernetes/image-pull-policy"]),
-            );
+            .with("image", Node::str(&image).from(&[&p("image")]))
+            .with("imagePullPolicy", self.pull_policy(&image));
         if let Some((exe, args)) = s.run.argv.split_first() {
             c.set("command", Node::strs([k8s_escape(exe)]).from(&[&p("run")]));
             if !args.is_empty() {
@@ -733,6 +803,124 @@ impl Cx<'_> {
                 ),
             }
         }
+        // Static files in the image: init containers copy each folder into an emptyDir, a
+        // sidecar nginx serves them to the ingress controller on its own port.
+        let mut sidecar = None;
+        if let Some(conf) = crate::nginx::static_sidecar(model, name) {
+            let roots = static_roots(model, name);
+            let mut sidecar_mounts = Node::seq();
+            for (i, (root, from)) in roots.iter().enumerate() {
+                let from: Vec<&str> = from.iter().map(String::as_str).collect();
+                let vname = format!("static-{}", i + 1);
+                let command = crate::compose::copy_command(s, root, "/kiln-static");
+                let image = c.get("image").cloned().unwrap_or_else(|| Node::str(name));
+                init.push(
+                    Node::map()
+                        .with("name", Node::str(format!("static-copy-{}", i + 1)))
+                        .with("image", image)
+                        .with(
+                            "imagePullPolicy",
+                            self.pull_policy(s.image.as_deref().unwrap_or_default()),
+                        )
+                        .with("command", Node::strs(command.iter().map(|a| k8s_escape(a))))
+                        .with(
+                            "volumeMounts",
+                            Node::seq().item(
+                                Node::map()
+                                    .with("name", Node::str(&vname))
+                                    .with("mountPath", Node::str("/kiln-static")),
+                            ),
+                        )
+                        .with("resources", static_resources())
+                        .with(
+                            "securityContext",
+                            Self::container_security(true, &[], &[], &[]),
+                        )
+                        .from_all(&from)
+                        .comment(format!(
+                            "copies {root} out of the image, for the `static` sidecar"
+                        )),
+                );
+                vols.push(
+                    Node::map()
+                        .with("name", Node::str(&vname))
+                        .with("emptyDir", Node::map())
+                        .from_all(&from),
+                );
+                sidecar_mounts.push(
+                    Node::map()
+                        .with("name", Node::str(&vname))
+                        .with("mountPath", Node::str(root))
+                        .with("readOnly", Node::bool(true))
+                        .from_all(&from),
+                );
+            }
+            sidecar_mounts.push(
+                Node::map()
+                    .with("name", Node::str("static-config"))
+                    .with("mountPath", Node::str("/etc/nginx/nginx.conf"))
+                    .with("subPath", Node::str("nginx.conf"))
+                    .with("readOnly", Node::bool(true)),
+            );
+            sidecar_mounts.push(
+                Node::map()
+                    .with("name", Node::str("static-tmp"))
+                    .with("mountPath", Node::str("/tmp")),
+            );
+            vols.push(Node::map().with("name", Node::str("static-config")).with(
+                "configMap",
+                Node::map().with("name", Node::str(static_name(name))),
+            ));
+            vols.push(
+                Node::map()
+                    .with("name", Node::str("static-tmp"))
+                    .with("emptyDir", Node::map()),
+            );
+            let all_from: Vec<String> = roots.iter().flat_map(|(_, f)| f.clone()).collect();
+            sidecar = Some(
+                Node::map()
+                    .with("name", Node::str("static"))
+                    .with(
+                        "image",
+                        Node::str(&model.compose.nginx_image).from(&["/compose/nginx-image"]),
+                    )
+                    .with(
+                        "imagePullPolicy",
+                        self.pull_policy(&model.compose.nginx_image),
+                    )
+                    .with(
+                        "command",
+                        Node::strs(["nginx", "-g", "daemon off;"])
+                            .comment("the image's entrypoint would rewrite its configuration"),
+                    )
+                    .with(
+                        "ports",
+                        Node::seq().item(
+                            Node::map()
+                                .with("name", Node::str("static"))
+                                .with(
+                                    "containerPort",
+                                    Node::int(crate::nginx::STATIC_SIDECAR_PORT),
+                                )
+                                .with("protocol", Node::str("TCP")),
+                        ),
+                    )
+                    .with(
+                        "readinessProbe",
+                        Node::map()
+                            .with("tcpSocket", Node::map().with("port", Node::str("static")))
+                            .with("periodSeconds", Node::int(10)),
+                    )
+                    .with("resources", static_resources())
+                    .with("volumeMounts", sidecar_mounts)
+                    .with(
+                        "securityContext",
+                        Self::container_security(true, &[], &[], &[]),
+                    )
+                    .from_all(&all_from),
+            );
+            self.static_config_map(name, conf);
+        }
         let (uid, gid) = self.app_user(name, s);
         let mut pod = Node::map()
             .with("serviceAccountName", Node::str(&model.project.name))
@@ -803,7 +991,11 @@ impl Cx<'_> {
         if !init.is_empty() {
             pod.set("initContainers", init);
         }
-        pod.set("containers", Node::seq().item(c));
+        let mut containers = Node::seq().item(c);
+        if let Some(sc) = sidecar.take() {
+            containers.push(sc);
+        }
+        pod.set("containers", containers);
         if !vols.is_empty() {
             pod.set("volumes", vols);
         }
@@ -878,17 +1070,30 @@ impl Cx<'_> {
                     Node::map()
                         .with("type", Node::str("ClusterIP"))
                         .with("selector", selector.clone())
-                        .with(
-                            "ports",
-                            Node::seq().item(
+                        .with("ports", {
+                            let mut ports = Node::seq().item(
                                 Node::map()
                                     .with("name", Node::str("http"))
                                     .with("port", Node::int(port))
                                     .with("targetPort", Node::str("http"))
                                     .with("protocol", Node::str("TCP"))
                                     .from(&[&p("port")]),
-                            ),
-                        ),
+                            );
+                            let statics = static_roots(model, name);
+                            if !statics.is_empty() {
+                                let from: Vec<String> =
+                                    statics.into_iter().flat_map(|(_, f)| f).collect();
+                                ports.push(
+                                    Node::map()
+                                        .with("name", Node::str("static"))
+                                        .with("port", Node::int(crate::nginx::STATIC_SIDECAR_PORT))
+                                        .with("targetPort", Node::str("static"))
+                                        .with("protocol", Node::str("TCP"))
+                                        .from_all(&from),
+                                );
+                            }
+                            ports
+                        }),
                 );
             self.add("Service", name, svc.from(&[&base]));
             if replicas >= 2 {
@@ -1145,6 +1350,14 @@ impl Cx<'_> {
             let loc = site.locations.get(path);
             if let Some(l) = loc
                 && matches!(l.kind, LocationKind::Static | LocationKind::Media)
+                && let Some(svc) = &l.from
+            {
+                // Served by the pod's static sidecar (its port `static`).
+                main_paths.insert(path.to_owned(), (svc.clone(), vec![lp.clone()]));
+                continue;
+            }
+            if let Some(l) = loc
+                && matches!(l.kind, LocationKind::Static | LocationKind::Media)
             {
                 self.unsupported(
                     lp.clone(),
@@ -1384,7 +1597,11 @@ impl Cx<'_> {
             let mut list = Node::seq();
             for (path, upstream, from) in &paths {
                 let port = self.model.services.get(upstream).and_then(|s| s.port);
+                let sidecar = site.locations.get(path).is_some_and(|l| {
+                    l.from.as_deref() == Some(upstream.as_str()) && l.root.is_some()
+                });
                 let port_node = match port {
+                    _ if sidecar => Node::map().with("name", Node::str("static")),
                     Some(_) => Node::map().with("name", Node::str("http")),
                     None => Node::map().with("number", Node::int(80)),
                 };
@@ -1605,11 +1822,7 @@ impl Cx<'_> {
         let c = Node::map()
             .with("name", Node::str("postgres"))
             .with("image", Node::str(&pg.image).from(&[&pp("image")]))
-            .with(
-                "imagePullPolicy",
-                Node::str(&model.kubernetes.image_pull_policy)
-                    .from(&["/kubernetes/image-pull-policy"]),
-            )
+            .with("imagePullPolicy", self.pull_policy(&pg.image))
             .with("args", args)
             .with(
                 "ports",
@@ -1829,11 +2042,7 @@ impl Cx<'_> {
         let c = Node::map()
             .with("name", Node::str("pgbouncer"))
             .with("image", Node::str(&pool.image).from(&[&pl("image")]))
-            .with(
-                "imagePullPolicy",
-                Node::str(&model.kubernetes.image_pull_policy)
-                    .from(&["/kubernetes/image-pull-policy"]),
-            )
+            .with("imagePullPolicy", self.pull_policy(&pool.image))
             .with(
                 "command",
                 Node::strs(["pgbouncer", "/etc/pgbouncer/pgbouncer.ini"])
@@ -1997,11 +2206,7 @@ impl Cx<'_> {
         let mut c = Node::map()
             .with("name", Node::str("redis"))
             .with("image", Node::str(&r.image).from(&[&rp("image")]))
-            .with(
-                "imagePullPolicy",
-                Node::str(&model.kubernetes.image_pull_policy)
-                    .from(&["/kubernetes/image-pull-policy"]),
-            );
+            .with("imagePullPolicy", self.pull_policy(&r.image));
         match &r.password {
             Some(pw) => {
                 c.set(
@@ -2149,14 +2354,12 @@ impl Cx<'_> {
                     Node::map().with("kubernetes.io/metadata.name", Node::str(&controller_ns)),
                 ),
             ));
-            self.allow(
-                name,
-                "web",
-                from,
-                port,
-                &sp(name, "port"),
-                "the ingress controller only",
-            );
+            let mut ports = vec![(port, sp(name, "port"))];
+            let statics = static_roots(model, name);
+            if let Some((_, from)) = statics.first() {
+                ports.push((crate::nginx::STATIC_SIDECAR_PORT, from[0].clone()));
+            }
+            self.allow(name, "web", from, &ports, "the ingress controller only");
         }
         // Datastores from the pods that use them.
         for (pg_name, pg) in &model.postgres {
@@ -2168,8 +2371,7 @@ impl Cx<'_> {
                         pg_name,
                         "database",
                         from,
-                        pg.port,
-                        &format!("{base}/port"),
+                        &[(pg.port, format!("{base}/port"))],
                         "its pgbouncer only",
                     );
                     let clients = clients(model, pg_name);
@@ -2178,8 +2380,7 @@ impl Cx<'_> {
                         &pool.name,
                         "pooler",
                         from,
-                        pool.port,
-                        &format!("{base}/pooler/port"),
+                        &[(pool.port, format!("{base}/pooler/port"))],
                         "the app services that use it only",
                     );
                 }
@@ -2190,8 +2391,7 @@ impl Cx<'_> {
                         pg_name,
                         "database",
                         from,
-                        pg.port,
-                        &format!("{base}/port"),
+                        &[(pg.port, format!("{base}/port"))],
                         "the app services that use it only",
                     );
                 }
@@ -2204,8 +2404,7 @@ impl Cx<'_> {
                 name,
                 "cache",
                 from,
-                r.port,
-                &pointer(&["redis", name, "port"]),
+                &[(r.port, pointer(&["redis", name, "port"]))],
                 "the app services that use it only",
             );
         }
@@ -2231,8 +2430,7 @@ impl Cx<'_> {
         name: &str,
         component: &str,
         from: Node,
-        port: u16,
-        port_ptr: &str,
+        ports: &[(u16, String)],
         who: &str,
     ) {
         let mut rule = Node::map();
@@ -2240,15 +2438,16 @@ impl Cx<'_> {
             // No client: the policy selects the pods and allows nothing.
         } else {
             rule.set("from", from);
-            rule.set(
-                "ports",
-                Node::seq().item(
+            let mut list = Node::seq();
+            for (port, ptr) in ports {
+                list.push(
                     Node::map()
                         .with("protocol", Node::str("TCP"))
-                        .with("port", Node::int(port))
-                        .from(&[port_ptr]),
-                ),
-            );
+                        .with("port", Node::int(*port))
+                        .from(&[ptr]),
+                );
+            }
+            rule.set("ports", list);
         }
         let ingress = if rule.is_empty() {
             Node::seq()

@@ -147,6 +147,100 @@ impl Conf {
     }
 }
 
+/// The port of the static-file sidecar of a pod (`static … from=SERVICE` on Kubernetes).
+pub const STATIC_SIDECAR_PORT: u16 = 8080;
+
+/// The `nginx.conf` of the sidecar that serves `service`'s static files in its pod, from
+/// the folder its init container copied out of the image; `None` when no location serves
+/// files from that service's image. It runs as the pod's non-root user on a read-only root:
+/// every file it writes is under `/tmp`.
+pub fn static_sidecar(model: &Model, service: &str) -> Option<Artifact> {
+    let mut served: BTreeMap<&str, (&Location, String)> = BTreeMap::new();
+    for (key, site) in &model.sites {
+        for (path, loc) in &site.locations {
+            if loc.from.as_deref() == Some(service) && loc.root.is_some() {
+                let lp = format!(
+                    "{}/locations/{}",
+                    pointer(&["sites", key]),
+                    pointer_segment(path)
+                );
+                served.entry(path.as_str()).or_insert((loc, lp));
+            }
+        }
+    }
+    if served.is_empty() {
+        return None;
+    }
+    let mut c = Conf::new(
+        model,
+        &format!(
+            "the static files of `{service}`, copied from its image, served to the ingress controller"
+        ),
+    );
+    c.line("worker_processes 1;", &[]);
+    c.line("pid /tmp/nginx.pid;", &[]);
+    c.line("error_log stderr warn;", &[]);
+    c.blank();
+    c.open("events", &[]);
+    c.line("worker_connections 1024;", &[]);
+    c.close();
+    c.blank();
+    c.open("http", &[]);
+    c.line("include /etc/nginx/mime.types;", &[]);
+    c.line("default_type application/octet-stream;", &[]);
+    c.line("server_tokens off;", &[]);
+    c.line("sendfile on;", &[]);
+    c.line("access_log /dev/stdout;", &[]);
+    for t in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+        c.line(format!("{t}_temp_path /tmp/{t};"), &[]);
+    }
+    c.blank();
+    c.open("server", &[]);
+    c.line(format!("listen {STATIC_SIDECAR_PORT};"), &[]);
+    c.line("add_header X-Content-Type-Options nosniff always;", &[]);
+    for (path, (loc, lp)) in &served {
+        let root = loc.root.as_deref().unwrap_or("/");
+        let lpath = if path.ends_with('/') {
+            path.to_string()
+        } else {
+            format!("{path}/")
+        };
+        let dir = if root.ends_with('/') {
+            root.to_owned()
+        } else {
+            format!("{root}/")
+        };
+        c.blank();
+        c.open(format!("location {}", arg(&lpath)), &[lp]);
+        c.line(
+            format!("alias {};", arg(&dir)),
+            &[&format!("{lp}/root"), &format!("{lp}/from")],
+        );
+        if let Some(cc) = &loc.cache_control {
+            c.line(
+                format!("add_header Cache-Control {};", quote(cc)),
+                &[&format!("{lp}/cache-control")],
+            );
+            c.line("add_header X-Content-Type-Options nosniff always;", &[]);
+        }
+        if let Some(e) = &loc.expires {
+            c.line(format!("expires {};", arg(e)), &[&format!("{lp}/expires")]);
+        }
+        if !loc.access_log {
+            c.line("access_log off;", &[&format!("{lp}/access-log")]);
+        }
+        c.line("try_files $uri =404;", &[]);
+        c.close();
+    }
+    c.blank();
+    c.open("location /", &[]);
+    c.line("return 404;", &[]);
+    c.close();
+    c.close();
+    c.close();
+    Some(c.finish("nginx.conf".into()))
+}
+
 /// An nginx argument: bare when it cannot be misread, double-quoted otherwise.
 fn arg(s: &str) -> String {
     let bare = !s.is_empty()

@@ -505,13 +505,11 @@ impl Lower<'_> {
                 .string(&k8s_node, "ingress-class", "/kubernetes/ingress-class")
                 .unwrap_or_else(|| "nginx".into()),
             cluster_issuer: self.string(&k8s_node, "cluster-issuer", "/kubernetes/cluster-issuer"),
-            image_pull_policy: self
-                .string(
-                    &k8s_node,
-                    "image-pull-policy",
-                    "/kubernetes/image-pull-policy",
-                )
-                .unwrap_or_else(|| "IfNotPresent".into()),
+            image_pull_policy: self.string(
+                &k8s_node,
+                "image-pull-policy",
+                "/kubernetes/image-pull-policy",
+            ),
         };
         let compose_node = root
             .child("compose")
@@ -1534,6 +1532,35 @@ impl Lower<'_> {
                         )),
                     );
                 }
+                let from = match l.child("from").and_then(|u| u.args.first()) {
+                    Some(v) => {
+                        let name = v.value.to_text();
+                        self.record(&format!("{lp}/from"), l.child("from").expect("present"));
+                        if !model.services.contains_key(&name) {
+                            let names: Vec<&str> =
+                                model.services.keys().map(String::as_str).collect();
+                            self.diags.push(
+                                Diagnostic::error(
+                                    "unknown-reference",
+                                    format!("`from={name}` names no service of this environment"),
+                                )
+                                .with_label(v.span, "no such service")
+                                .with_help(unknown_name_help(&name, "service", &names)),
+                            );
+                        } else if root.is_none() && kind == LocationKind::Proxy {
+                            self.diags.push(
+                                Diagnostic::error(
+                                    "missing-value",
+                                    format!("`from={name}` says whose image holds the files, but `{path}` serves no folder"),
+                                )
+                                .with_label(v.span, "without `root`")
+                                .with_help(format!("add the folder inside `{name}`'s image: `root=\"/app/staticfiles/\"`")),
+                            );
+                        }
+                        Some(name)
+                    }
+                    None => None,
+                };
                 let upstream = match l.child("upstream").and_then(|u| u.args.first()) {
                     Some(v) => {
                         let name = v.value.to_text();
@@ -1579,6 +1606,7 @@ impl Lower<'_> {
                     kind,
                     upstream,
                     root,
+                    from,
                     expires: self.duration_text(l, "expires", &format!("{lp}/expires")),
                     cache_control: self.string(l, "cache-control", &format!("{lp}/cache-control")),
                     access_log: self.boolean(l, "access-log", &format!("{lp}/access-log"), true),
