@@ -121,3 +121,38 @@ fn a_forged_result_cache_cannot_switch_a_rule_off() {
         assert!(stderr(&o).contains("web.debug-off"), "{}", stderr(&o));
     }
 }
+
+/// A value only one target gets is judged like any other: `DEBUG #false k8s=#true` must not
+/// slip a DEBUG-on Kubernetes deployment past the policies, whose model view of every other
+/// target has DEBUG off.
+#[test]
+fn a_per_target_value_cannot_hide_from_the_policies() {
+    let dir = fixture("tulia");
+    let spec = read(dir.path(), "kiln.kdl");
+    let prod = spec
+        .find("environment production")
+        .expect("a production environment");
+    let at = prod + spec[prod..].find(DEBUG_OFF).expect("production sets DEBUG");
+    let hostile = format!(
+        "{}DEBUG #false k8s=#true{}",
+        &spec[..at],
+        &spec[at + DEBUG_OFF.len()..]
+    );
+    write(dir.path(), "kiln.kdl", &hostile);
+    let o = kiln(&["compile"], dir.path());
+    assert_eq!(
+        code(&o),
+        1,
+        "a DEBUG-on k8s output compiled:\n{}",
+        stderr(&o)
+    );
+    let err = stderr(&o);
+    assert!(err.contains("web.debug-off"), "{err}");
+    assert!(err.contains("in the k8s output"), "{err}");
+    assert!(
+        err.contains("k8s=#true"),
+        "the finding points at the k8s value:\n{err}"
+    );
+    let o = kiln(&["compile", "--check"], dir.path());
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+}

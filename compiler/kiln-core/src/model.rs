@@ -20,6 +20,9 @@ pub struct Model {
     pub versions: Versions,
     pub host: Host,
     pub env: BTreeMap<String, EnvValue>,
+    /// Other values of `env` variables for some targets (`NAME value systemd="…"`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env_targets: EnvTargets,
     pub secrets: BTreeMap<String, Secret>,
     pub services: BTreeMap<String, Service>,
     pub postgres: BTreeMap<String, Postgres>,
@@ -103,6 +106,9 @@ pub struct Host {
     pub log_dir: String,
     pub writable: Vec<String>,
 }
+
+/// Per variable, its value in the targets that take another one than the default.
+pub type EnvTargets = BTreeMap<String, BTreeMap<Target, EnvValue>>;
 
 /// A value of an environment variable.
 #[derive(Clone, Debug, PartialEq)]
@@ -247,6 +253,10 @@ pub struct Service {
     pub depends_on: BTreeMap<String, Dependency>,
     /// Every variable the process gets: project env, wiring, secrets, its own env.
     pub env: BTreeMap<String, EnvValue>,
+    /// Other values of some of them for some targets (`NAME value systemd="…"`), its own or
+    /// inherited with the project's value.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env_targets: EnvTargets,
     pub volumes: BTreeMap<String, Volume>,
     /// Text files the process reads, by their path inside it.
     pub files: BTreeMap<String, AppFile>,
@@ -769,6 +779,72 @@ pub fn sh_quote(s: &str) -> String {
 impl Model {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("the model serializes to JSON")
+    }
+
+    /// Whether some variable takes another value in some target.
+    pub fn varies_by_target(&self) -> bool {
+        !self.env_targets.is_empty() || self.services.values().any(|s| !s.env_targets.is_empty())
+    }
+
+    /// The model as `target` deploys it: every variable with that target's value, and no
+    /// per-target values left. Itself when nothing varies.
+    pub fn for_target(&self, target: Target) -> std::borrow::Cow<'_, Model> {
+        if !self.varies_by_target() {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        // Each replaced value, and where the spec wrote it: the variable's pointer now leads
+        // to the target's value (a finding about it points there).
+        fn apply(
+            env: &mut BTreeMap<String, EnvValue>,
+            targets: &mut EnvTargets,
+            target: Target,
+            base: &str,
+            prov: &mut Provenance,
+        ) {
+            for (var, mut by) in std::mem::take(targets) {
+                let Some(v) = by.remove(&target) else {
+                    continue;
+                };
+                let seg = pointer_segment(&var);
+                let written = [
+                    format!("{base}/env-targets/{seg}/{}", target.as_str()),
+                    format!("/env-targets/{seg}/{}", target.as_str()),
+                ]
+                .into_iter()
+                .find_map(|p| prov.map.get(&p).cloned());
+                if let Some(origins) = written {
+                    prov.map.insert(format!("{base}/env/{seg}"), origins);
+                }
+                env.insert(var, v);
+            }
+        }
+        let mut m = self.clone();
+        let mut prov = std::mem::take(&mut m.provenance);
+        apply(&mut m.env, &mut m.env_targets, target, "", &mut prov);
+        for (name, s) in m.services.iter_mut() {
+            let base = pointer(&["services", name]);
+            apply(&mut s.env, &mut s.env_targets, target, &base, &mut prov);
+        }
+        m.provenance = prov;
+        std::borrow::Cow::Owned(m)
+    }
+
+    /// What the policies judge: the model as each of its targets that runs the app's
+    /// processes deploys it, when a variable varies by target (a value that only one
+    /// target has is judged too); otherwise the model alone (`None`).
+    pub fn target_views(&self) -> Vec<(Option<Target>, std::borrow::Cow<'_, Model>)> {
+        let runs: Vec<Target> = self
+            .targets
+            .iter()
+            .copied()
+            .filter(|t| matches!(t, Target::Compose | Target::Systemd | Target::K8s))
+            .collect();
+        if !self.varies_by_target() || runs.is_empty() {
+            return vec![(None, std::borrow::Cow::Borrowed(self))];
+        }
+        runs.into_iter()
+            .map(|t| (Some(t), self.for_target(t)))
+            .collect()
     }
 
     /// Network name of a data service inside containers (compose and k8s DNS).

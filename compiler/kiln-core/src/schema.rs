@@ -1347,7 +1347,7 @@ pub fn check(
                 }
             }
             (None, Some(ty)) => {
-                check_free(node, ty, diags);
+                check_free(node, ty, parent == "`env`", diags);
                 match seen.entry(node.name.clone()) {
                     std::collections::hash_map::Entry::Occupied(first) => {
                         diags.push(duplicate(node, first.get(), false))
@@ -1539,7 +1539,11 @@ fn check_node(node: &Node, spec: &'static NodeSpec, diags: &mut Vec<Diagnostic>)
     );
 }
 
-fn check_free(node: &Node, ty: Ty, diags: &mut Vec<Diagnostic>) {
+/// The targets a variable may take another value for (`NAME value systemd="…"`): the
+/// ones that run the app's processes.
+pub const ENV_TARGETS: [&str; 3] = ["compose", "systemd", "k8s"];
+
+fn check_free(node: &Node, ty: Ty, per_target: bool, diags: &mut Vec<Diagnostic>) {
     if node.annotation.is_some() || ty == Ty::ProgramOption {
         return;
     }
@@ -1557,15 +1561,49 @@ fn check_free(node: &Node, ty: Ty, diags: &mut Vec<Diagnostic>) {
             .with_help("quote the whole value as one string"),
         ),
     }
-    if let Some(child) = node.children.first() {
-        diags.push(
-            Diagnostic::error(
-                "unexpected-block",
-                format!("`{}` takes no children", node.name),
+    for child in &node.children {
+        if per_target && child.from_prop && ENV_TARGETS.contains(&child.name.as_str()) {
+            // `NAME value systemd="…"`: that target's value, a plain one.
+            match child.args.as_slice() {
+                [v] if v.value != Value::Null => {
+                    check_type(v, ty, &format!("`{}` for {}", node.name, child.name), diags);
+                }
+                _ => diags.push(
+                    Diagnostic::error(
+                        "invalid-value",
+                        format!("`{}` has no value for {}", node.name, child.name),
+                    )
+                    .with_label(child.span, "no value for this target")
+                    .with_help(format!(
+                        "write the value {} takes in {}: `{}=\"…\"`",
+                        node.name, child.name, child.name
+                    )),
+                ),
+            }
+            continue;
+        }
+        let (message, label, help) = if per_target && child.from_prop {
+            (
+                format!("`{}` has no target `{}`", node.name, child.name),
+                "not a target that runs the app",
+                format!(
+                    "a variable takes another value per target only: {}",
+                    ENV_TARGETS.map(|t| format!("`{t}=\"…\"`")).join(", ")
+                ),
             )
-            .with_label(child.name_span, "unexpected child")
-            .with_help("a variable holds a single value"),
+        } else {
+            (
+                format!("`{}` takes no children", node.name),
+                "unexpected child",
+                "a variable holds a single value".to_owned(),
+            )
+        };
+        diags.push(
+            Diagnostic::error("unexpected-block", message)
+                .with_label(child.name_span, label)
+                .with_help(help),
         );
+        break;
     }
     if ty == Ty::Scalar
         && !is_env_name(&node.name)

@@ -429,19 +429,46 @@ pub fn check_env(
     let Some(model) = &env.model else {
         return Vec::new();
     };
-    let input = EnvInput::new(model, &model.to_json(), &env.artifacts);
     let policies: Vec<&Arc<Policy>> = stdlib.iter().chain(extra).collect();
-    let mut out: Vec<Diagnostic> = policies
-        .par_iter()
-        .filter(|policy| !tripped.has(policy))
-        .flat_map_iter(|policy| {
-            let result = policy
-                .module
-                .check_memoized(&input.identity(policy), || input.bytes(policy, None).into());
-            if result.is_err() {
-                tripped.trip(policy);
+    // The model as each target deploys it, when a variable varies by target: a value only
+    // one target gets is judged like any other.
+    let views = model.target_views();
+    let mut judged: Vec<(Diagnostic, Vec<kiln_core::model::Target>)> = Vec::new();
+    let mut index: std::collections::HashMap<Diagnostic, usize> = std::collections::HashMap::new();
+    for (target, view) in &views {
+        let input = EnvInput::new(view, &view.to_json(), &env.artifacts);
+        let found: Vec<Diagnostic> = policies
+            .par_iter()
+            .filter(|policy| !tripped.has(policy))
+            .flat_map_iter(|policy| {
+                let result = policy
+                    .module
+                    .check_memoized(&input.identity(policy), || input.bytes(policy, None).into());
+                if result.is_err() {
+                    tripped.trip(policy);
+                }
+                findings_of(policy, view, result, &env.artifacts, None, sources)
+            })
+            .collect();
+        for d in found {
+            match index.get(&d) {
+                Some(&i) => judged[i].1.extend(*target),
+                None => {
+                    index.insert(d.clone(), judged.len());
+                    judged.push((d, target.iter().copied().collect()));
+                }
             }
-            findings_of(policy, model, result, &env.artifacts, None, sources)
+        }
+    }
+    let mut out: Vec<Diagnostic> = judged
+        .into_iter()
+        .map(|(mut d, targets)| {
+            if !targets.is_empty() && targets.len() < views.len() {
+                let names: Vec<&str> = targets.iter().map(|t| t.as_str()).collect();
+                d.notes
+                    .push(format!("in the {} output", names.join(" and ")));
+            }
+            d
         })
         .collect();
     out.extend(check_config(model, &policies, today, sources));

@@ -33,6 +33,9 @@ pub struct Output {
 /// Emits one target for one environment. Paths are relative to the
 /// environment's output folder and start with the target's name.
 pub fn emit(model: &Model, target: Target) -> Output {
+    // Each target sees its own values of the variables that vary by target.
+    let view = model.for_target(target);
+    let model = view.as_ref();
     let mut out = match target {
         Target::Compose => compose::emit(model),
         Target::Systemd => systemd::emit(model),

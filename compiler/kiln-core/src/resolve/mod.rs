@@ -460,8 +460,9 @@ impl Lower<'_> {
             }
         }
         let mut env = BTreeMap::new();
+        let mut env_targets = EnvTargets::new();
         if let Some(env_node) = root.child("env") {
-            self.env_block(env_node, "/env", &secrets, &mut env);
+            self.env_block(env_node, "/env", &secrets, &mut env, &mut env_targets);
         }
 
         let postgres = self.postgres_all(&root, &secrets);
@@ -535,6 +536,7 @@ impl Lower<'_> {
             versions,
             host,
             env,
+            env_targets,
             secrets,
             services: BTreeMap::new(),
             postgres,
@@ -613,6 +615,7 @@ impl Lower<'_> {
         ptr: &str,
         secrets: &BTreeMap<String, Secret>,
         out: &mut BTreeMap<String, EnvValue>,
+        targets: &mut EnvTargets,
     ) {
         for child in &env_node.children {
             let Some(v) = child.args.first() else {
@@ -635,6 +638,26 @@ impl Lower<'_> {
             };
             self.record(&format!("{ptr}/{}", pointer_segment(&child.name)), child);
             out.insert(child.name.clone(), value);
+            // Its values for some targets (`systemd="…"`), replacing any it inherited.
+            targets.remove(&child.name);
+            let tp = format!("{}-targets/{}", ptr, pointer_segment(&child.name));
+            for prop in child.children.iter().filter(|c| c.from_prop) {
+                let (Some(target), Some(v)) = (Target::parse(&prop.name), prop.args.first()) else {
+                    continue;
+                };
+                let value = match &v.value {
+                    Value::Str(s) => EnvValue::Str(s.clone()),
+                    Value::Int(i) => EnvValue::Int(*i),
+                    Value::Float(f) => EnvValue::Float(*f),
+                    Value::Bool(b) => EnvValue::Bool(*b),
+                    Value::Null => continue,
+                };
+                self.record(&format!("{tp}/{}", prop.name), prop);
+                targets
+                    .entry(child.name.clone())
+                    .or_default()
+                    .insert(target, value);
+            }
         }
     }
 
@@ -966,8 +989,17 @@ impl Lower<'_> {
                 }
             }
         }
+        // The project's per-target values hold where the service keeps the project's value.
+        let mut env_targets = model.env_targets.clone();
+        env_targets.retain(|var, _| env.get(var) == model.env.get(var));
         if let Some(env_node) = node.child("env") {
-            self.env_block(env_node, &format!("{ptr}/env"), &model.secrets, &mut env);
+            self.env_block(
+                env_node,
+                &format!("{ptr}/env"),
+                &model.secrets,
+                &mut env,
+                &mut env_targets,
+            );
         }
         for name in model.env.keys() {
             let from = format!("/env/{}", pointer_segment(name));
@@ -1023,6 +1055,7 @@ impl Lower<'_> {
             uses,
             depends_on,
             env,
+            env_targets,
             volumes,
             files,
             read_only: self.boolean(node, "read-only", &format!("{ptr}/read-only"), true),

@@ -433,6 +433,52 @@ impl Lower<'_> {
                 s.env.insert(var, value);
             }
         }
+        // Per-target values: references expand the same way (the value is that target's
+        // own choice, so no loopback check).
+        let mut updates: Vec<(String, String, Target, EnvValue)> = Vec::new();
+        for (name, service) in &model.services {
+            for (var, by) in &service.env_targets {
+                for (target, value) in by {
+                    let EnvValue::Str(text) = value else { continue };
+                    let own = format!(
+                        "/services/{}/env-targets/{}/{}",
+                        pointer_segment(name),
+                        pointer_segment(var),
+                        target.as_str()
+                    );
+                    let ptr = if self.prov.lookup(&own).is_some_and(|(p, _)| p == own) {
+                        own
+                    } else {
+                        format!("/env-targets/{}/{}", pointer_segment(var), target.as_str())
+                    };
+                    match expand(model, text) {
+                        Ok(Some(parts)) => updates.push((
+                            name.clone(),
+                            var.clone(),
+                            *target,
+                            EnvValue::Wired(parts),
+                        )),
+                        Ok(None) => {}
+                        Err(e) => {
+                            let span = self.text_span(&ptr, text, e.start, e.end);
+                            let mut d = Diagnostic::error("unknown-reference", e.problem.message)
+                                .with_help(e.problem.help);
+                            if let Some(span) = span {
+                                d = d.with_label(span, "this reference");
+                            }
+                            self.diags.push(d);
+                        }
+                    }
+                }
+            }
+        }
+        for (service, var, target, value) in updates {
+            if let Some(s) = model.services.get_mut(&service)
+                && let Some(by) = s.env_targets.get_mut(&var)
+            {
+                by.insert(target, value);
+            }
+        }
         self.file_references(model);
     }
 
