@@ -629,12 +629,8 @@ impl Lower<'_> {
                 );
                 continue;
             }
-            let value = match &v.value {
-                Value::Str(s) => EnvValue::Str(s.clone()),
-                Value::Int(i) => EnvValue::Int(*i),
-                Value::Float(f) => EnvValue::Float(*f),
-                Value::Bool(b) => EnvValue::Bool(*b),
-                Value::Null => continue,
+            let Some(value) = env_scalar(&v.value) else {
+                continue;
             };
             self.record(&format!("{ptr}/{}", pointer_segment(&child.name)), child);
             out.insert(child.name.clone(), value);
@@ -645,12 +641,8 @@ impl Lower<'_> {
                 let (Some(target), Some(v)) = (Target::parse(&prop.name), prop.args.first()) else {
                     continue;
                 };
-                let value = match &v.value {
-                    Value::Str(s) => EnvValue::Str(s.clone()),
-                    Value::Int(i) => EnvValue::Int(*i),
-                    Value::Float(f) => EnvValue::Float(*f),
-                    Value::Bool(b) => EnvValue::Bool(*b),
-                    Value::Null => continue,
+                let Some(value) = env_scalar(&v.value) else {
+                    continue;
                 };
                 self.record(&format!("{tp}/{}", prop.name), prop);
                 targets
@@ -2095,4 +2087,15 @@ impl Process {
             .next()
             .unwrap_or_default()
     }
+}
+
+/// A variable's value as written (`#null`, which removes one, is none).
+fn env_scalar(v: &Value) -> Option<EnvValue> {
+    Some(match v {
+        Value::Str(s) => EnvValue::Str(s.clone()),
+        Value::Int(i) => EnvValue::Int(*i),
+        Value::Float(f) => EnvValue::Float(*f),
+        Value::Bool(b) => EnvValue::Bool(*b),
+        Value::Null => return None,
+    })
 }
