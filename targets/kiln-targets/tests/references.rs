@@ -116,3 +116,51 @@ fn the_model_shows_references_by_resource_name() {
     assert_eq!(env["DB_HOST"], "db-pgbouncer");
     assert_eq!(env["DB_PASSWORD_COPY"]["secrets"][0], "DB_PASSWORD");
 }
+
+/// Program options take references too: each target writes the fact as it reaches the
+/// resource; a `${NAME}` without a dot is the shell's and stays; a secret is refused.
+#[test]
+fn command_lines_resolve_references_per_target() {
+    let spec = r#"
+project shop { output "generated" }
+environment production {
+    tier production
+    secret REDIS_PASSWORD kind=password
+    redis queue
+    redis cache port=6380 password=REDIS_PASSWORD
+    service rq { image "x:1"; run rq worker url="${queue.url:1}" }
+    service sh { image "x:1"; run command "sh" "-c" "exec ping ${queue.host} -c ${COUNT}" }
+    targets compose systemd k8s
+}
+"#;
+    let model = support::model(spec, "production");
+    let yaml = file(&compose::emit(&model), "compose.yaml").to_owned();
+    assert!(yaml.contains("- --url=redis://queue:6379/1"), "{yaml}");
+    assert!(
+        yaml.contains("- \"exec ping queue -c $${COUNT}\""),
+        "{yaml}"
+    );
+    let units = systemd::emit(&model);
+    let unit = file(&units, "shop-rq.service");
+    assert!(unit.contains("redis://127.0.0.1:6379/1"), "{unit}");
+    let all: String = k8s::emit(&model)
+        .artifacts
+        .iter()
+        .map(|a| a.text.as_str())
+        .collect();
+    assert!(all.contains("- --url=redis://queue:6379/1"), "{all}");
+
+    let (_, diags) = support::resolve(
+        &spec.replace("${queue.url:1}", "${cache.url:1}"),
+        "production",
+    );
+    assert!(
+        diags.iter().any(|d| d.code == "secret-in-command"),
+        "a password in a command line: {diags:#?}"
+    );
+    let (_, diags) = support::resolve(&spec.replace("${queue.host}", "${queu.host}"), "production");
+    assert!(
+        diags.iter().any(|d| d.code == "unknown-reference"),
+        "{diags:#?}"
+    );
+}

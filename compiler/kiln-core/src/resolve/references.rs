@@ -193,6 +193,16 @@ struct TemplateError {
 
 /// The parts of `text`, or `None` when it holds no reference (nothing to expand).
 fn expand(model: &Model, text: &str) -> Result<Option<Vec<Part>>, TemplateError> {
+    expand_with(model, text, false)
+}
+
+/// [`expand`], but when `facts_only` a `${NAME}` without a dot is left as written: in a
+/// command line it is the shell's (`${PORT}`, `${HOME}`).
+fn expand_with(
+    model: &Model,
+    text: &str,
+    facts_only: bool,
+) -> Result<Option<Vec<Part>>, TemplateError> {
     if !text.contains("${") {
         return Ok(None);
     }
@@ -223,6 +233,12 @@ fn expand(model: &Model, text: &str) -> Result<Option<Vec<Part>>, TemplateError>
         };
         let inner = &rest[at + 2..at + close];
         let end = start + close + 1;
+        if facts_only && !inner.contains('.') {
+            literal.push_str(&rest[at..at + close + 1]);
+            offset = end;
+            rest = &text[end..];
+            continue;
+        }
         let resolved = match inner.split_once('.') {
             Some((name, what)) => fact(model, name.trim(), what.trim()),
             None => {
@@ -480,6 +496,91 @@ impl Lower<'_> {
             }
         }
         self.file_references(model);
+        self.command_references(model);
+    }
+
+    /// Expands the resource facts (`${NAME.FACT}`) in every command line: the container
+    /// one with container hosts, the host one (systemd) with host addresses. A `${NAME}`
+    /// without a dot is the shell's and stays. A secret is refused: a command line is
+    /// visible to every process of the machine (`ps`).
+    fn command_references(&mut self, model: &mut Model) {
+        let mut updates: Vec<(String, Vec<String>, Vec<String>)> = Vec::new();
+        for (name, service) in &model.services {
+            let run = &service.run;
+            if !run
+                .argv
+                .iter()
+                .chain(&run.template)
+                .any(|a| a.contains("${"))
+            {
+                continue;
+            }
+            let ptr = format!("/services/{}/run", pointer_segment(name));
+            let mut failed = false;
+            let mut render = |args: &[String], host: &dyn Fn(&str) -> String| -> Vec<String> {
+                let mut out = Vec::with_capacity(args.len());
+                for arg in args {
+                    let parts = match expand_with(model, arg, true) {
+                        Ok(Some(parts)) => parts,
+                        Ok(None) => {
+                            out.push(arg.clone());
+                            continue;
+                        }
+                        Err(e) => {
+                            if !failed {
+                                let mut d =
+                                    Diagnostic::error("unknown-reference", e.problem.message)
+                                        .with_help(e.problem.help);
+                                if let Some((_, o)) = self.prov.lookup(&ptr) {
+                                    d = d.with_label(o[0].span, "in this command line");
+                                }
+                                self.diags.push(d);
+                            }
+                            failed = true;
+                            out.push(arg.clone());
+                            continue;
+                        }
+                    };
+                    let mut text = String::new();
+                    for p in parts {
+                        match p {
+                            Part::Text(t) => text.push_str(&t),
+                            Part::Host(h) => text.push_str(&host(&h)),
+                            Part::Secret(secret) => {
+                                if !failed {
+                                    let mut d = Diagnostic::error(
+                                        "secret-in-command",
+                                        format!("the command line of `{name}` would hold the secret `{secret}`"),
+                                    )
+                                    .with_help(format!(
+                                        "every process of the machine can read a command line (`ps`): pass `{secret}` as a variable (the program reads it from the environment, or `env {{ … }}` sets the one it reads)"
+                                    ));
+                                    if let Some((_, o)) = self.prov.lookup(&ptr) {
+                                        d = d
+                                            .with_label(o[0].span, "a secret in this command line");
+                                    }
+                                    self.diags.push(d);
+                                }
+                                failed = true;
+                            }
+                        }
+                    }
+                    out.push(text);
+                }
+                out
+            };
+            let argv = render(&run.argv, &|h| model.container_host(h));
+            let template = render(&run.template, &|h| model.host_address(h));
+            if !failed {
+                updates.push((name.clone(), argv, template));
+            }
+        }
+        for (name, argv, template) in updates {
+            if let Some(s) = model.services.get_mut(&name) {
+                s.run.argv = argv;
+                s.run.template = template;
+            }
+        }
     }
 
     /// Expands the references of every app file. A secret in a file is refused: files are
