@@ -276,6 +276,8 @@ pub struct AppFile {
     pub text: Vec<Part>,
     /// Octal permissions (`0444`).
     pub mode: String,
+    /// What starts a comment in it, for kiln's header line; `None`: no header (JSON).
+    pub comment: Option<String>,
 }
 
 impl AppFile {
@@ -301,9 +303,10 @@ impl AppFile {
 impl Serialize for AppFile {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(2))?;
+        let mut m = s.serialize_map(Some(3))?;
         m.serialize_entry("text", &self.render(&|h| h.to_owned()))?;
         m.serialize_entry("mode", &self.mode)?;
+        m.serialize_entry("comment", &self.comment)?;
         m.end()
     }
 }

@@ -46,7 +46,10 @@ fn check(dir: &Path) -> Result<(), String> {
 #[test]
 fn fixtures_resolve_cleanly() {
     let all = projects();
-    assert!(all.len() >= 4, "expected the four reference fixtures");
+    assert!(
+        all.len() >= 5,
+        "expected the four reference fixtures and inventory"
+    );
     let failures: Vec<String> = all.iter().filter_map(|p| check(p).err()).collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

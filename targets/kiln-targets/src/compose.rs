@@ -156,7 +156,9 @@ pub fn emit(model: &Model) -> Output {
         for (path, file) in &s.files {
             let text = file.render(&|h| model.container_host(h));
             artifacts.push(crate::app_file(
+                model,
                 format!("compose/files/{name}{path}"),
+                file,
                 text,
                 &crate::app_file_pointer(name, path),
             ));
@@ -220,7 +222,7 @@ fn image_statics(model: &Model) -> Vec<ImageStatic> {
                 pointer(&["sites", key]),
                 pointer_segment(path)
             );
-            let root = trim_slash(root);
+            let root = crate::trim_slash(root);
             if let Some(st) = out
                 .iter_mut()
                 .find(|s| s.service == *service && s.root == root)
@@ -247,14 +249,6 @@ fn image_statics(model: &Model) -> Vec<ImageStatic> {
         }
     }
     out
-}
-
-/// A folder path without its trailing `/` (but `/` itself).
-pub(crate) fn trim_slash(path: &str) -> String {
-    match path.trim_end_matches('/') {
-        "" => "/".to_owned(),
-        p => p.to_owned(),
-    }
 }
 
 /// The copier's limits: one copy of a folder.
@@ -287,40 +281,6 @@ pub(crate) fn copy_command(s: &Service, src: &str, dst: &str) -> Vec<String> {
         ("sh", COPY_SH)
     };
     [exe, "-c", script, src, dst].map(str::to_owned).to_vec()
-}
-
-/// The app volume whose folder holds `root` (a media location serving the uploads an
-/// app service writes to its volume): its name, its path, its pointer.
-fn app_volume_holding(model: &Model, root: &str) -> Option<(String, String, String)> {
-    let root = trim_slash(root);
-    let data_volume = |vol: &str| {
-        model
-            .postgres
-            .keys()
-            .chain(model.redis.keys())
-            .any(|d| format!("{d}-data") == vol)
-    };
-    model.services.iter().find_map(|(name, s)| {
-        s.volumes
-            .iter()
-            .filter(|(vol, _)| !data_volume(vol))
-            .find_map(|(vol, v)| {
-                let vpath = trim_slash(&v.path);
-                let inside =
-                    root == vpath || root.starts_with(&format!("{}/", vpath.trim_end_matches('/')));
-                inside.then(|| {
-                    (
-                        vol.clone(),
-                        vpath,
-                        format!(
-                            "{}/volumes/{}",
-                            pointer(&["services", name]),
-                            pointer_segment(vol)
-                        ),
-                    )
-                })
-            })
-    })
 }
 
 /// The nginx service's name: `nginx`, unless an app service took it.
@@ -1175,7 +1135,12 @@ impl Cx<'_> {
                         format!("{}:{}:ro", st.volume, dollar(&st.root)),
                         format!("{lp}/from"),
                     );
-                } else if let Some((vol, vpath, vp)) = app_volume_holding(model, root) {
+                } else if let Some((owner, vol, vpath)) = crate::volume_holding(model, root) {
+                    let vp = format!(
+                        "{}/volumes/{}",
+                        pointer(&["services", &owner]),
+                        pointer_segment(&vol)
+                    );
                     add(format!("{vol}:{}:ro", dollar(&vpath)), vp);
                 } else {
                     add(format!("{0}:{0}:ro", dollar(root)), format!("{lp}/root"));

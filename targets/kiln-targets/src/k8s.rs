@@ -93,27 +93,35 @@ fn static_name(service: &str) -> String {
 /// the locations serving it.
 fn static_roots(model: &Model, service: &str) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
-    for (key, site) in &model.sites {
-        for (path, loc) in &site.locations {
-            let (Some(from), Some(root)) = (&loc.from, &loc.root) else {
-                continue;
-            };
-            if from != service {
-                continue;
-            }
-            let lp = format!(
-                "{}/locations/{}",
-                pointer(&["sites", key]),
-                pointer_segment(path)
-            );
-            let root = crate::compose::trim_slash(root);
-            match out.iter_mut().find(|(r, _)| *r == root) {
-                Some((_, f)) => f.push(lp),
-                None => out.push((root, vec![lp])),
-            }
+    for p in crate::pod_served(model, service) {
+        if p.served != crate::Served::Image {
+            continue;
+        }
+        let root = crate::trim_slash(p.location.root.as_deref().unwrap_or("/"));
+        match out.iter_mut().find(|(r, _)| *r == root) {
+            Some((_, f)) => f.push(p.pointer),
+            None => out.push((root, vec![p.pointer])),
         }
     }
     out
+}
+
+/// The service whose pod serves the location at `pointer` itself (its sidecar), if any.
+fn serving_pod(model: &Model, pointer: &str) -> Option<String> {
+    model.services.keys().find_map(|name| {
+        crate::pod_served(model, name)
+            .iter()
+            .any(|p| p.pointer == pointer)
+            .then(|| name.clone())
+    })
+}
+
+/// The pointers of the locations `service`'s sidecar serves.
+fn sidecar_pointers(model: &Model, service: &str) -> Vec<String> {
+    crate::pod_served(model, service)
+        .into_iter()
+        .map(|p| p.pointer)
+        .collect()
 }
 
 /// The limits of the static copy and sidecar containers: a copy, a small nginx.
@@ -469,7 +477,8 @@ impl Cx<'_> {
         }
         let mut data = Node::map();
         for (path, key) in file_keys(s) {
-            let text = s.files[path].render(&|h| model.container_host(h));
+            let file = &s.files[path];
+            let text = crate::app_file_text(model, file, file.render(&|h| model.container_host(h)));
             data.set(
                 key,
                 Node::str(text).from(&[&crate::app_file_pointer(name, path)]),
@@ -855,6 +864,29 @@ impl Cx<'_> {
                         .from_all(&from),
                 );
             }
+            // The service's own volumes it serves (uploads): the pod's claim, read-only.
+            let mut mounted = BTreeSet::new();
+            for p in crate::pod_served(model, name) {
+                let crate::Served::Volume(vol, vpath) = &p.served else {
+                    continue;
+                };
+                if mounted.insert(vol.clone()) {
+                    sidecar_mounts.push(
+                        Node::map()
+                            .with("name", Node::str(format!("volume-{}", dns_label(vol))))
+                            .with("mountPath", Node::str(vpath))
+                            .with("readOnly", Node::bool(true))
+                            .from(&[
+                                &format!(
+                                    "{}/volumes/{}",
+                                    pointer(&["services", name]),
+                                    pointer_segment(vol)
+                                ),
+                                &p.pointer,
+                            ]),
+                    );
+                }
+            }
             sidecar_mounts.push(
                 Node::map()
                     .with("name", Node::str("static-config"))
@@ -876,7 +908,7 @@ impl Cx<'_> {
                     .with("name", Node::str("static-tmp"))
                     .with("emptyDir", Node::map()),
             );
-            let all_from: Vec<String> = roots.iter().flat_map(|(_, f)| f.clone()).collect();
+            let all_from = sidecar_pointers(model, name);
             sidecar = Some(
                 Node::map()
                     .with("name", Node::str("static"))
@@ -1079,10 +1111,8 @@ impl Cx<'_> {
                                     .with("protocol", Node::str("TCP"))
                                     .from(&[&p("port")]),
                             );
-                            let statics = static_roots(model, name);
-                            if !statics.is_empty() {
-                                let from: Vec<String> =
-                                    statics.into_iter().flat_map(|(_, f)| f).collect();
+                            let from = sidecar_pointers(model, name);
+                            if !from.is_empty() {
                                 ports.push(
                                     Node::map()
                                         .with("name", Node::str("static"))
@@ -1348,12 +1378,11 @@ impl Cx<'_> {
         for path in paths {
             let lp = format!("{sp}/locations/{}", pointer_segment(path));
             let loc = site.locations.get(path);
-            if let Some(l) = loc
-                && matches!(l.kind, LocationKind::Static | LocationKind::Media)
-                && let Some(svc) = &l.from
+            if loc.is_some_and(|l| matches!(l.kind, LocationKind::Static | LocationKind::Media))
+                && let Some(svc) = serving_pod(model, &lp)
             {
-                // Served by the pod's static sidecar (its port `static`).
-                main_paths.insert(path.to_owned(), (svc.clone(), vec![lp.clone()]));
+                // Served by that pod's static sidecar (its port `static`).
+                main_paths.insert(path.to_owned(), (svc, vec![lp.clone()]));
                 continue;
             }
             if let Some(l) = loc
@@ -1597,9 +1626,9 @@ impl Cx<'_> {
             let mut list = Node::seq();
             for (path, upstream, from) in &paths {
                 let port = self.model.services.get(upstream).and_then(|s| s.port);
-                let sidecar = site.locations.get(path).is_some_and(|l| {
-                    l.from.as_deref() == Some(upstream.as_str()) && l.root.is_some()
-                });
+                let sidecar = from
+                    .iter()
+                    .any(|p| serving_pod(self.model, p).as_deref() == Some(upstream.as_str()));
                 let port_node = match port {
                     _ if sidecar => Node::map().with("name", Node::str("static")),
                     Some(_) => Node::map().with("name", Node::str("http")),
@@ -2355,9 +2384,8 @@ impl Cx<'_> {
                 ),
             ));
             let mut ports = vec![(port, sp(name, "port"))];
-            let statics = static_roots(model, name);
-            if let Some((_, from)) = statics.first() {
-                ports.push((crate::nginx::STATIC_SIDECAR_PORT, from[0].clone()));
+            if let Some(first) = sidecar_pointers(model, name).into_iter().next() {
+                ports.push((crate::nginx::STATIC_SIDECAR_PORT, first));
             }
             self.allow(name, "web", from, &ports, "the ingress controller only");
         }

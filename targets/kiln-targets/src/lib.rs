@@ -66,12 +66,37 @@ pub fn header_text(model: &Model) -> String {
     )
 }
 
-/// An app file (`file PATH { text … }`) as the artifact at `path`: its text exactly as
-/// the spec gives it (no header: the app reads every byte), every line from `from`.
-pub(crate) fn app_file(path: String, text: String, from: &str) -> Artifact {
+/// An app file (`file PATH { text … }`) as the artifact at `path`: kiln's header in the
+/// file's comment syntax (none for JSON), then its text exactly as the spec gives it,
+/// every line from `from`.
+pub(crate) fn app_file(
+    model: &Model,
+    path: String,
+    file: &kiln_core::model::AppFile,
+    body: String,
+    from: &str,
+) -> Artifact {
+    let text = app_file_text(model, file, body);
     let mut lines = Lines::new();
-    lines.push_run(Pointers::new(vec![from.to_owned()]), text.lines().count());
+    let header = usize::from(file.comment.is_some());
+    lines.push_run(Pointers::default(), header);
+    lines.push_run(
+        Pointers::new(vec![from.to_owned()]),
+        text.lines().count() - header,
+    );
     Artifact { path, text, lines }
+}
+
+/// The text of an app file as delivered: the header line, then `body`.
+pub(crate) fn app_file_text(
+    model: &Model,
+    file: &kiln_core::model::AppFile,
+    body: String,
+) -> String {
+    match &file.comment {
+        Some(c) => format!("{c} {}\n{body}", header_text(model)),
+        None => body,
+    }
 }
 
 /// The pointer of an app file of service `service`.
@@ -81,4 +106,88 @@ pub(crate) fn app_file_pointer(service: &str, path: &str) -> String {
         kiln_core::model::pointer(&["services", service]),
         kiln_core::model::pointer_segment(path)
     )
+}
+
+/// Where the files of a location served inside a pod come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Served {
+    /// The service's image holds them (`static … from=SERVICE`).
+    Image,
+    /// One of the service's volumes holds them (uploads under `media`): its name and path.
+    Volume(String, String),
+}
+
+/// A location whose files a service's pod holds, so that in a container deployment it can
+/// serve them itself: its site, its path, the location, where the files come from.
+pub(crate) struct PodServed<'m> {
+    pub pointer: String,
+    pub path: &'m str,
+    pub location: &'m kiln_core::model::Location,
+    pub served: Served,
+}
+
+/// The locations whose files `service`'s pod holds: the ones `from=service`, and the ones
+/// whose folder is (inside) a volume of `service` and of no service before it.
+pub(crate) fn pod_served<'m>(model: &'m Model, service: &str) -> Vec<PodServed<'m>> {
+    use kiln_core::model::{LocationKind, pointer, pointer_segment};
+    let mut out = Vec::new();
+    for (key, site) in &model.sites {
+        for (path, loc) in &site.locations {
+            let Some(root) = &loc.root else { continue };
+            if !matches!(loc.kind, LocationKind::Static | LocationKind::Media) {
+                continue;
+            }
+            let served = match &loc.from {
+                Some(from) if from == service => Served::Image,
+                Some(_) => continue,
+                None => match volume_holding(model, root) {
+                    Some((owner, vol, vpath)) if owner == service => Served::Volume(vol, vpath),
+                    _ => continue,
+                },
+            };
+            out.push(PodServed {
+                pointer: format!(
+                    "{}/locations/{}",
+                    pointer(&["sites", key]),
+                    pointer_segment(path)
+                ),
+                path,
+                location: loc,
+                served,
+            });
+        }
+    }
+    out
+}
+
+/// A folder path without its trailing `/` (but `/` itself).
+pub(crate) fn trim_slash(path: &str) -> String {
+    match path.trim_end_matches('/') {
+        "" => "/".to_owned(),
+        p => p.to_owned(),
+    }
+}
+
+/// The first app service (by name) with a volume whose folder is or holds `root`: the
+/// service, the volume, its folder. A datastore's data volume never counts.
+pub(crate) fn volume_holding(model: &Model, root: &str) -> Option<(String, String, String)> {
+    let root = trim_slash(root);
+    let data_volume = |vol: &str| {
+        model
+            .postgres
+            .keys()
+            .chain(model.redis.keys())
+            .any(|d| format!("{d}-data") == vol)
+    };
+    model.services.iter().find_map(|(name, s)| {
+        s.volumes
+            .iter()
+            .filter(|(vol, _)| !data_volume(vol))
+            .find_map(|(vol, v)| {
+                let vpath = trim_slash(&v.path);
+                let inside =
+                    root == vpath || root.starts_with(&format!("{}/", vpath.trim_end_matches('/')));
+                inside.then(|| (name.clone(), vol.clone(), vpath))
+            })
+    })
 }

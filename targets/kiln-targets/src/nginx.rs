@@ -156,17 +156,8 @@ pub const STATIC_SIDECAR_PORT: u16 = 8080;
 /// every file it writes is under `/tmp`.
 pub fn static_sidecar(model: &Model, service: &str) -> Option<Artifact> {
     let mut served: BTreeMap<&str, (&Location, String)> = BTreeMap::new();
-    for (key, site) in &model.sites {
-        for (path, loc) in &site.locations {
-            if loc.from.as_deref() == Some(service) && loc.root.is_some() {
-                let lp = format!(
-                    "{}/locations/{}",
-                    pointer(&["sites", key]),
-                    pointer_segment(path)
-                );
-                served.entry(path.as_str()).or_insert((loc, lp));
-            }
-        }
+    for p in crate::pod_served(model, service) {
+        served.entry(p.path).or_insert((p.location, p.pointer));
     }
     if served.is_empty() {
         return None;
@@ -174,7 +165,7 @@ pub fn static_sidecar(model: &Model, service: &str) -> Option<Artifact> {
     let mut c = Conf::new(
         model,
         &format!(
-            "the static files of `{service}`, copied from its image, served to the ingress controller"
+            "the files of `{service}`'s pod (copied from its image, or its volumes), served to the ingress controller"
         ),
     );
     c.line("worker_processes 1;", &[]);

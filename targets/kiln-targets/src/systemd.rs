@@ -935,7 +935,13 @@ impl Cx<'_> {
                         ),
                     }),
                     None => {
-                        artifacts.push(crate::app_file(format!("systemd/files{path}"), text.clone(), &fp));
+                        artifacts.push(crate::app_file(
+                            model,
+                            format!("systemd/files{path}"),
+                            f,
+                            text.clone(),
+                            &fp,
+                        ));
                         written.insert(path, (name, text));
                     }
                 }

@@ -403,12 +403,19 @@ impl Lower<'_> {
                 self.diags.push(d);
                 continue;
             }
+            let comment = match self.string(f, "comment", &format!("{fp}/comment")) {
+                Some(c) if c.is_empty() => None,
+                Some(c) => Some(c),
+                None if path.ends_with(".json") => None,
+                None => Some("#".to_owned()),
+            };
             // The references are expanded once every service is known (`resolve_references`).
             out.insert(
                 path,
                 crate::model::AppFile {
                     text: vec![Part::Text(text)],
                     mode,
+                    comment,
                 },
             );
         }
