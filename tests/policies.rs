@@ -296,3 +296,71 @@ fn known_findings_land_on_their_line() {
         );
     }
 }
+
+/// A waiver whose path points at nothing waives nothing: an error at its line, naming the
+/// nearest value that exists (issue 13); one that points at a value still waives.
+#[test]
+fn a_waiver_path_that_matches_nothing_is_an_error() {
+    let std = stdlib();
+    let clean = clean_spec();
+    let spec = with_snippet(
+        &clean,
+        "    service worker { user \"0:0\"; }\n    policies {\n        waive run.non-root path=\"/services/wroker\" reason=\"typo\" expires=\"2027-06-01\"\n    }",
+    );
+    let (project, diags) = common::load_text(&spec);
+    let mut b = kiln::build::build(project, diags, &[]);
+    kiln::policy::run(&mut b, &std, &BTreeMap::new(), Date(2026, 11, 22));
+    let bad: Vec<&Diagnostic> = b
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == "waiver-path")
+        .collect();
+    assert_eq!(bad.len(), 1, "{:#?}", b.diagnostics);
+    assert!(bad[0].is_error());
+    assert!(
+        bad[0].help.as_deref().unwrap_or("").contains("`/services`"),
+        "{:?}",
+        bad[0].help
+    );
+    assert!(!bad[0].labels.is_empty(), "at the waiver's line");
+    assert!(
+        b.diagnostics.iter().any(|d| d.code == "run.non-root"),
+        "the finding stands"
+    );
+
+    let spec = spec.replace("/services/wroker", "/services/worker");
+    let (_, policy) = findings(&spec, &std);
+    assert!(
+        policy.iter().all(|d| d.code != "run.non-root"),
+        "{policy:#?}"
+    );
+}
+
+/// Each finding carries its JSON pointer (what a waiver names): in the diagnostic, hence in
+/// `--format json` and SARIF `properties` (issue 13).
+#[test]
+fn findings_carry_their_pointer() {
+    let std = stdlib();
+    let spec = with_snippet(&clean_spec(), "    service worker { user \"0:0\"; }");
+    let (project, diags) = common::load_text(&spec);
+    let mut b = kiln::build::build(project, diags, &[]);
+    kiln::policy::run(&mut b, &std, &BTreeMap::new(), Date(2026, 11, 22));
+    let d = b
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "run.non-root")
+        .expect("a run.non-root finding");
+    assert_eq!(
+        d.pointer.as_deref(),
+        Some("/services/worker/user"),
+        "{d:#?}"
+    );
+    let sarif = kiln::report::sarif(&b.diagnostics, &b.project.sources, &BTreeMap::new());
+    let pointers: Vec<&str> = sarif["runs"][0]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| r["properties"]["pointer"].as_str())
+        .collect();
+    assert!(pointers.contains(&"/services/worker/user"), "{pointers:?}");
+}

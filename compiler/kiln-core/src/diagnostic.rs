@@ -83,6 +83,9 @@ pub struct Diagnostic {
     pub help: Option<String>,
     /// Why it matters, and other context ("inherited by production from base").
     pub notes: Vec<String>,
+    /// The JSON pointer into the model of what a policy finding is about (what a
+    /// `waive … path=` names).
+    pub pointer: Option<String>,
 }
 
 impl Diagnostic {
@@ -98,6 +101,7 @@ impl Diagnostic {
             labels: Vec::new(),
             help: None,
             notes: Vec::new(),
+            pointer: None,
         }
     }
 
@@ -379,6 +383,9 @@ pub struct JsonDiagnostic {
     pub labels: Vec<JsonLabel>,
     pub help: Option<String>,
     pub notes: Vec<String>,
+    /// A policy finding's JSON pointer into the model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -404,6 +411,7 @@ impl JsonDiagnostic {
                 .collect(),
             help: d.help.clone(),
             notes: d.notes.clone(),
+            pointer: d.pointer.clone(),
         }
     }
 }

@@ -90,7 +90,14 @@ impl Ui {
         let mut info = 0;
         for d in diags {
             if self.verbose {
-                shown.push(d.clone());
+                let mut d = d.clone();
+                if let Some(p) = &d.pointer {
+                    d.notes.push(format!(
+                        "model path {p} (what `waive {} path=…` names)",
+                        d.code
+                    ));
+                }
+                shown.push(d);
                 continue;
             }
             if d.severity == kiln_core::Severity::Info {

@@ -616,6 +616,9 @@ fn finding(
     // Text from a module reaches terminals, CI logs and code-scanning UIs: escaped once
     // here, it is harmless in every format.
     let mut d = Diagnostic::new(severity, f.rule.clone(), quote_for_terminal(&f.message));
+    d.pointer = pointer
+        .as_deref()
+        .map(|p| quote_for_terminal(p).into_owned());
     if let Some(ptr) = &pointer {
         let resolved = model
             .provenance
@@ -623,10 +626,18 @@ fn finding(
             .is_some_and(|(found, _)| !found.is_empty() || ptr.is_empty());
         place(&mut d, model, ptr, sources);
         if !resolved {
-            d.notes.push(format!(
-                "the policy points at `{}`, which is nothing in the resolved model",
-                quote_for_terminal(ptr)
-            ));
+            // No spec line set it: one of kiln's defaults, or nothing at all.
+            let note = match model.to_json().pointer(ptr).is_some() {
+                true => format!(
+                    "`{}` is kiln's default: no spec line sets it; set it to change it",
+                    quote_for_terminal(ptr)
+                ),
+                false => format!(
+                    "the policy points at `{}`, which is nothing in the resolved model",
+                    quote_for_terminal(ptr)
+                ),
+            };
+            d.notes.push(note);
         }
     }
     if let Some(a) = &f.artifact {
@@ -785,6 +796,22 @@ pub fn place(d: &mut Diagnostic, model: &Model, pointer: &str, sources: &Sources
     user_set
 }
 
+/// The longest prefix of `path` that points at a value of `json` (`""` for the root).
+fn nearest_existing(json: &Value, path: &str) -> String {
+    let mut p = path;
+    while !p.is_empty() {
+        p = p.rsplit_once('/').map_or("", |(head, _)| head);
+        if json.pointer(p).is_some() {
+            break;
+        }
+    }
+    if p.is_empty() {
+        "/".to_owned()
+    } else {
+        p.to_owned()
+    }
+}
+
 /// The spec's policy configuration: unknown rules and policies, settings, expired waivers.
 fn check_config(
     model: &Model,
@@ -807,6 +834,7 @@ fn check_config(
             out.push(d);
         }
     }
+    let mut spec_json: Option<Value> = None;
     for w in &model.policies.waivers {
         let span = w.span;
         if !rules.contains(&w.rule.as_str()) {
@@ -819,6 +847,25 @@ fn check_config(
                 d = d.with_label(s, "unknown rule");
             }
             out.push(d);
+        }
+        // A path that points at nothing waives nothing: a typo, or a value since renamed.
+        if let Some(path) = &w.path {
+            let json = spec_json.get_or_insert_with(|| model.to_json());
+            if json.pointer(path).is_none() {
+                let parent = nearest_existing(json, path);
+                let mut d = Diagnostic::error(
+                    "waiver-path",
+                    format!("the waiver of `{}` names `{path}`, which is nothing in the model", w.rule),
+                )
+                .with_help(format!(
+                    "a path is a JSON pointer into the model (`kiln inspect --env {}` prints it; each finding's pointer is in `--verbose` and JSON output); the nearest value that exists is `{parent}`",
+                    model.environment
+                ));
+                if let Some(s) = span {
+                    d = d.with_label(s, "matches nothing");
+                }
+                out.push(d);
+            }
         }
         if let Some(exp) = &w.expires
             && let Some(date) = Date::parse(exp)

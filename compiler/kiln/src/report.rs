@@ -62,6 +62,9 @@ pub fn sarif(diags: &[Diagnostic], sources: &Sources, rules: &BTreeMap<String, R
                 "level": sarif_level(d.severity),
                 "message": {"text": text},
             });
+            if let Some(pointer) = &d.pointer {
+                r["properties"] = json!({"pointer": pointer});
+            }
             if let Some(span) = d.primary_span() {
                 let loc = sources.location(span);
                 r["locations"] = json!([{
