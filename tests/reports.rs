@@ -203,4 +203,15 @@ fn explain_maps_an_output_line_to_the_spec() {
         out.contains("kiln.kdl:") && out.contains("workers=4"),
         "{out}"
     );
+    // The explanation alone: the compile's warnings (tulia has several) are not repeated.
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !err.contains("⚠") && !err.contains("target-unsupported"),
+        "{err}"
+    );
+    let o = kiln(
+        &["--verbose", "explain", &format!("{}:{n}", unit.display())],
+        dir.path(),
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("target-unsupported"));
 }

@@ -573,7 +573,12 @@ impl Cx<'_> {
                         dollar(&shell_health(port, path, host)),
                     ]),
                     (false, None) => {
-                        Node::strs(["CMD-SHELL".to_owned(), format!("nc -z 127.0.0.1 {port}")])
+                        // No Python to probe with, and no path to ask: nothing kiln can be
+                        // sure the image has (nc, wget, curl) is assumed.
+                        return Some(disabled_healthcheck(
+                            &p("health"),
+                            "no probe kiln can be sure the image runs: set `health \"/path\"`, or a program with `runtime python`",
+                        ));
                     }
                 };
                 let hp = p("health");
@@ -1032,13 +1037,19 @@ impl Cx<'_> {
             ports.comment("the only published ports of the deployment"),
         );
 
+        // nginx resolves every upstream when it starts, so it waits for each to exist; for a
+        // site's own upstream to be healthy too (when it has a health check), but not for a
+        // side service under a path (a dashboard): one that never turns healthy must not
+        // keep the whole site down.
         let mut deps = Node::map();
         for (_, svc) in site_upstreams(model) {
-            let cond = if model
-                .services
-                .get(svc)
-                .is_some_and(|s| s.kind == ServiceKind::Web && s.port.is_some())
-            {
+            let main = model.sites.values().any(|site| site.upstream == svc);
+            let probed = model.services.get(svc).is_some_and(|s| {
+                s.kind == ServiceKind::Web
+                    && s.port.is_some()
+                    && (is_python(s) || s.health.is_some())
+            });
+            let cond = if main && probed {
                 "service_healthy"
             } else {
                 "service_started"

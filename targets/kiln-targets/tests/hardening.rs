@@ -43,3 +43,54 @@ fn pull_policy_follows_whether_the_image_is_pinned() {
     ));
     assert!(file(&out, "deployment-web.yaml").contains("imagePullPolicy: IfNotPresent"));
 }
+
+/// Probes use what the image surely has: the django-web preset assumes no health path, so a
+/// web process without `health` is probed by connecting to its port with Python; nginx waits
+/// for its site's own upstream to be healthy, and only for a side service under a path to
+/// have started (a dashboard that never turns healthy must not keep the site down).
+#[test]
+fn probes_assume_nothing_the_image_may_lack() {
+    let spec = r#"
+project shop { output "generated" }
+environment production {
+    tier production
+    env { ALLOWED_HOSTS "shop.example.com"; }
+    service web preset=django-web { image "ghcr.io/shop/app:1.0.0"; }
+    service flower { image "ghcr.io/shop/app:1.0.0"; run celery flower app=config; port 5555; }
+    service node { image "ghcr.io/shop/ui:1.0.0"; run command "node" "server.js"; kind web; port 3000; }
+    site "shop.example.com" upstream=web {
+        tls acme
+        location "/flower/" upstream=flower allow="10.0.0.0/8"
+        location "/ui/" upstream=node
+    }
+    targets compose
+}
+"#;
+    let model = support::model(spec, "production");
+    let yaml = file(&kiln_targets::compose::emit(&model), "compose.yaml").to_owned();
+    let doc = &yaml_rust2::YamlLoader::load_from_str(&yaml).expect("YAML")[0];
+    let test: Vec<&str> = doc["services"]["web"]["healthcheck"]["test"]
+        .as_vec()
+        .expect("a healthcheck test")
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
+    assert_eq!(test[..3], ["CMD", "python", "-c"], "{test:?}");
+    assert!(test[3].contains("socket"), "a TCP probe: {test:?}");
+    assert!(
+        !yaml.contains("wget") && !yaml.contains("curl") && !yaml.contains("nc -z"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("      web:\n        condition: service_healthy\n"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("      flower:\n        condition: service_started\n"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("      node:\n        condition: service_started\n"),
+        "{yaml}"
+    );
+}

@@ -942,6 +942,32 @@ impl Lower<'_> {
                     .with_help("add `port 8000`"),
             );
         }
+        // `health` is an HTTP path: a process that serves no HTTP would silently get none.
+        if kind != ServiceKind::Web
+            && let Some(h) = node.child("health")
+        {
+            let probe = match &run.probe {
+                Some(_) => format!(
+                    "kiln probes it with its program's own check (`{}`)",
+                    run.program
+                ),
+                None => format!(
+                    "`{}` declares no probe: declare the program with a `probe` (see Programs) to have one",
+                    run.program
+                ),
+            };
+            self.diags.push(
+                Diagnostic::error(
+                    "unexpected-value",
+                    format!(
+                        "`health` is an HTTP check, and `{key}` is a {} that serves no HTTP",
+                        format!("{kind:?}").to_lowercase()
+                    ),
+                )
+                .with_label(h.value_span(), "never probed")
+                .with_help(format!("remove it: {probe}")),
+            );
+        }
         let health = node.child("health").and_then(|h| {
             let path = h.args.first()?.value.as_str()?.to_owned();
             let hp = format!("{ptr}/health");
@@ -1344,6 +1370,36 @@ impl Lower<'_> {
         self.record(&ptr, node);
         let mut server_names = vec![key.clone()];
         server_names.extend(self.list(node, "aliases", &format!("{ptr}/aliases")));
+        // A server name is a name: a client sends no SNI for an address (nginx then refuses
+        // the handshake) and the Kubernetes API rejects an Ingress host that is one.
+        for (i, name) in server_names.iter().enumerate() {
+            if name.parse::<std::net::IpAddr>().is_err()
+                && !name
+                    .rsplit('.')
+                    .next()
+                    .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+            {
+                continue;
+            }
+            let span = match i {
+                0 => Some(node.value_span()),
+                _ => node.child("aliases").and_then(|a| {
+                    a.args
+                        .iter()
+                        .find(|v| v.value.as_str() == Some(name.as_str()))
+                        .map(|v| v.span)
+                }),
+            };
+            let mut d = Diagnostic::error(
+                "invalid-value",
+                format!("`{name}` is an address, not a server name"),
+            )
+            .with_help("a site is reached by name: TLS clients send no server name for an address (nginx refuses the handshake) and an Ingress host must be a DNS name; give the address a name in DNS and use that");
+            if let Some(span) = span {
+                d = d.with_label(span, "an IP address");
+            }
+            self.diags.push(d);
+        }
 
         let web_services: Vec<&str> = model
             .services
