@@ -147,6 +147,9 @@ impl Conf {
     }
 }
 
+/// `worker_connections` of every configuration.
+const WORKER_CONNECTIONS: u32 = 1024;
+
 /// The port of the static-file sidecar of a pod (`static … from=SERVICE` on Kubernetes).
 pub const STATIC_SIDECAR_PORT: u16 = 8080;
 
@@ -173,7 +176,7 @@ pub fn static_sidecar(model: &Model, service: &str) -> Option<Artifact> {
     c.line("error_log stderr warn;", &[]);
     c.blank();
     c.open("events", &[]);
-    c.line("worker_connections 1024;", &[]);
+    c.line(format!("worker_connections {WORKER_CONNECTIONS};"), &[]);
     c.close();
     c.blank();
     c.open("http", &[]);
@@ -349,9 +352,17 @@ impl Cx<'_> {
         c.line("worker_processes auto;", &[]);
         c.line(format!("pid {pid};"), &[]);
         c.line("error_log /var/log/nginx/error.log warn;", &[]);
+        c.line(
+            "# Each proxied request holds two descriptors (client, upstream): twice the connections.",
+            &[],
+        );
+        c.line(
+            format!("worker_rlimit_nofile {};", 2 * WORKER_CONNECTIONS),
+            &[],
+        );
         c.blank();
         c.open("events", &[]);
-        c.line("worker_connections 1024;", &[]);
+        c.line(format!("worker_connections {WORKER_CONNECTIONS};"), &[]);
         c.close();
         c.blank();
         c.open("http", &[]);
@@ -456,6 +467,15 @@ impl Cx<'_> {
             }
             c.line("server_name _;", &[]);
             c.line("ssl_reject_handshake on;", &[]);
+            c.line(
+                "# A request that reaches it on a connection opened for a known name (HTTP/2",
+                &[],
+            );
+            c.line(
+                "# reuses connections across names a certificate covers) is misdirected.",
+                &[],
+            );
+            c.line("return 421;", &[]);
             c.close();
         }
         c.blank();
@@ -696,6 +716,29 @@ impl Cx<'_> {
             format!("include {snippet_file};"),
             &[&format!("{sp}/headers"), &format!("{sp}/hsts")],
         );
+        // The headers nginx sends, the upstream's copy hidden: a response carrying two
+        // different HSTS or CSP values is obeyed by its first (the app's), not kiln's.
+        let mut hidden: Vec<(String, String)> = Vec::new();
+        if site.hsts.is_some() && tls {
+            hidden.push(("Strict-Transport-Security".into(), format!("{sp}/hsts")));
+        }
+        for name in site.headers.keys() {
+            if !hidden.iter().any(|(h, _)| h.eq_ignore_ascii_case(name)) {
+                hidden.push((
+                    name.clone(),
+                    format!("{sp}/headers/{}", pointer_segment(name)),
+                ));
+            }
+        }
+        if !hidden.is_empty() {
+            c.line(
+                "# The upstream's own copy of each header set here is dropped: one value reaches the client.",
+                &[],
+            );
+            for (name, from) in &hidden {
+                c.line(format!("proxy_hide_header {name};"), &[from]);
+            }
+        }
         self.server_settings(&mut c, key, site);
         self.locations(
             &mut c,

@@ -94,3 +94,46 @@ environment production {
         "{yaml}"
     );
 }
+
+/// nginx: descriptors for twice the connections, 421 for a request misdirected onto the
+/// catch-all TLS server, and the upstream's copy of every header nginx sets hidden (two HSTS
+/// values: browsers obey the first, the app's).
+#[test]
+fn nginx_hardening() {
+    let spec = r#"
+project shop { output "generated" }
+environment production {
+    tier production
+    env { ALLOWED_HOSTS "shop.example.com"; }
+    service web preset=django-web { image "ghcr.io/shop/app:1.0.0"; }
+    site "shop.example.com" upstream=web {
+        tls acme
+        hsts max-age=63072000
+        header Referrer-Policy "same-origin"
+    }
+    targets nginx
+}
+"#;
+    let out = kiln_targets::nginx::emit(&support::model(spec, "production"));
+    let main = file(&out, "nginx/nginx.conf");
+    assert!(main.contains("worker_rlimit_nofile 2048;\n"), "{main}");
+    assert!(main.contains("worker_connections 1024;\n"), "{main}");
+    let catch_all = &main[main
+        .find("ssl_reject_handshake on;")
+        .expect("a TLS catch-all")..];
+    assert!(
+        catch_all[..catch_all.find('}').unwrap()].contains("return 421;"),
+        "{main}"
+    );
+    let site = file(&out, "nginx/sites/shop.example.com.conf");
+    for h in [
+        "Strict-Transport-Security",
+        "Referrer-Policy",
+        "X-Content-Type-Options",
+    ] {
+        assert!(
+            site.contains(&format!("proxy_hide_header {h};")),
+            "no proxy_hide_header {h}:\n{site}"
+        );
+    }
+}
