@@ -147,6 +147,11 @@ impl Conf {
     }
 }
 
+/// The variable holding the Content-Security-Policy nginx adds for site `key`.
+fn csp_variable(key: &str) -> String {
+    format!("kiln_csp_{}", ident(key))
+}
+
 /// `worker_connections` of every configuration.
 const WORKER_CONNECTIONS: u32 = 1024;
 
@@ -534,6 +539,7 @@ impl Cx<'_> {
                 );
             }
         }
+        let mut csp: Option<(String, String)> = None;
         for (name, value) in &site.headers {
             let hp = format!("{sp}/headers/{}", pointer_segment(name));
             let name_ok = !name.is_empty()
@@ -552,6 +558,16 @@ impl Cx<'_> {
                 self.unsupported(
                     hp,
                     "Strict-Transport-Security is set by `hsts`; this header would send it twice",
+                );
+                continue;
+            }
+            if name.eq_ignore_ascii_case("Content-Security-Policy") {
+                // The app's own policy (nonces, hashes of its inline scripts) wins when it
+                // sends one; the site's is the fallback (see the map in the site's file).
+                csp = Some((value.clone(), hp.clone()));
+                snippet.line(
+                    format!("add_header {name} ${} always;", csp_variable(key)),
+                    &[&hp],
                 );
                 continue;
             }
@@ -577,6 +593,27 @@ impl Cx<'_> {
             }
         }
         let mut c = Conf::new(model, &format!("site {key}"));
+        if let Some((value, hp)) = &csp {
+            c.blank();
+            c.line(
+                "# Content-Security-Policy: the app's own when it sends one (it knows the nonces and",
+                &[],
+            );
+            c.line(
+                "# hashes of its inline scripts), else the site's. Two policies would both apply.",
+                &[],
+            );
+            c.open(
+                format!(
+                    "map $upstream_http_content_security_policy ${}",
+                    csp_variable(key)
+                ),
+                &[hp],
+            );
+            c.line(format!("\"\" {};", quote(value)), &[hp]);
+            c.line("default \"\";", &[]);
+            c.close();
+        }
         let ports = crate::systemd::host_ports(model);
         let mut upstreams: BTreeMap<String, String> = BTreeMap::new();
         for svc in services {
@@ -723,6 +760,9 @@ impl Cx<'_> {
             hidden.push(("Strict-Transport-Security".into(), format!("{sp}/hsts")));
         }
         for name in site.headers.keys() {
+            if name.eq_ignore_ascii_case("Content-Security-Policy") {
+                continue; // the app's wins (the map above)
+            }
             if !hidden.iter().any(|(h, _)| h.eq_ignore_ascii_case(name)) {
                 hidden.push((
                     name.clone(),

@@ -11,8 +11,9 @@ pub const RULE: RuleDocs = RuleDocs {
     summary: "an HTTPS site lacks a baseline security header, or sends a weak value",
     what: "For every site with TLS, the headers nginx adds to every response (`always`, so \
            error pages and static files carry them too) must include: \
-           `X-Content-Type-Options: nosniff`; `X-Frame-Options: DENY`, or a \
-           Content-Security-Policy with `frame-ancestors 'none'`; a `Referrer-Policy` of \
+           `X-Content-Type-Options: nosniff`; `X-Frame-Options` `DENY` or `SAMEORIGIN`, or a \
+           Content-Security-Policy whose `frame-ancestors` names no wildcard (`'none'`, \
+           `'self'`, named origins); a `Referrer-Policy` of \
            `no-referrer`, `same-origin` or `strict-origin-when-cross-origin`; \
            `Cross-Origin-Opener-Policy: same-origin`; a `Content-Security-Policy`; and a \
            `Permissions-Policy`. A CSP whose script sources (`script-src`, else `default-src`) \
@@ -76,17 +77,33 @@ pub fn check(input: &Input) -> Vec<Finding> {
             _ => {}
         }
 
-        let frame_ancestors_none = csp
+        // `frame-ancestors` replaces X-Frame-Options where browsers know it; without a
+        // wildcard it names exactly who may frame the site.
+        let frame_ancestors_closed = csp
             .and_then(|(_, v)| csp_directive(v, "frame-ancestors"))
-            .is_some_and(|sources| sources.len() == 1 && sources[0] == "'none'");
+            .is_some_and(|sources| {
+                !sources.is_empty()
+                    && sources.iter().all(|s| {
+                        !s.contains('*')
+                            && !matches!(
+                                s.to_ascii_lowercase().as_str(),
+                                "http:" | "https:" | "data:" | "blob:"
+                            )
+                    })
+            });
         match header(site, "X-Frame-Options") {
-            _ if frame_ancestors_none => {}
-            None => out.push(missing("X-Frame-Options", "DENY")),
-            Some((name, v)) if !v.trim().eq_ignore_ascii_case("DENY") => out.push(weak(
-                name,
-                "lets other sites frame it: X-Frame-Options is not `DENY` and the CSP has no `frame-ancestors 'none'`".into(),
-                "DENY",
-            )),
+            _ if frame_ancestors_closed => {}
+            None => out.push(missing("X-Frame-Options", "SAMEORIGIN")),
+            Some((name, v))
+                if !v.trim().eq_ignore_ascii_case("DENY")
+                    && !v.trim().eq_ignore_ascii_case("SAMEORIGIN") =>
+            {
+                out.push(weak(
+                    name,
+                    format!("sends X-Frame-Options `{}`, which browsers ignore (only `DENY` and `SAMEORIGIN` exist), and its CSP does not say who may frame it: any site can", v.trim()),
+                    "SAMEORIGIN",
+                ))
+            }
             _ => {}
         }
 
@@ -130,7 +147,7 @@ pub fn check(input: &Input) -> Vec<Finding> {
         match csp {
             None => out.push(missing(
                 "Content-Security-Policy",
-                "default-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+                "default-src 'self'; frame-ancestors 'self'; base-uri 'self'; form-action 'self'",
             )),
             Some((name, v)) => {
                 let scripts =
@@ -270,9 +287,24 @@ mod tests {
             .len(),
             1
         );
+        // SAMEORIGIN, or a frame-ancestors without a wildcard, keeps other sites out.
         let mut h = with("X-Frame-Options", json!("SAMEORIGIN"));
         h["Content-Security-Policy"] = json!("default-src 'self'; frame-ancestors 'self'");
-        assert_eq!(run(h, "acme").len(), 1);
+        assert!(run(h, "acme").is_empty());
+        let mut h = with("X-Frame-Options", json!("SAMEORIGIN"));
+        h["Content-Security-Policy"] = json!("default-src 'self'");
+        assert!(run(h, "acme").is_empty());
+        // A value browsers ignore, with a CSP that lets anyone frame it, is reported, and
+        // its text says so.
+        let mut h = with("X-Frame-Options", json!("ALLOW-FROM https://a.example"));
+        h["Content-Security-Policy"] = json!("default-src 'self'; frame-ancestors *");
+        let f = run(h, "acme");
+        assert_eq!(f.len(), 1);
+        assert!(f[0].1.contains("browsers ignore"), "{}", f[0].1);
+        let mut h = with("X-Frame-Options", json!("ALLOW-FROM https://a.example"));
+        h["Content-Security-Policy"] =
+            json!("default-src 'self'; frame-ancestors https://a.example");
+        assert!(run(h, "acme").is_empty());
     }
 
     #[test]
