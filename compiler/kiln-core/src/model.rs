@@ -267,6 +267,8 @@ pub struct Service {
     pub cap_add: Vec<String>,
     pub restart: String,
     pub stop_timeout: Option<u64>,
+    /// Its systemd unit's name (without `.service`) when the spec gives one.
+    pub unit: Option<String>,
 }
 
 /// A text file a process reads (`file PATH { text … }`).

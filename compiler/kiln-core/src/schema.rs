@@ -525,6 +525,11 @@ pub const SERVICE_BODY: &[NodeSpec] = &[
         Ty::Duration,
         "Grace period before the process is killed.",
     ),
+    setting(
+        "unit",
+        Ty::Ident,
+        "Its systemd unit's name, without `.service` (default `<project>-<service>`): `unit \"netbox\"` keeps a guide's `systemctl restart netbox` true.",
+    ),
 ];
 
 const POOLER: NodeSpec = NodeSpec {

@@ -243,12 +243,21 @@ impl Cx<'_> {
         });
     }
 
+    /// The unit's name: the spec's `unit`, else `<project>-<service>`.
     fn unit_name(&self, service: &str) -> String {
-        format!(
-            "{}-{}",
-            unit_part(&self.model.project.name),
-            unit_part(service)
-        )
+        match self
+            .model
+            .services
+            .get(service)
+            .and_then(|s| s.unit.as_ref())
+        {
+            Some(unit) => unit_part(unit),
+            None => format!(
+                "{}-{}",
+                unit_part(&self.model.project.name),
+                unit_part(service)
+            ),
+        }
     }
 
     fn plan(&mut self, name: &str, service: &Service, ports: &BTreeMap<String, Vec<u16>>) -> Plan {

@@ -137,3 +137,35 @@ environment production {
         );
     }
 }
+
+/// A service can keep the unit name its guide uses (`systemctl restart netbox`).
+#[test]
+fn a_service_names_its_unit() {
+    let spec = r#"
+project shop { output "generated" }
+environment production {
+    tier production
+    env { ALLOWED_HOSTS "shop.example.com"; }
+    service web preset=django-web { image "x:1"; unit "netbox"; }
+    service worker preset=celery-worker { image "x:1"; replicas 2; unit "netbox-rq"; depends-on migrate; }
+    service migrate { image "x:1"; run manage "migrate"; }
+    targets systemd
+}
+"#;
+    let out = kiln_targets::systemd::emit(&support::model(spec, "production"));
+    let paths: Vec<&str> = out.artifacts.iter().map(|a| a.path.as_str()).collect();
+    for p in [
+        "systemd/netbox.service",
+        "systemd/netbox-rq@.service",
+        "systemd/shop-migrate.service",
+    ] {
+        assert!(paths.contains(&p), "no {p} in {paths:?}");
+    }
+    let target = file(&out, "shop.target");
+    assert!(
+        target.contains("netbox.service") && target.contains("netbox-rq@1.service"),
+        "{target}"
+    );
+    let worker = file(&out, "netbox-rq@.service");
+    assert!(worker.contains("Requires=shop-migrate.service"), "{worker}");
+}

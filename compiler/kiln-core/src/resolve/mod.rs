@@ -570,6 +570,7 @@ impl Lower<'_> {
         self.check_ports(&root, &model);
         self.check_dependencies(&mut model);
         self.resolve_references(&mut model);
+        self.check_unit_names(&model);
         derive_redis_roles(&mut model);
         for (name, secret) in &model.secrets {
             for svc in &secret.services {
@@ -1092,6 +1093,7 @@ impl Lower<'_> {
                     }
                 }),
             stop_timeout: self.duration(node, "stop-timeout", &format!("{ptr}/stop-timeout")),
+            unit: self.unit_name(node, &ptr),
         };
         Some((key, service))
     }
@@ -1362,6 +1364,87 @@ impl Lower<'_> {
         };
         process.argv = process.command_line("0.0.0.0", None);
         Some((process, def.kind))
+    }
+
+    /// Two services whose systemd units would share a name (a `unit` equal to another's).
+    fn check_unit_names(&mut self, model: &Model) {
+        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+        for (name, s) in &model.services {
+            let unit = s
+                .unit
+                .clone()
+                .unwrap_or_else(|| format!("{}-{name}", model.project.name));
+            if let Some(other) = seen.insert(unit.clone(), name) {
+                // Blamed where it is written last; the other one is named too.
+                let span_of = |svc: &str| {
+                    let ptr = format!("/services/{}/unit", pointer_segment(svc));
+                    self.prov
+                        .lookup(&ptr)
+                        .filter(|(found, _)| *found == ptr)
+                        .map(|(_, o)| o[0].span)
+                };
+                let mut spans: Vec<crate::Span> = [span_of(name), span_of(other)]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                spans.sort_by_key(|s| (s.file, std::cmp::Reverse(s.start)));
+                let mut d = Diagnostic::error(
+                    "duplicate",
+                    format!("services `{other}` and `{name}` would both be the systemd unit `{unit}.service`"),
+                )
+                .with_help("give one of them another `unit`");
+                for (i, span) in spans.into_iter().enumerate() {
+                    d = d.with_label(
+                        span,
+                        if i == 0 {
+                            "this unit name"
+                        } else {
+                            "taken here"
+                        },
+                    );
+                }
+                self.diags.push(d);
+            }
+        }
+    }
+
+    /// A service's own systemd unit name: not one systemd reserves, without its suffix.
+    fn unit_name(&mut self, node: &Node, ptr: &str) -> Option<String> {
+        let unit = self.string(node, "unit", &format!("{ptr}/unit"))?;
+        let span = node.child("unit").map(Node::value_span);
+        let problem = if unit.ends_with(".service") {
+            Some("ends with `.service`, which kiln adds")
+        } else if unit.contains('@') {
+            Some("holds `@`, which makes a template unit")
+        } else if [
+            "network",
+            "multi-user",
+            "default",
+            "basic",
+            "sysinit",
+            "shutdown",
+        ]
+        .iter()
+        .any(|t| unit == *t)
+            || unit.starts_with("systemd-")
+        {
+            Some("is a name systemd itself uses")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            let mut d = Diagnostic::error("invalid-value", format!("unit `{unit}` {problem}"))
+                .with_help(format!(
+                    "write the name alone: `unit \"{}\"`",
+                    unit.trim_end_matches(".service").replace('@', "-")
+                ));
+            if let Some(span) = span {
+                d = d.with_label(span, "this name");
+            }
+            self.diags.push(d);
+            return None;
+        }
+        Some(unit)
     }
 
     fn site(&mut self, node: &Node, model: &Model) -> Option<(String, Site)> {
