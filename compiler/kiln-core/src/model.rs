@@ -226,6 +226,8 @@ pub struct Secret {
     pub description: Option<String>,
     /// The services that receive it; empty means every application process.
     pub services: Vec<String>,
+    /// The app's own minimum length for its value.
+    pub min_length: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

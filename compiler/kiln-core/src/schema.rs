@@ -267,6 +267,11 @@ const SECRET: NodeSpec = keyed(
             Ty::Name,
             "Only these services receive it (default: every application process).",
         ),
+        setting(
+            "min-length",
+            Ty::Int,
+            "The app's own minimum length (`min-length=50` for peppers the app refuses shorter); `kiln secrets check` holds every value to it.",
+        ),
     ],
 );
 

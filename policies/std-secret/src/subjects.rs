@@ -52,6 +52,8 @@ pub struct Subject<'a> {
     pub path: String,
     /// Written in the spec (`env { DB_PASSWORD "…" }`), not a real value from an env file.
     pub literal: bool,
+    /// The app's own minimum length, declared with the secret (`min-length=50`).
+    pub min_length: Option<usize>,
 }
 
 impl Subject<'_> {
@@ -108,6 +110,7 @@ fn literal<'a>(
     let guessed = kind_from_name(name, jwt_algorithm);
     if let Some(password) = url_password(text) {
         return Some(Subject {
+            min_length: None,
             name,
             kind: Kind::Url,
             value: password,
@@ -127,6 +130,7 @@ fn literal<'a>(
         return None;
     }
     Some(Subject {
+        min_length: None,
         name,
         kind,
         value: text,
@@ -195,6 +199,10 @@ pub fn values(input: &Input) -> Vec<Subject<'_>> {
             (Kind::Url, Some(password)) => (password, true),
             _ => (value.as_str(), false),
         };
+        let min_length = declared
+            .and_then(|d| d.get("min-length"))
+            .and_then(Value::as_u64)
+            .map(|n| n as usize);
         out.push(Subject {
             name,
             kind,
@@ -202,6 +210,7 @@ pub fn values(input: &Input) -> Vec<Subject<'_>> {
             url_password: url,
             path,
             literal: false,
+            min_length,
         });
     }
     out

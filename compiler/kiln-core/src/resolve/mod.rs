@@ -606,6 +606,7 @@ impl Lower<'_> {
             optional: self.boolean(node, "optional", &format!("{ptr}/optional"), false),
             description: self.string(node, "description", &format!("{ptr}/description")),
             services: self.list(node, "services", &format!("{ptr}/services")),
+            min_length: self.uint(node, "min-length", &format!("{ptr}/min-length")),
         };
         Some((key, secret))
     }

@@ -18,8 +18,10 @@ pub const RULE: RuleDocs = RuleDocs {
            characters), for each key of a comma-separated MultiFernet list. `jwt-hs256`, \
            `jwt-hs384`, `jwt-hs512`: at least 32, 48 or 64 bytes of key material, counting a \
            hex value as half its length, a base64 value as three quarters, anything else as \
-           its bytes (for literals, `JWT_ALGORITHM` picks the size). Judges real values during \
-           `kiln secrets check`, and literal values in every compile.",
+           its bytes (for literals, `JWT_ALGORITHM` picks the size). Any kind: at least the \
+           `min-length` the secret declares (`secret API_TOKEN_PEPPER kind=token \
+           min-length=50`), the app's own rule. Judges real values during `kiln secrets \
+           check`, and literal values in every compile.",
     why: "Django signs sessions, password-reset tokens and messages with SECRET_KEY: a short or \
           low-variety key can be brute-forced offline from one signed cookie, and a \
           `django-insecure-` key is the one from a development checkout. `Fernet(key)` raises \
@@ -33,7 +35,16 @@ pub const RULE: RuleDocs = RuleDocs {
 
 /// The finding for one subject, if its format is wrong for its kind.
 pub fn judge(subject: &Subject) -> Option<Finding> {
-    let problem = key_format(subject.value, subject.kind, subject.name)?;
+    let too_short = subject.min_length.and_then(|min| {
+        let len = subject.value.chars().count();
+        (len < min).then(|| {
+            format!(
+                "{} is {len} characters long; the app needs at least {min} (its `min-length`)",
+                subject.label()
+            )
+        })
+    });
+    let problem = too_short.or_else(|| key_format(subject.value, subject.kind, subject.name))?;
     let what = if subject.literal {
         format!("{problem} (a value written in the spec)")
     } else {
@@ -60,6 +71,28 @@ mod tests {
     use super::*;
     use kiln_policy_sdk::test_support::input;
     use serde_json::json;
+
+    #[test]
+    fn a_declared_minimum_length_is_the_apps_rule() {
+        let mut i = input(json!({"secrets": {
+            "API_TOKEN_PEPPER_1": {"kind": "token", "min-length": 50},
+        }}));
+        i.secret_values.insert(
+            "API_TOKEN_PEPPER_1".into(),
+            "q8rT2mW9xK4vL7pB3nH6jF1d".into(),
+        );
+        let f = check(&i);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(
+            f[0].message
+                .contains("24 characters long; the app needs at least 50")
+        );
+        i.secret_values.insert(
+            "API_TOKEN_PEPPER_1".into(),
+            "q8rT2mW9xK4vL7pB3nH6jF1d".repeat(3),
+        );
+        assert!(check(&i).is_empty());
+    }
 
     #[test]
     fn values_by_kind() {
