@@ -43,6 +43,8 @@ pub struct Model {
 pub struct ProjectInfo {
     pub name: String,
     pub output: String,
+    /// The prefix the app reads its framework settings under (`DJANGO_`).
+    pub settings_prefix: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -55,6 +55,8 @@ pub struct Project {
     pub name_span: Option<Span>,
     pub output: String,
     pub output_span: Option<Span>,
+    /// The prefix the app reads its framework settings under (`DJANGO_`).
+    pub settings_prefix: Option<String>,
     pub environments: IndexMap<String, EnvDecl>,
     pub presets: BTreeMap<String, PresetDecl>,
     /// Children of project-level `policies` blocks: the lowest layer of every environment.
@@ -249,6 +251,7 @@ fn load_with(loader: &mut Loader<'_>) -> (Project, Vec<Diagnostic>) {
         name_span: None,
         output: "generated".to_owned(),
         output_span: None,
+        settings_prefix: None,
         environments: IndexMap::new(),
         presets: BTreeMap::new(),
         policies: Vec::new(),
@@ -309,6 +312,11 @@ fn load_with(loader: &mut Loader<'_>) -> (Project, Vec<Diagnostic>) {
             {
                 project.name = name.to_owned();
                 project.name_span = Some(key.span);
+            }
+            if let Some(prefix) = p.child("settings-prefix")
+                && let Some(s) = prefix.args.first().and_then(|v| v.value.as_str())
+            {
+                project.settings_prefix = Some(s.to_owned());
             }
             if let Some(out) = p.child("output")
                 && let Some(v) = out.args.first()

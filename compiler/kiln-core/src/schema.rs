@@ -1278,6 +1278,11 @@ pub const TOP: &[NodeSpec] = &[
                 "Output folder, relative to the project (default `generated`).",
             ),
             setting("description", Ty::Str, "Free text."),
+            setting(
+                "settings-prefix",
+                Ty::EnvName,
+                "The prefix the app reads its framework settings under (`DJANGO_`: `DJANGO_ALLOWED_HOSTS`, `DJANGO_SECURE_SSL_REDIRECT`): the policies read and suggest those names.",
+            ),
         ],
     ),
     NodeSpec {

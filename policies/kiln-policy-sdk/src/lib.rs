@@ -141,6 +141,19 @@ impl Input {
         }
     }
 
+    /// The name the app reads framework setting `name` under: the project's
+    /// `settings-prefix` before it (`DJANGO_ALLOWED_HOSTS` for `ALLOWED_HOSTS`), else `name`.
+    pub fn setting_name(&self, name: &str) -> String {
+        match self
+            .spec
+            .pointer("/project/settings-prefix")
+            .and_then(Value::as_str)
+        {
+            Some(prefix) => format!("{prefix}{name}"),
+            None => name.to_owned(),
+        }
+    }
+
     /// Whether the environment's tier is `production`.
     pub fn is_production(&self) -> bool {
         self.tier == Tier::Production

@@ -17,7 +17,7 @@ kiln_policy_sdk::kiln_policy! {
 /// The policy's metadata; `policy.json` is generated from it.
 pub const POLICY: PolicyDocs = PolicyDocs {
     id: "http",
-    version: "1.1.0",
+    version: "1.2.0",
     summary: "HTTP response headers of every HTTPS site: HSTS and OWASP's baseline security headers",
     inputs: &["spec"],
     targets: &[],

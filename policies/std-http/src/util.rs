@@ -43,13 +43,18 @@ pub fn django_upstreams<'a>(spec: &'a Value, site: &'a Value) -> Vec<(&'a str, &
         .into_iter()
         .filter_map(|n| {
             let s = spec.get("services")?.get(n)?;
-            let django = s
-                .pointer("/env/DJANGO_SETTINGS_MODULE")
-                .is_some_and(|v| !v.is_null())
-                || matches!(
-                    s.get("preset").and_then(Value::as_str),
-                    Some("django-web" | "daphne")
-                );
+            let server = matches!(
+                s.pointer("/run/program").and_then(Value::as_str),
+                Some("gunicorn" | "uvicorn" | "daphne" | "hypercorn" | "granian")
+            );
+            let django = server
+                && (s
+                    .pointer("/env/DJANGO_SETTINGS_MODULE")
+                    .is_some_and(|v| !v.is_null())
+                    || matches!(
+                        s.get("preset").and_then(Value::as_str),
+                        Some("django-web" | "daphne")
+                    ));
             django.then_some((n, s))
         })
         .collect()

@@ -34,6 +34,15 @@ pub fn env_pointer(input: &Input, service: &str, var: &str) -> String {
 /// Whether a service runs Django: its environment names a settings module, or it uses one
 /// of the Django presets, or it serves a `wsgi`/`asgi` application under gunicorn or daphne.
 pub fn is_django(service: &Value) -> bool {
+    // Only a WSGI/ASGI server handles Django's requests: a dashboard (Flower), a mail catcher
+    // or any other command of the environment does not, whatever variables it inherits.
+    let server = matches!(
+        service.pointer("/run/program").and_then(Value::as_str),
+        Some("gunicorn" | "uvicorn" | "daphne" | "hypercorn" | "granian")
+    );
+    if !server {
+        return false;
+    }
     if service
         .pointer("/env/DJANGO_SETTINGS_MODULE")
         .is_some_and(|v| !v.is_null())

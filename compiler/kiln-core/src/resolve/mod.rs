@@ -530,6 +530,7 @@ impl Lower<'_> {
             project: ProjectInfo {
                 name: pname,
                 output: project.output.clone(),
+                settings_prefix: project.settings_prefix.clone(),
             },
             environment: name.to_owned(),
             tier,

@@ -118,7 +118,8 @@ pub fn check(input: &Input) -> Vec<Finding> {
         let django_hsts: Vec<(&str, i64)> = django
             .iter()
             .filter_map(|(name, s)| {
-                let seconds = s.pointer("/env/SECURE_HSTS_SECONDS").and_then(int)?;
+                let var = input.setting_name("SECURE_HSTS_SECONDS");
+                let seconds = s.get("env").and_then(|e| e.get(&var)).and_then(int)?;
                 (seconds > 0).then_some((*name, seconds))
             })
             .collect();
@@ -187,10 +188,12 @@ pub fn check(input: &Input) -> Vec<Finding> {
                 differences.push(format!("max-age {seconds}"));
             }
             let flag = |var: &str| {
-                svc.pointer(&format!("/env/{var}"))
+                svc.get("env")
+                    .and_then(|e| e.get(input.setting_name(var)))
                     .and_then(truthy)
                     .unwrap_or(false)
             };
+            let seconds_var = input.setting_name("SECURE_HSTS_SECONDS");
             if flag("SECURE_HSTS_INCLUDE_SUBDOMAINS") != policy.include_subdomains {
                 differences.push("includeSubDomains".to_owned());
             }
@@ -208,8 +211,8 @@ pub fn check(input: &Input) -> Vec<Finding> {
                         differences.join(", ")
                     ),
                 )
-                .at(env_pointer(&input.spec, service, "SECURE_HSTS_SECONDS"))
-                .help("let one layer send it: remove SECURE_HSTS_SECONDS (nginx's header also covers static files and errors), or make both say the same")
+                .at(env_pointer(&input.spec, service, &seconds_var))
+                .help(format!("let one layer send it: remove {seconds_var} (nginx's header also covers static files and errors), or make both say the same"))
                 .related(policy.at.0.clone(), "nginx's HSTS"),
                 error,
             );
@@ -227,7 +230,7 @@ mod tests {
 
     fn spec(hsts: Value, headers: Value, tls: &str) -> Value {
         json!({
-            "services": {"web": {"kind": "web", "preset": "django-web", "env": {}}},
+            "services": {"web": {"kind": "web", "preset": "django-web", "run": {"program": "gunicorn"}, "env": {}}},
             "sites": {"shop.example.com": {"upstream": "web", "tls": {"mode": tls}, "hsts": hsts, "headers": headers}}
         })
     }

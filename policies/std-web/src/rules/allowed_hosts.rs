@@ -20,7 +20,12 @@ pub const RULE: RuleDocs = RuleDocs {
            `127.0.0.1`, `::1`) are allowed for local health checks. Every server name of those \
            sites must be allowed, or its requests fail with 400. Each `CSRF_TRUSTED_ORIGINS` \
            entry must be `https://<allowed host>` (`http://` only for a loopback host). When \
-           no site proxies to the service, only emptiness and `*` are checked.",
+           no site proxies to the service, only emptiness and `*` are checked. A Django \
+           web service is one a WSGI/ASGI server runs (gunicorn, uvicorn, daphne, hypercorn, \
+           granian) with a settings module or a Django preset: a dashboard or mail catcher \
+           of the same environment is not judged. With the project's `settings-prefix` \
+           (`DJANGO_`), the variables read and suggested are `DJANGO_ALLOWED_HOSTS` and \
+           `DJANGO_CSRF_TRUSTED_ORIGINS`.",
     why: "ALLOWED_HOSTS is Django's defence against Host header attacks: with `*` or a stale \
           entry, a forged Host header reaches password-reset links, cache keys and absolute \
           URLs. An entry that no nginx server name serves is dead weight that hides typos, and \
@@ -64,17 +69,20 @@ fn check_service(input: &Input, settings: &Settings, name: &str, service: &Value
         .collect::<Vec<_>>()
         .join(", ");
     let site_ptr = |key: &str| json_pointer(["sites", key]);
+    // The names the app reads them under (the project's `settings-prefix`).
+    let hosts_var = input.setting_name("ALLOWED_HOSTS");
+    let origins_var = input.setting_name("CSRF_TRUSTED_ORIGINS");
 
-    let ptr = env_pointer(input, name, "ALLOWED_HOSTS");
-    let value = service.pointer("/env/ALLOWED_HOSTS");
+    let ptr = env_pointer(input, name, &hosts_var);
+    let value = service.get("env").and_then(|e| e.get(&hosts_var));
     let hosts: Vec<String> = match value {
         None | Some(Value::Null) => {
             let suggestion = names.first().map_or("app.example.com", |(_, n)| n);
             out.push(
-                Finding::new(RULE.id, format!("ALLOWED_HOSTS is not set for service `{name}`"))
+                Finding::new(RULE.id, format!("{hosts_var} is not set for service `{name}`"))
                     .at(json_pointer(["services", name, "env"]))
                     .help(format!(
-                        "add `ALLOWED_HOSTS \"{suggestion}\"` to the `env` block: Django refuses every request when it is empty and DEBUG is off"
+                        "add `{hosts_var} \"{suggestion}\"` to the `env` block: Django refuses every request when it is empty and DEBUG is off"
                     )),
             );
             return out;
@@ -87,12 +95,12 @@ fn check_service(input: &Input, settings: &Settings, name: &str, service: &Value
         out.push(
             Finding::new(
                 RULE.id,
-                format!("ALLOWED_HOSTS is empty for service `{name}`"),
+                format!("{hosts_var} is empty for service `{name}`"),
             )
             .at(ptr.clone())
-            .help(
-                "list the host names the app serves, such as `ALLOWED_HOSTS \"app.example.com\"`",
-            ),
+            .help(format!(
+                "list the host names the app serves, such as `{hosts_var} \"app.example.com\"`"
+            )),
         );
         return out;
     }
@@ -100,11 +108,11 @@ fn check_service(input: &Input, settings: &Settings, name: &str, service: &Value
     if wildcard && input.is_production() && !settings.allow_wildcard_in_production {
         let mut f = Finding::new(
             RULE.id,
-            format!("ALLOWED_HOSTS allows any host name (`*`) for service `{name}`"),
+            format!("{hosts_var} allows any host name (`*`) for service `{name}`"),
         )
         .at(ptr.clone())
         .help(match names.first() {
-            Some((_, n)) => format!("list the names nginx serves instead: `ALLOWED_HOSTS \"{n}\"`"),
+            Some((_, n)) => format!("list the names nginx serves instead: `{hosts_var} \"{n}\"`"),
             None => "list the host names the app serves instead of `*`".to_owned(),
         });
         if let Some((key, _)) = names.first() {
@@ -121,7 +129,7 @@ fn check_service(input: &Input, settings: &Settings, name: &str, service: &Value
                     Finding::new(
                         RULE.id,
                         format!(
-                            "ALLOWED_HOSTS entry `{host}` matches no server name of the sites in front of `{name}` ({served})"
+                            "{hosts_var} entry `{host}` matches no server name of the sites in front of `{name}` ({served})"
                         ),
                     )
                     .at(ptr.clone())
@@ -136,35 +144,32 @@ fn check_service(input: &Input, settings: &Settings, name: &str, service: &Value
                     Finding::new(
                         RULE.id,
                         format!(
-                            "ALLOWED_HOSTS does not allow `{server}`, so Django answers every request to it with 400"
+                            "{hosts_var} does not allow `{server}`, so Django answers every request to it with 400"
                         ),
                     )
                     .at(ptr.clone())
-                    .help(format!("add `{server}` to ALLOWED_HOSTS"))
+                    .help(format!("add `{server}` to {hosts_var}"))
                     .related(site_ptr(key), "nginx serves this name"),
                 );
             }
         }
     }
 
-    let origins_ptr = env_pointer(input, name, "CSRF_TRUSTED_ORIGINS");
-    if let Some(Value::String(origins)) = service.pointer("/env/CSRF_TRUSTED_ORIGINS") {
+    let origins_ptr = env_pointer(input, name, &origins_var);
+    if let Some(Value::String(origins)) = service.get("env").and_then(|e| e.get(&origins_var)) {
         for origin in list_entries(origins) {
             if let Some(problem) = origin_problem(&origin, &hosts) {
                 out.push(
-                    Finding::new(
-                        RULE.id,
-                        format!("CSRF_TRUSTED_ORIGINS entry `{origin}` {problem}"),
-                    )
-                    .at(origins_ptr.clone())
-                    .help(match hosts.iter().find(|h| *h != "*" && !is_loopback(h)) {
-                        Some(h) => format!(
-                            "write origins as `https://<allowed host>`, such as `https://{}`",
-                            h.trim_start_matches('.')
-                        ),
-                        None => "write origins as `https://<allowed host>`".to_owned(),
-                    })
-                    .related(ptr.clone(), "ALLOWED_HOSTS"),
+                    Finding::new(RULE.id, format!("{origins_var} entry `{origin}` {problem}"))
+                        .at(origins_ptr.clone())
+                        .help(match hosts.iter().find(|h| *h != "*" && !is_loopback(h)) {
+                            Some(h) => format!(
+                                "write origins as `https://<allowed host>`, such as `https://{}`",
+                                h.trim_start_matches('.')
+                            ),
+                            None => "write origins as `https://<allowed host>`".to_owned(),
+                        })
+                        .related(ptr.clone(), hosts_var.clone()),
                 );
             }
         }
@@ -213,7 +218,7 @@ mod tests {
         json!({
             "env": {"ALLOWED_HOSTS": hosts, "CSRF_TRUSTED_ORIGINS": origins},
             "services": {
-                "web": {"kind": "web", "preset": "django-web", "env": {
+                "web": {"kind": "web", "preset": "django-web", "run": {"program": "gunicorn"}, "env": {
                     "DJANGO_SETTINGS_MODULE": "config.settings",
                     "ALLOWED_HOSTS": hosts, "CSRF_TRUSTED_ORIGINS": origins}},
                 "api": {"kind": "web", "preset": "fastapi-web", "run": {"program": "uvicorn", "app": "app.main:app"}, "env": {}},
@@ -225,6 +230,38 @@ mod tests {
 
     fn messages(spec: Value) -> Vec<String> {
         check(&input(spec)).into_iter().map(|f| f.message).collect()
+    }
+
+    /// A project that says its app reads `DJANGO_ALLOWED_HOSTS` is judged (and helped) by
+    /// that name; a dashboard or mail catcher that inherits DJANGO_SETTINGS_MODULE is not
+    /// judged as Django.
+    #[test]
+    fn settings_prefix_and_non_django_processes() {
+        let side = json!({"kind": "web", "run": {"program": "flower"}, "env": {"DJANGO_SETTINGS_MODULE": "config.settings"}});
+        let mail = json!({"kind": "web", "run": {"program": "command"}, "env": {"DJANGO_SETTINGS_MODULE": "config.settings"}});
+        let mut s = spec(json!("shop.example.com,www.shop.example.com"), json!(null));
+        s["services"]["flower"] = side;
+        s["services"]["mailpit"] = mail;
+        assert!(messages(s.clone()).is_empty(), "{:?}", messages(s.clone()));
+
+        // The app reads DJANGO_ALLOWED_HOSTS: ALLOWED_HOSTS is not what it reads.
+        s["project"] = json!({"settings-prefix": "DJANGO_"});
+        let m = messages(s.clone());
+        assert_eq!(
+            m,
+            ["DJANGO_ALLOWED_HOSTS is not set for service `web`"],
+            "{m:?}"
+        );
+        let f = check(&input(s.clone()));
+        assert!(
+            f[0].help
+                .as_deref()
+                .unwrap_or("")
+                .contains("`DJANGO_ALLOWED_HOSTS \"shop.example.com\"`")
+        );
+        s["services"]["web"]["env"]["DJANGO_ALLOWED_HOSTS"] =
+            json!("shop.example.com,www.shop.example.com");
+        assert!(messages(s).is_empty());
     }
 
     #[test]

@@ -29,7 +29,13 @@ const VARS: [&str; 2] = ["DEBUG", "DJANGO_DEBUG"];
 pub fn check(input: &Input) -> Vec<Finding> {
     let severity = input.tiered(RULE.default_severity);
     let mut findings = Vec::new();
-    for var in VARS {
+    // And the name under the project's settings prefix (`MYAPP_DEBUG`).
+    let prefixed = input.setting_name("DEBUG");
+    let mut vars: Vec<&str> = VARS.to_vec();
+    if !vars.contains(&prefixed.as_str()) {
+        vars.push(&prefixed);
+    }
+    for var in vars {
         let shared = input.pointer(&json_pointer(["env", var]));
         let mut inheriting: Vec<&str> = Vec::new();
         for (name, service) in input.services() {

@@ -31,7 +31,8 @@ pub fn check(input: &Input) -> Vec<Finding> {
         if !is_web(service) || !is_django(service) {
             continue;
         }
-        let redirect = service.pointer("/env/SECURE_SSL_REDIRECT");
+        let var = input.setting_name("SECURE_SSL_REDIRECT");
+        let redirect = service.get("env").and_then(|e| e.get(&var));
         if redirect.and_then(truthy) == Some(true) {
             continue;
         }
@@ -39,25 +40,25 @@ pub fn check(input: &Input) -> Vec<Finding> {
         if sites.iter().any(|(_, site)| tls_on(site)) {
             continue;
         }
-        let redirect_ptr = env_pointer(input, name, "SECURE_SSL_REDIRECT");
+        let redirect_ptr = env_pointer(input, name, &var);
         let finding = match sites.first() {
             Some((key, _)) => Finding::new(
                 RULE.id,
                 format!(
-                    "site `{key}` serves `{name}` over plain HTTP and SECURE_SSL_REDIRECT is not on"
+                    "site `{key}` serves `{name}` over plain HTTP and {var} is not on"
                 ),
             )
             .at(json_pointer(["sites", key, "tls", "mode"]))
             .help("serve the site over HTTPS (`tls acme` or `tls files cert=… key=…`): kiln then redirects port 80 to HTTPS")
-            .related(redirect_ptr, "SECURE_SSL_REDIRECT"),
+            .related(redirect_ptr, var.clone()),
             None if redirect.is_some() => Finding::new(
                 RULE.id,
                 format!(
-                    "SECURE_SSL_REDIRECT is off and no TLS site serves `{name}`, so nothing redirects HTTP to HTTPS"
+                    "{var} is off and no TLS site serves `{name}`, so nothing redirects HTTP to HTTPS"
                 ),
             )
             .at(redirect_ptr)
-            .help("set `SECURE_SSL_REDIRECT #true`, or put a `site` with TLS in front of the service"),
+            .help(format!("set `{var} #true`, or put a `site` with TLS in front of the service")),
             None => Finding::new(
                 RULE.id,
                 format!(
@@ -85,7 +86,7 @@ mod tests {
         json!({
             "env": {"SECURE_SSL_REDIRECT": redirect},
             "services": {
-                "web": {"kind": "web", "preset": "django-web", "env": {"SECURE_SSL_REDIRECT": redirect}},
+                "web": {"kind": "web", "preset": "django-web", "run": {"program": "gunicorn"}, "env": {"SECURE_SSL_REDIRECT": redirect}},
                 "worker": {"kind": "worker", "env": {}},
             },
             "sites": {"shop.example.com": {"server-names": ["shop.example.com"], "upstream": "web", "tls": {"mode": tls}}}
