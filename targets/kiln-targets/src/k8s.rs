@@ -16,7 +16,8 @@
 //!   the variable name); a value that embeds one is written `$(NAME)` after `NAME`'s
 //!   own entry (dependent variables expand in order). Other `$(` are escaped.
 //! - Every pod: `runAsNonRoot`, numeric uid/gid, seccomp `RuntimeDefault`, no privilege
-//!   escalation, all capabilities dropped, no service-account token, no service links.
+//!   escalation, all capabilities dropped, no service-account token, no service links. The
+//!   datastores run as high uids of their own (10997–10999), not their images' 70 and 999.
 //! - File names are `<kind>-<name>.yaml` with `/` impossible, so nothing escapes `k8s/`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -1937,10 +1938,10 @@ impl Cx<'_> {
                     .comment("parallel queries use /dev/shm; the runtime's default is 64Mi"),
             );
         let pod = self.data_pod(
-            POSTGRES_UID,
+            K8S_POSTGRES_UID,
             c,
             volumes,
-            "the image's own postgres user (999): non-root from the start",
+            "a high uid of its own (the image runs as any user: nss_wrapper, PGDATA inside the volume)",
         );
         self.stateful_set(name, "database", &base, pod, "10Gi", 120);
         self.headless_service(name, "database", "postgres", pg.port, &pp("port"), &base);
@@ -2170,10 +2171,10 @@ impl Cx<'_> {
                     .with("emptyDir", Node::map()),
             );
         let mut pod = self.data_pod(
-            PGBOUNCER_UID,
+            K8S_PGBOUNCER_UID,
             c,
             volumes,
-            "the image's own user (70): non-root from the start",
+            "a high uid of its own: pgbouncer only reads its mounted files",
         );
         pod.set("terminationGracePeriodSeconds", Node::int(30));
         let mut template_meta = Node::map().with("labels", self.labels(&name, "pooler"));
@@ -2327,10 +2328,10 @@ impl Cx<'_> {
                 .with("emptyDir", Node::map()),
         );
         let pod = self.data_pod(
-            REDIS_UID,
+            K8S_REDIS_UID,
             c,
             volumes,
-            "the image's own redis user (999): non-root from the start",
+            "a high uid of its own: redis needs only a writable /data (fsGroup)",
         );
         // Room for the RDB/AOF files: twice maxmemory, at least 1Gi.
         let gi = r.maxmemory.map_or(1, |m| (2 * m).div_ceil(1 << 30).max(1));

@@ -169,3 +169,31 @@ environment production {
     let worker = file(&out, "netbox-rq@.service");
     assert!(worker.contains("Requires=shop-migrate.service"), "{worker}");
 }
+
+/// On Kubernetes the datastores run as high uids no host account has, not the images' 999/70.
+#[test]
+fn datastores_run_as_high_uids_on_kubernetes() {
+    let spec = r#"
+project shop { output "generated" }
+environment production {
+    tier production
+    secret DB_PASSWORD kind=password
+    postgres db { database shop; user shop; password DB_PASSWORD; pooler pgbouncer; }
+    redis cache
+    targets k8s
+}
+"#;
+    let out = kiln_targets::k8s::emit(&support::model(spec, "production"));
+    for (f, uid) in [
+        ("statefulset-db.yaml", 10999),
+        ("statefulset-cache.yaml", 10998),
+        ("deployment-db-pgbouncer.yaml", 10997),
+    ] {
+        let text = file(&out, f);
+        assert!(
+            text.contains(&format!("runAsUser: {uid}\n")),
+            "{f}:\n{text}"
+        );
+        assert!(text.contains(&format!("fsGroup: {uid}\n")), "{f}:\n{text}");
+    }
+}

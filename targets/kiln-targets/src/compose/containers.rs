@@ -18,6 +18,15 @@ pub(crate) const REDIS_UID: u32 = 999;
 /// uid/gid of the `postgres` user the pgbouncer image runs as (edoburu/pgbouncer, Alpine).
 pub(crate) const PGBOUNCER_UID: u32 = 70;
 
+/// On Kubernetes the datastores run as high uids of their own instead (CIS 5.2.6, NSA/CISA:
+/// a uid no host account has, so a container escape lands on nobody's files). The images
+/// support it: postgres' entrypoint fakes the passwd entry (nss_wrapper) and initialises a
+/// PGDATA folder inside the volume, redis needs only a writable /data, and pgbouncer reads
+/// its mounted files; `fsGroup` makes each volume writable by that uid.
+pub(crate) const K8S_POSTGRES_UID: u32 = 10999;
+pub(crate) const K8S_REDIS_UID: u32 = 10998;
+pub(crate) const K8S_PGBOUNCER_UID: u32 = 10997;
+
 /// Fallback `pids` limits when the model has none for a data service (kiln's proposal:
 /// PostgreSQL forks a backend per connection; the others are a few threads).
 pub(crate) const POSTGRES_PIDS: u32 = 512;
