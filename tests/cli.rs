@@ -563,3 +563,50 @@ fn spec_modules_load_only_when_their_pin_matches() {
     assert_ne!(code(&o), 0, "{err}");
     assert!(err.contains("module-unpinned"), "{err}");
 }
+
+/// Limits a preset chose and no spec line overrides are said once, as information, at the
+/// preset line (issue 13: "preset resource limits apply silently on a host").
+#[test]
+fn preset_limits_are_shown_in_verbose_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("kiln.kdl"),
+        r#"project p { output "generated" }
+environment production {
+    tier production
+    service web preset=django-web { image "app:1"; run gunicorn "app.wsgi"; }
+    service api preset=django-web { image "app:1"; run gunicorn "app.wsgi"; port 8001; resources cpu=2; }
+    service own preset=django-web {
+        image "app:1"
+        run gunicorn "app.wsgi"
+        port 8002
+        resources cpu=2 memory="2Gi" pids=64
+    }
+    targets systemd
+}
+"#,
+    )
+    .expect("write");
+    let o = kiln(&["compile", "--verbose", "--format", "json"], dir.path());
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    let mut limits: Vec<&str> = doc["diagnostics"]
+        .as_array()
+        .expect("diagnostics")
+        .iter()
+        .filter(|d| d["code"] == "preset-limits")
+        .map(|d| d["message"].as_str().expect("message"))
+        .collect();
+    limits.sort_unstable();
+    assert_eq!(
+        limits,
+        [
+            "service `api` runs under preset django-web's resource limits: memory 1Gi, pids 256",
+            "service `web` runs under preset django-web's resource limits: cpu 1, memory 1Gi, pids 256",
+        ],
+        "{doc:#}"
+    );
+    let human = text(&kiln(&["compile", "--verbose"], dir.path()).stderr);
+    assert!(human.contains("presets/django-web.kdl"), "{human}");
+    let quiet = text(&kiln(&["compile"], dir.path()).stderr);
+    assert!(!quiet.contains("preset-limits"), "{quiet}");
+}

@@ -111,7 +111,7 @@ where
     let results: Vec<(EnvBuild, Vec<Diagnostic>, Vec<Diagnostic>)> = selected
         .par_iter()
         .map(|env| {
-            let (mut env, diags) = build_env(&project, env);
+            let (mut env, diags) = build_env(&project, env, project_ok);
             let reported = match project_ok && !diags.iter().any(Diagnostic::is_error) {
                 true => each(&project, &mut env),
                 false => Vec::new(),
@@ -136,7 +136,116 @@ where
     (b, reported)
 }
 
-fn build_env(project: &Project, env: &str) -> (EnvBuild, Vec<Diagnostic>) {
+/// Information, per process: the resource limits a preset chose for it and no spec line
+/// overrides. They bound the process in every target (a host's systemd unit too), so the
+/// user should see them once: with `--verbose`, at the preset line.
+fn preset_limits(
+    model: &Model,
+    sources: &kiln_core::source::Sources,
+    env: &str,
+) -> Vec<Diagnostic> {
+    const FIELDS: [&str; 3] = ["cpu", "memory", "pids"];
+    let json = model.to_json();
+    let mut by_owner: BTreeMap<&str, (String, Vec<String>)> = BTreeMap::new();
+    for (pointer, origins) in &model.provenance.map {
+        let Some((owner, field)) = pointer.rsplit_once('/') else {
+            continue;
+        };
+        let Some(owner) = owner.strip_suffix("/resources") else {
+            continue;
+        };
+        let Some(preset) = origins[0].layer.strip_prefix("preset ") else {
+            continue;
+        };
+        if !FIELDS.contains(&field) {
+            continue;
+        }
+        let Some(value) = json.pointer(pointer) else {
+            continue;
+        };
+        let shown = match (field, value.as_u64()) {
+            ("cpu", Some(m)) => format!("cpu {}", millicores(m)),
+            ("memory", Some(b)) => format!("memory {}", bytes(b)),
+            (_, _) => format!("{field} {value}"),
+        };
+        let entry = by_owner
+            .entry(owner)
+            .or_insert_with(|| (preset.to_owned(), Vec::new()));
+        entry.1.push(shown);
+    }
+    let mut out = Vec::new();
+    for (owner, (preset, mut limits)) in by_owner {
+        limits.sort_by_key(|l| FIELDS.iter().position(|f| l.starts_with(f)));
+        let mut d = Diagnostic::new(
+            kiln_core::Severity::Info,
+            "preset-limits",
+            format!(
+                "{} runs under preset {preset}'s resource limits: {}",
+                describe_owner(owner),
+                limits.join(", ")
+            ),
+        )
+        .with_help(
+            "they bound the process in every target (systemd CPUQuota/MemoryMax/TasksMax, compose, Kubernetes limits); write `resources …` in its block to choose your own",
+        );
+        let first = FIELDS
+            .iter()
+            .map(|f| format!("{owner}/resources/{f}"))
+            .find(|p| {
+                model
+                    .provenance
+                    .map
+                    .get(p)
+                    .is_some_and(|o| o[0].layer.starts_with("preset "))
+            })
+            .unwrap_or_else(|| format!("{owner}/resources"));
+        crate::policy::place(&mut d, model, &first, sources);
+        d.notes.retain(|n| !n.starts_with("the value comes from"));
+        d.notes.push(format!("environment {env}"));
+        out.push(d);
+    }
+    out
+}
+
+/// `/services/web` → "service `web`"; `/postgres/db/pooler` → "the pooler of postgres `db`".
+fn describe_owner(owner: &str) -> String {
+    let parts: Vec<String> = owner
+        .trim_start_matches('/')
+        .split('/')
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    let kind = |k: &str| match k {
+        "services" => "service".to_owned(),
+        other => other.to_owned(),
+    };
+    match parts.as_slice() {
+        [k, name] => format!("{} `{name}`", kind(k)),
+        [k, name, rest @ ..] => format!("the {} of {} `{name}`", rest.join(" "), kind(k)),
+        _ => format!("`{owner}`"),
+    }
+}
+
+/// Millicores as the spec writes them: `1`, `0.25`.
+fn millicores(m: u64) -> String {
+    if m.is_multiple_of(1000) {
+        (m / 1000).to_string()
+    } else {
+        let s = format!("{}.{:03}", m / 1000, m % 1000);
+        s.trim_end_matches('0').to_owned()
+    }
+}
+
+/// Bytes in the largest binary unit that divides them: `1Gi`, `512Mi`.
+fn bytes(b: u64) -> String {
+    for (unit, size) in [("Gi", 1u64 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)] {
+        if b >= size && b.is_multiple_of(size) {
+            return format!("{}{unit}", b / size);
+        }
+    }
+    b.to_string()
+}
+
+fn build_env(project: &Project, env: &str, project_ok: bool) -> (EnvBuild, Vec<Diagnostic>) {
     let (model, mut diags) = kiln_core::resolve::resolve(project, env);
     let mut artifacts = Vec::new();
     if let Some(model) = &model
@@ -154,6 +263,10 @@ fn build_env(project: &Project, env: &str) -> (EnvBuild, Vec<Diagnostic>) {
             }
             d.notes.push(format!("environment {env}"));
             diags.push(d);
+        }
+        // Information is noise beside errors: only a sound spec hears about its presets.
+        if project_ok {
+            diags.extend(preset_limits(model, &project.sources, env));
         }
         for mut a in out.artifacts {
             match safe_relative(&a.path) {
