@@ -18,7 +18,7 @@ kiln_policy_sdk::kiln_policy! {
 /// The policy's metadata; `policy.json` is generated from it.
 pub const POLICY: PolicyDocs = PolicyDocs {
     id: "net",
-    version: "1.0.0",
+    version: "1.1.0",
     summary: "Network exposure: datastores never public, compose's published ports against ufw, the host firewall baseline",
     inputs: &["spec", "artifacts"],
     targets: &["compose", "k8s"],

@@ -569,6 +569,7 @@ impl Lower<'_> {
             model.policies = self.policies(p);
         }
         self.check_ports(&root, &model);
+        self.check_site_listeners(&root, &model);
         self.check_dependencies(&mut model);
         self.resolve_references(&mut model);
         self.check_unit_names(&model);
@@ -2017,6 +2018,70 @@ impl Lower<'_> {
         config
     }
 
+    /// The spans to blame for a site's `listen` ports: the spec's `http`/`https` lines when it
+    /// sets them, else the site's name.
+    fn listen_spans(&self, root: &Node, key: &str) -> [crate::source::Span; 2] {
+        let sources = &self.project.sources;
+        let Some(site) = root
+            .children_named("site")
+            .find(|n| n.key().as_deref() == Some(key))
+        else {
+            return [root.name_span; 2];
+        };
+        ["http", "https"].map(
+            |proto| match site.child("listen").and_then(|l| l.child(proto)) {
+                Some(p)
+                    if sources.get(p.value_span().file).origin
+                        == crate::source::Origin::Project =>
+                {
+                    p.value_span()
+                }
+                _ => site.value_span(),
+            },
+        )
+    }
+
+    /// One port speaks one protocol: nginx cannot serve plain HTTP and TLS on the same
+    /// socket (`nginx -t`: "a duplicate default server", or a handshake that never comes),
+    /// in any target that runs it.
+    fn check_site_listeners(&mut self, root: &Node, model: &Model) {
+        // port -> (protocol, site, span) of its first claim
+        let mut taken: BTreeMap<u16, (&str, &str, crate::source::Span)> = BTreeMap::new();
+        for (key, site) in &model.sites {
+            let [http_span, https_span] = self.listen_spans(root, key);
+            let mut claims = vec![("plain HTTP", site.listen.http, http_span)];
+            if site.tls.mode != "off" {
+                claims.push(("TLS", site.listen.https, https_span));
+            }
+            for (proto, port, span) in claims {
+                match taken.get(&port) {
+                    Some(&(other, owner, first)) if other != proto => {
+                        let message = if owner == key.as_str() {
+                            format!(
+                                "site `{key}` listens on port {port} for both {other} and {proto}"
+                            )
+                        } else {
+                            format!(
+                                "port {port} would carry {other} for site `{owner}` and {proto} for site `{key}`"
+                            )
+                        };
+                        self.diags.push(
+                            Diagnostic::error("port-collision", message)
+                            .with_label(span, format!("{proto} on {port}"))
+                            .with_label(first, format!("{other} on {port}"))
+                            .with_help("one port speaks one protocol: give the TLS and the plain HTTP listeners different ports (`listen { http 80; https 443; }`)")
+                            .with_note("nginx refuses the configuration: a port can be a TLS listener or a plain one, not both"),
+                        );
+                    }
+                    Some(_) => {}
+                    None => {
+                        taken.insert(port, (proto, key, span));
+                    }
+                }
+            }
+        }
+    }
+
     /// On a host deployment every listener shares one address space.
     fn check_ports(&mut self, root: &Node, model: &Model) {
         if !model.has_target(Target::Systemd) {
@@ -2062,14 +2127,14 @@ impl Lower<'_> {
         for (name, r) in &model.redis {
             claims.push((r.port, format!("redis `{name}`"), span_of("redis", name)));
         }
-        if !model.sites.is_empty() {
-            let site = model.sites.values().next().expect("non-empty");
-            let span = root
-                .children_named("site")
-                .next()
-                .map_or(root.name_span, |n| n.value_span());
-            claims.push((site.listen.http, "nginx".into(), span));
-            claims.push((site.listen.https, "nginx".into(), span));
+        // nginx holds every port a site listens on (sites share them by name; the
+        // protocol clash between sites is check_site_listeners').
+        for (key, site) in &model.sites {
+            let [http, https] = self.listen_spans(root, key);
+            claims.push((site.listen.http, "nginx".into(), http));
+            if site.tls.mode != "off" {
+                claims.push((site.listen.https, "nginx".into(), https));
+            }
         }
         claims.sort_by_key(|c| c.2);
         for (port, who, span) in claims {

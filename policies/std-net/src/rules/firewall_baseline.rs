@@ -15,7 +15,9 @@ pub const RULE: RuleDocs = RuleDocs {
            block must exist (an error in production, a warning in staging, nothing in \
            development), and deny inbound traffic by default. Ports open to everyone are \
            limited to 80 and 443 (kiln's proposal; setting `public-ports`, like `[\"80/tcp\", \
-           \"443/tcp\"]`). SSH (22) is allowed only `from` declared admin addresses or with \
+           \"443/tcp\"]`) and the ports a site listens on: a site is public by declaration, \
+           and nginx fronts it the same way on 5555 as on 443, so the port number alone is no \
+           finding (the site's TLS and headers are judged by their own rules). SSH (22) is allowed only `from` declared admin addresses or with \
            `limit=#true`. Every other opened port must belong to something the spec declares: \
            a site's `listen` port, a service's `port`, or a PostgreSQL, pgbouncer or Redis port. \
            ufw applies each rule to IPv4 and IPv6 alike, so the rules need no IPv6 mirror in \
@@ -28,6 +30,24 @@ pub const RULE: RuleDocs = RuleDocs {
     instead: "firewall {\n    allow https\n}",
     upstream: &["proposal", "DD Docker and ufw", "CE broker", "RD bind"],
 };
+
+/// The TCP ports nginx serves sites on: plain HTTP always, HTTPS when TLS is on.
+fn site_ports(input: &Input) -> Vec<u16> {
+    let mut out = Vec::new();
+    for (_, site) in input.sites() {
+        let tls = site.pointer("/tls/mode").and_then(Value::as_str) != Some("off");
+        for (which, on) in [("http", true), ("https", tls)] {
+            if let Some(p) = site
+                .pointer(&format!("/listen/{which}"))
+                .and_then(Value::as_u64)
+                && on
+            {
+                out.push(p as u16);
+            }
+        }
+    }
+    out
+}
 
 fn list_ports(input: &Input) -> Vec<u16> {
     let mut out = Vec::new();
@@ -95,6 +115,7 @@ pub fn check(input: &Input) -> Vec<Finding> {
     }
     let has_sites = input.sites().next().is_some();
     let declared = list_ports(input);
+    let served = site_ports(input);
     let Some(rules) = firewall.get("allow").and_then(Value::as_object) else {
         return out;
     };
@@ -123,7 +144,7 @@ pub fn check(input: &Input) -> Vec<Finding> {
         }
         let public_ok = settings.public_ports.iter().any(|p| {
             p == &label || (!p.contains('/') && *p == lo.to_string() && lo == hi && proto == "tcp")
-        });
+        }) || (lo == hi && proto == "tcp" && served.contains(&lo));
         if public && !public_ok {
             out.push(
                 Finding::new(
@@ -243,10 +264,24 @@ mod tests {
 
     #[test]
     fn public_ports_setting() {
-        let mut i = input(spec(json!({"8443": rule("8443", &[], false)})));
+        let mut i = input(spec(
+            json!({"udp": {"port": "443", "proto": "udp", "from": []}}),
+        ));
         assert_eq!(check(&i).len(), 1);
-        i.spec["sites"]["a.example"]["listen"]["https"] = json!(8443);
-        i.policy.settings = json!({"public-ports": ["80/tcp", "8443/tcp"]});
+        i.policy.settings = json!({"public-ports": ["80/tcp", "443/tcp", "443/udp"]});
         assert!(check(&i).is_empty());
+    }
+
+    /// A site is public by declaration: the port nginx serves it on is no finding by its
+    /// number (issue 13: Flower's site on 5555 was refused, the same exposure on 443 passed).
+    #[test]
+    fn site_ports_are_public_whatever_their_number() {
+        let mut i = input(spec(json!({"5555": rule("5555", &[], false)})));
+        assert_eq!(check(&i).len(), 1, "nothing listens on 5555 yet");
+        i.spec["sites"]["flower.example"] = json!({"listen": {"http": 80, "https": 5555}});
+        assert!(check(&i).is_empty());
+        // With TLS off the https port is not served: still a finding.
+        i.spec["sites"]["flower.example"]["tls"] = json!({"mode": "off"});
+        assert_eq!(check(&i).len(), 1);
     }
 }
