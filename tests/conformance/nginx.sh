@@ -12,7 +12,10 @@
 #   2. live: nginx started with a stand-in upstream, curl proves the port-80 redirect (301/308
 #      to https) and the ACME location, the TLS handshake, and HSTS (max-age >= 31536000),
 #      nosniff, Referrer-Policy plus every server-level add_header on proxied, static, 404,
-#      upstream-500 and upstream-down (5xx) responses of every location.
+#      upstream-500 and upstream-down (5xx) responses of every location; then, where upstreams
+#      are named (the compose flavour), the upstream comes back at another address and every
+#      proxied location must reach it (nginx re-resolves names: a stand-in DNS, dns.py, answers
+#      the config's `resolver`).
 # Exit: 0 ok, 1 a check failed, 2 the suite could not run.
 set -euo pipefail
 # shellcheck source=tests/conformance/lib.sh

@@ -188,6 +188,13 @@ class Rewriter:
                 if name == "auth_basic_user_file":
                     self.put_file(dest, data=b"")
                 self.edit(d, [dest] + args[1:])
+            elif name == "resolver" and args:
+                # Names cached for `valid`: shortened in the copy so the live check can move a
+                # service to another address and see nginx follow within a second.
+                new = [a if not a.startswith("valid=") else "valid=1s" for a in args]
+                if new != args:
+                    self.edit(d, new)
+                    self.notes.append("resolver cache `valid` shortened to 1s")
             elif name == "listen" and args:
                 new = self.listen_arg(args[0])
                 if new != args[0]:
@@ -311,11 +318,22 @@ def build_plan(tree, work, src, conf):
     upstream_blocks = {}
     for d in own(hblock, "upstream"):
         upstream_blocks[d["args"][0]] = [s["args"][0] for s in own(d["block"], "server") if s["args"]]
+    # `map … $var { default "host:port"; }` with no other entry: a constant, as kiln's compose
+    # flavour writes each upstream (resolved per request through `resolver`).
+    constants = {}
+    for d in own(hblock, "map"):
+        entries = d.get("block") or []
+        if len(d["args"]) == 2 and len(entries) == 1 and entries[0]["directive"] == "default":
+            constants[d["args"][1]] = entries[0]["args"][0]
+    resolvers = []
+    for d in own(hblock, "resolver"):
+        resolvers += [a for a in d["args"] if "=" not in a]
 
     targets = set()
 
     def pass_targets(url, kind):
         """Endpoints (host, port) or unix paths behind a *_pass argument."""
+        url = re.sub(r"\$\w+", lambda m: constants.get(m.group(0), m.group(0)), url)
         if "$" in url:
             return []
         if kind == "proxy_pass":
@@ -433,7 +451,8 @@ def build_plan(tree, work, src, conf):
             continue
         n += 1
         hosts[h] = f"127.0.1.{n}"
-    return {"servers": servers, "upstreams": sorted(targets, key=str), "hosts": hosts}
+    return {"servers": servers, "upstreams": sorted(targets, key=str), "hosts": hosts,
+            "resolvers": resolvers}
 
 
 def compose_names(compose_file):
@@ -824,6 +843,16 @@ class Live:
                     continue
         return best
 
+    def moved(self, probes):
+        seen = set()
+        for s, name, scheme, port, ip, mandatory, uri, lw in probes:
+            if (name, port, uri) in seen or "__conformance_" in uri:
+                continue
+            seen.add((name, port, uri))
+            r = self.curl(scheme, name, port, ip, uri)
+            self.expect_status(lw, r, lambda c: 200 <= c < 300,
+                               "2xx once the upstream moved to another address (nginx re-resolves its name)")
+
     def upstream_down(self, probes):
         seen = set()
         for s, name, scheme, port, ip, mandatory, uri, lw in probes:
@@ -833,6 +862,16 @@ class Live:
             r = self.curl(scheme, name, port, ip, uri)
             if self.expect_status(lw, r, lambda c: c >= 500, "5xx with the upstream down"):
                 self.check_headers(lw, r, [h["name"] for h in s["headers"]], mandatory)
+
+
+def start_ready(cmd, err_path, what):
+    """Starts a helper that prints "ready" once it listens; dies with its stderr if it does not."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(err_path, "w"), text=True)
+    if proc.stdout.readline().strip() != "ready":
+        stop(proc)
+        with open(err_path) as f:
+            die(f"{what} failed ({' '.join(cmd[2:])}): {f.read()}")
+    return proc
 
 
 def live(plan, work):
@@ -856,9 +895,16 @@ def live(plan, work):
         else:
             upstream_addrs.append(f"{ip}:{p}")
     upstream_addrs = sorted(set(upstream_addrs))
-    up = ngx = None
+    up = ngx = dns = None
     lv = Live(plan, work)
+    dns_map = os.path.join(work, "dns.json")
     try:
+        if plan["resolvers"]:
+            # nginx resolves upstream names itself (not through /etc/hosts): answer for them.
+            with open(dns_map, "w") as f:
+                json.dump(plan["hosts"], f)
+            dns = start_ready([sys.executable, os.path.join(HERE, "dns.py"), dns_map] + plan["resolvers"],
+                              os.path.join(work, "dns.err"), "stand-in DNS")
         if upstream_addrs:
             up = subprocess.Popen([sys.executable, os.path.join(HERE, "upstream.py")] + upstream_addrs,
                                   stdout=subprocess.PIPE, stderr=open(os.path.join(work, "upstream.err"), "w"),
@@ -889,9 +935,27 @@ def live(plan, work):
             stop(up)
             up = None
         lv.upstream_down(probes)
+        if probes and plan["hosts"]:
+            # The services come back at other addresses (a recreated container): nginx must
+            # follow the new answer (DNS, and /etc/hosts for a config that resolves at start),
+            # not keep proxying to the old address until it is restarted.
+            moved = {h: f"127.0.2.{i + 1}" for i, h in enumerate(sorted(plan["hosts"]))}
+            addrs = sorted({f"{moved[h]}:{p}" for h, p, scheme in plan["upstreams"]
+                            if h in moved and scheme == "http"})
+            up = start_ready([sys.executable, os.path.join(HERE, "upstream.py")] + addrs,
+                             os.path.join(work, "upstream.err"), "stand-in upstream")
+            with open(dns_map + ".new", "w") as f:
+                json.dump(moved, f)
+            os.replace(dns_map + ".new", dns_map)
+            with open(os.path.join(work, "hosts"), "r+") as f:  # in place: it is bind-mounted
+                f.truncate(0)
+                f.write("127.0.0.1 localhost\n" + "".join(f"{ip} {h}\n" for h, ip in moved.items()))
+            time.sleep(2.5)  # `valid` counts whole seconds: an answer lives up to 2 s
+            lv.moved(probes)
     finally:
         stop(ngx)
         stop(up)
+        stop(dns)
     if lv.failures:
         print(f"nginx: live check of {plan['src']} failed:", file=sys.stderr)
         for f in lv.failures:

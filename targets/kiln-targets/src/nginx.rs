@@ -3,7 +3,10 @@
 //!
 //! Two flavours read the same model: [`Flavor::Host`] for nginx on a Linux host
 //! (upstreams on loopback, on the ports the systemd units listen on) and
-//! [`Flavor::Container`] for the compose deployment (upstreams by service name).
+//! [`Flavor::Container`] for the compose deployment (upstreams by service name, looked
+//! up per request through Docker's DNS at 127.0.0.11: a `map` constant in `proxy_pass`
+//! instead of an `upstream` block, which would resolve the name once at start and keep
+//! proxying to a recreated container's old address; the price is no upstream keepalive).
 //!
 //! Invariants, by construction:
 //! - HSTS and every site header carry `always` and live in the site's snippet, which is
@@ -37,6 +40,9 @@ pub enum Flavor {
     /// Inside the compose deployment: upstreams by container DNS name (`web:8000`).
     Container,
 }
+
+/// Docker's embedded DNS server, in every container on a user-defined network.
+const DOCKER_DNS: &str = "127.0.0.11";
 
 /// The host flavour, under `nginx/`.
 pub fn emit(model: &Model) -> Output {
@@ -292,6 +298,19 @@ fn upstream_name(site: &str, service: &str) -> String {
     format!("{}_{}", ident(service), ident(site))
 }
 
+/// The variable holding `service`'s address in the container flavour (without the `$`).
+fn upstream_variable(site: &str, service: &str) -> String {
+    format!("kiln_upstream_{}", upstream_name(site, service))
+}
+
+/// The `*_hash_bucket_size` a key of `len` bytes needs, when nginx's default (64) is too
+/// small. nginx fits a key in a bucket of `sizeof(void *) + align(len + 2, sizeof(void *))`
+/// plus a closing pointer (ngx_hash_init), and rounds the size up to its cache line.
+fn bucket_size(len: usize) -> Option<usize> {
+    let need = 8 + (len + 2).div_ceil(8) * 8 + 8;
+    (need > 64).then(|| need.div_ceil(64) * 64)
+}
+
 /// Every `limit_req_zone` name, unique over the whole http block.
 fn zone_names(model: &Model) -> BTreeMap<(String, String), String> {
     let mut users: BTreeMap<&str, usize> = BTreeMap::new();
@@ -339,6 +358,27 @@ impl Cx<'_> {
         !Versions::at_least(&self.model.versions.nginx, "1.25.1")
     }
 
+    /// The longest server name and the longest variable name this configuration holds.
+    fn longest_names(&self) -> (usize, usize) {
+        let model = self.model;
+        let mut name = 0;
+        let mut variable = 0;
+        for (key, site) in &model.sites {
+            for n in &site.server_names {
+                name = name.max(n.len());
+            }
+            variable = variable.max(csp_variable(key).len());
+            if self.flavor == Flavor::Container {
+                let services = std::iter::once(&site.upstream)
+                    .chain(site.locations.values().filter_map(|l| l.upstream.as_ref()));
+                for svc in services {
+                    variable = variable.max(upstream_variable(key, svc).len());
+                }
+            }
+        }
+        (name, variable)
+    }
+
     fn main_conf(&mut self) -> Artifact {
         let model = self.model;
         let mut c = Conf::new(
@@ -377,6 +417,15 @@ impl Cx<'_> {
         c.line("tcp_nopush on;", &[]);
         c.line("keepalive_timeout 65s;", &[]);
         c.line("types_hash_max_size 2048;", &[]);
+        // Long names need larger hash buckets, or nginx refuses to start ("could not build
+        // server_names_hash, you should increase server_names_hash_bucket_size").
+        let (longest_name, longest_variable) = self.longest_names();
+        if let Some(size) = bucket_size(longest_name) {
+            c.line(format!("server_names_hash_bucket_size {size};"), &[]);
+        }
+        if let Some(size) = bucket_size(longest_variable) {
+            c.line(format!("variables_hash_bucket_size {size};"), &[]);
+        }
         c.line("server_tokens off;", &[]);
         c.line("access_log /var/log/nginx/access.log;", &[]);
         c.blank();
@@ -389,6 +438,17 @@ impl Cx<'_> {
         c.line("default upgrade;", &[]);
         c.line("'' \"\";", &[]);
         c.close();
+        if self.flavor == Flavor::Container {
+            c.blank();
+            c.line("# Service names are looked up at request time through Docker's embedded DNS, not once", &[]);
+            c.line("# at start: a recreated or restarted container gets a new address, and nginx follows it", &[]);
+            c.line(
+                "# within `valid` instead of proxying to the old one until it is restarted itself.",
+                &[],
+            );
+            c.line(format!("resolver {DOCKER_DNS} valid=10s ipv6=off;"), &[]);
+            c.line("resolver_timeout 5s;", &[]);
+        }
 
         let mut zone_lines = Vec::new();
         for (key, site) in &model.sites {
@@ -631,9 +691,9 @@ impl Cx<'_> {
             }
             let name = upstream_name(key, svc);
             c.blank();
-            c.open(format!("upstream {name}"), &[&svp]);
             match self.flavor {
                 Flavor::Host => {
+                    c.open(format!("upstream {name}"), &[&svp]);
                     let list = ports.get(svc).cloned().unwrap_or_else(|| vec![port]);
                     for p in list {
                         c.line(
@@ -641,15 +701,29 @@ impl Cx<'_> {
                             &[&format!("{svp}/port"), &format!("{svp}/replicas")],
                         );
                     }
+                    c.line("keepalive 32;", &[]);
+                    c.close();
+                    upstreams.insert(svc.to_owned(), name);
                 }
-                Flavor::Container => c.line(
-                    format!("server {}:{port};", model.container_host(svc)),
-                    &[&svp, &format!("{svp}/port")],
-                ),
+                Flavor::Container => {
+                    // A variable makes proxy_pass resolve the name per request (the
+                    // `resolver` above); an `upstream` block would resolve it once.
+                    c.line(
+                        format!(
+                            "# `{svc}` by name, resolved per request (every replica's address)."
+                        ),
+                        &[],
+                    );
+                    let variable = upstream_variable(key, svc);
+                    c.open(format!("map $host ${variable}"), &[&svp]);
+                    c.line(
+                        format!("default \"{}:{port}\";", model.container_host(svc)),
+                        &[&svp, &format!("{svp}/port")],
+                    );
+                    c.close();
+                    upstreams.insert(svc.to_owned(), format!("${variable}"));
+                }
             }
-            c.line("keepalive 32;", &[]);
-            c.close();
-            upstreams.insert(svc.to_owned(), name);
         }
         let Some(default_upstream) = upstreams.get(&site.upstream).cloned() else {
             return Vec::new();

@@ -197,3 +197,81 @@ environment production {
         assert!(text.contains(&format!("fsGroup: {uid}\n")), "{f}:\n{text}");
     }
 }
+
+/// The compose flavour of nginx resolves service names per request through Docker's DNS
+/// (a recreated container has a new address); the host flavour proxies to fixed loopback
+/// ports through an upstream block. The conformance suite moves a service and proves it.
+#[test]
+fn compose_nginx_re_resolves_service_names() {
+    let spec = r#"
+project shop { output "generated" }
+environment production {
+    tier production
+    env { ALLOWED_HOSTS "shop.example.com"; }
+    service web preset=django-web { image "ghcr.io/shop/app:1.0.0"; }
+    site "shop.example.com" upstream=web { tls acme; }
+    targets compose nginx
+}
+"#;
+    let model = support::model(spec, "production");
+    let compose = kiln_targets::compose::emit(&model);
+    let main = file(&compose, "compose/nginx/nginx.conf");
+    assert!(
+        main.contains("resolver 127.0.0.11 valid=10s ipv6=off;\n"),
+        "{main}"
+    );
+    let site = file(&compose, "compose/nginx/sites/shop.example.com.conf");
+    assert!(!site.contains("upstream "), "{site}");
+    assert!(
+        site.contains(
+            "map $host $kiln_upstream_web_shop_example_com {\n    default \"web:8000\";\n}"
+        ),
+        "{site}"
+    );
+    assert!(
+        site.contains("proxy_pass http://$kiln_upstream_web_shop_example_com;"),
+        "{site}"
+    );
+    let host = kiln_targets::nginx::emit(&model);
+    assert!(!file(&host, "nginx/nginx.conf").contains("resolver"));
+    let site = file(&host, "nginx/sites/shop.example.com.conf");
+    assert!(
+        site.contains("server 127.0.0.1:8000;\n    keepalive 32;"),
+        "{site}"
+    );
+}
+
+/// A long site name makes long server names and variable names; nginx's 64-byte hash
+/// buckets would refuse them ("could not build variables_hash"), so the buckets grow.
+#[test]
+fn long_site_names_get_hash_buckets_that_fit() {
+    let name = "a-rather-long-subdomain-name-for-testing.eu-west-1.shop.example.com";
+    let spec = format!(
+        r#"
+project shop {{ output "generated" }}
+environment production {{
+    tier production
+    env {{ ALLOWED_HOSTS "{name}"; }}
+    service web preset=django-web {{ image "ghcr.io/shop/app:1.0.0"; }}
+    site "{name}" upstream=web {{ tls acme; }}
+    targets compose nginx
+}}
+"#
+    );
+    let model = support::model(&spec, "production");
+    let host = kiln_targets::nginx::emit(&model);
+    let compose = kiln_targets::compose::emit(&model);
+    for main in [
+        file(&host, "nginx/nginx.conf"),
+        file(&compose, "compose/nginx/nginx.conf"),
+    ] {
+        assert!(
+            main.contains("server_names_hash_bucket_size 128;\n"),
+            "{main}"
+        );
+        assert!(main.contains("variables_hash_bucket_size 128;\n"), "{main}");
+    }
+    // Short names keep nginx's defaults.
+    let model = support::model(&spec.replace(name, "shop.example.com"), "production");
+    assert!(!file(&kiln_targets::nginx::emit(&model), "nginx/nginx.conf").contains("bucket"));
+}
