@@ -230,6 +230,22 @@ pub struct Secret {
     pub services: Vec<String>,
     /// The app's own minimum length for its value.
     pub min_length: Option<u32>,
+    /// `deliver=file`: processes get a read-only file, its path in `<VAR>_FILE`, instead of
+    /// the variable (see [`SECRET_FILES_DIR`]).
+    #[serde(rename = "deliver", serialize_with = "ser_deliver")]
+    pub as_file: bool,
+}
+
+fn ser_deliver<S: serde::Serializer>(as_file: &bool, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(if *as_file { "file" } else { "env" })
+}
+
+/// Where containers (compose, Kubernetes) find a secret delivered as a file.
+pub const SECRET_FILES_DIR: &str = "/run/secrets";
+
+/// The variable that holds the path of a secret delivered as a file, for variable `var`.
+pub fn secret_file_variable(var: &str) -> String {
+    format!("{var}_FILE")
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

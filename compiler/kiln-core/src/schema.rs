@@ -249,7 +249,7 @@ const SECRET: NodeSpec = keyed(
     "secret",
     Ty::EnvName,
     Values::None,
-    "Declares a secret: its name and kind, never its value. Delivered as an environment variable through each target's secret channel.",
+    "Declares a secret: its name and kind, never its value. Delivered through each target's secret channel, as an environment variable or (`deliver=file`) a read-only file.",
     &[
         setting(
             "kind",
@@ -271,6 +271,11 @@ const SECRET: NodeSpec = keyed(
             "min-length",
             Ty::Int,
             "The app's own minimum length (`min-length=50` for peppers the app refuses shorter); `kiln secrets check` holds every value to it.",
+        ),
+        setting(
+            "deliver",
+            Ty::Enum(&["env", "file"]),
+            "How processes receive it: `env` (default) as the variable itself, `file` as a read-only file whose path is in `NAME_FILE` (compose secret, Kubernetes Secret volume, systemd credential), so the value is in no process environment.",
         ),
     ],
 );

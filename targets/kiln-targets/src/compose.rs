@@ -25,8 +25,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kiln_core::Artifact;
 use kiln_core::model::{
-    Condition, EnvValue, Model, Part, Resources, Service, ServiceKind, Target, pointer,
-    pointer_segment,
+    Condition, EnvValue, Model, Part, Resources, SECRET_FILES_DIR, Service, ServiceKind, Target,
+    pointer, pointer_segment, secret_file_variable,
 };
 
 use crate::yaml::{self, Node};
@@ -39,6 +39,7 @@ pub fn emit(model: &Model) -> Output {
         unsupported: Vec::new(),
         env_doc: Vec::new(),
         images: Vec::new(),
+        file_secrets: BTreeSet::new(),
     };
     let mut artifacts = Vec::new();
     // The container flavour of the nginx and pgbouncer files, from their emitters; what
@@ -143,6 +144,22 @@ pub fn emit(model: &Model) -> Output {
     }
     if !volumes.is_empty() {
         root.set("volumes", volumes);
+    }
+    if !cx.file_secrets.is_empty() {
+        let mut secrets = Node::map();
+        for name in &cx.file_secrets {
+            let sp = format!("/secrets/{}", pointer_segment(name));
+            secrets.set(
+                name.clone(),
+                Node::map()
+                    .with("environment", Node::str(name))
+                    .from(&[&sp, &format!("{sp}/deliver")]),
+            );
+        }
+        root.set(
+            "secrets",
+            secrets.comment("deliver=file: each value is read from compose/.env and written to /run/secrets/NAME in the containers that get it, never into their environment"),
+        );
     }
 
     let header = vec![
@@ -318,6 +335,9 @@ struct Cx<'a> {
     env_doc: Vec<(String, String, String, Vec<String>)>,
     /// Variables that name an app service's image when the spec gives none.
     images: Vec<(String, String)>,
+    /// Secrets delivered as files (`deliver=file`): compose reads each from its variable in
+    /// compose/.env (`environment:` source) and writes it into the containers that get it.
+    file_secrets: BTreeSet<String>,
 }
 
 /// Escapes `$` for compose interpolation.
@@ -367,6 +387,17 @@ impl Cx<'_> {
 
     /// An environment value: plain text, with data service hosts by container name and
     /// embedded secrets as required interpolations.
+    /// A service's grant of a file-delivered secret, at /run/secrets/NAME. Compose ignores
+    /// `uid`/`gid`/`mode` outside Swarm (and says so), so none are written: the file is
+    /// root-owned and readable inside the container, which runs one user.
+    fn secret_file(&mut self, secret: &str, from: &str) -> Node {
+        self.file_secrets.insert(secret.to_owned());
+        Node::map()
+            .with("source", Node::str(secret))
+            .with("target", Node::str(format!("{SECRET_FILES_DIR}/{secret}")))
+            .from(&[from])
+    }
+
     fn env_value(&self, v: &EnvValue) -> String {
         let host = |h: &str| self.model.container_host(h);
         match v {
@@ -421,9 +452,20 @@ impl Cx<'_> {
         // through only when set there) when optional.
         let mut env = Node::map();
         let mut has_secrets = false;
+        let mut file_secrets = Node::seq();
         for (var, v) in &s.env {
             let ep = env_pointer(name, var);
             has_secrets |= v.is_secret();
+            if let EnvValue::Secret(sec) = v
+                && model.secrets.get(sec).is_some_and(|x| x.as_file)
+            {
+                env.set(
+                    secret_file_variable(var),
+                    Node::str(format!("{SECRET_FILES_DIR}/{sec}")).from(&[&ep]),
+                );
+                file_secrets.push(self.secret_file(sec, &ep));
+                continue;
+            }
             let node = match v {
                 EnvValue::Secret(sec) if model.secrets.get(sec).is_some_and(|x| x.optional) => {
                     if sec == var {
@@ -451,6 +493,9 @@ impl Cx<'_> {
         }
         if !env.is_empty() {
             n.set("environment", env);
+        }
+        if !file_secrets.is_empty() {
+            n.set("secrets", file_secrets);
         }
 
         // Start after the data services it uses are healthy.
@@ -738,7 +783,16 @@ impl Cx<'_> {
                 "POSTGRES_USER",
                 Node::str(dollar(&pg.user)).from(&[&pp("user")]),
             );
+        let mut pg_secrets = Node::seq();
         match &pg.password {
+            Some(pw) if model.secrets.get(pw).is_some_and(|x| x.as_file) => {
+                env.set(
+                    "POSTGRES_PASSWORD_FILE",
+                    Node::str(format!("{SECRET_FILES_DIR}/{pw}")).from(&[&pp("password")]),
+                );
+                let grant = self.secret_file(pw, &pp("password"));
+                pg_secrets.push(grant);
+            }
             Some(pw) => env.set("POSTGRES_PASSWORD", Node::str(required(pw)).from(&[&pp("password")])),
             None => self.unsupported(
                 base.clone(),
@@ -755,6 +809,9 @@ impl Cx<'_> {
         }
         self.doc_env(name, &env);
         n.set("environment", env);
+        if !pg_secrets.is_empty() {
+            n.set("secrets", pg_secrets);
+        }
         n.set(
             "healthcheck",
             Node::map()

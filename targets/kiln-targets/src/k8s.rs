@@ -24,8 +24,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kiln_core::Artifact;
 use kiln_core::model::{
-    Condition, EnvValue, LocationKind, Model, Part, Resources, Service, ServiceKind, Site, Target,
-    pointer, pointer_segment,
+    Condition, EnvValue, LocationKind, Model, Part, Resources, SECRET_FILES_DIR, Service,
+    ServiceKind, Site, Target, pointer, pointer_segment, secret_file_variable,
 };
 use kiln_core::schema::{parse_duration, parse_rate};
 
@@ -624,9 +624,19 @@ impl Cx<'_> {
         let mut secret_entries: BTreeMap<String, Node> = BTreeMap::new();
         let mut plain = Vec::new();
         let mut wired = Vec::new();
+        let mut file_secrets: Vec<(String, String)> = Vec::new();
         for (var, v) in &s.env {
             let ep = env_pointer(name, var);
             match v {
+                EnvValue::Secret(sec) if model.secrets.get(sec).is_some_and(|x| x.as_file) => {
+                    plain.push(
+                        Node::map()
+                            .with("name", Node::str(secret_file_variable(var)))
+                            .with("value", Node::str(format!("{SECRET_FILES_DIR}/{sec}")))
+                            .from(&[&ep]),
+                    );
+                    file_secrets.push((sec.clone(), ep));
+                }
                 EnvValue::Secret(sec) => {
                     let optional = model.secrets.get(sec).is_some_and(|x| x.optional);
                     secret_entries.insert(var.clone(), self.secret_ref(var, sec, optional, &[&ep]));
@@ -761,6 +771,48 @@ impl Cx<'_> {
                             .with("items", items),
                     )
                     .from(&[&p("files")]),
+            );
+        }
+        // Secrets delivered as files: the project Secret's keys, read-only, owned by the pod's
+        // fsGroup and readable by it alone.
+        if !file_secrets.is_empty() {
+            let vname = format!("{vol_prefix}secrets");
+            let from: Vec<&str> = file_secrets.iter().map(|(_, ep)| ep.as_str()).collect();
+            mounts.push(
+                Node::map()
+                    .with("name", Node::str(&vname))
+                    .with("mountPath", Node::str(SECRET_FILES_DIR))
+                    .with("readOnly", Node::bool(true))
+                    .from(&from),
+            );
+            let mut items = Node::seq();
+            for (sec, ep) in &file_secrets {
+                items.push(
+                    Node::map()
+                        .with("key", Node::str(sec))
+                        .with("path", Node::str(sec))
+                        .from(&[ep]),
+                );
+            }
+            let mut secret = Node::map()
+                .with("secretName", Node::str(secrets_name(model)))
+                .with("items", items)
+                .with(
+                    "defaultMode",
+                    Node::int(0o440)
+                        .comment("0440 (decimal here): the pod's group (fsGroup) reads them"),
+                );
+            if file_secrets
+                .iter()
+                .all(|(sec, _)| model.secrets.get(sec).is_some_and(|x| x.optional))
+            {
+                secret.set("optional", Node::bool(true));
+            }
+            vols.push(
+                Node::map()
+                    .with("name", Node::str(&vname))
+                    .with("secret", secret)
+                    .from(&from),
             );
         }
         if !mounts.is_empty() {
@@ -1812,7 +1864,17 @@ impl Cx<'_> {
                     .with("value", Node::str(k8s_escape(&pg.user)))
                     .from(&[&pp("user")]),
             );
+        let mut pg_secret_file: Option<String> = None;
         match &pg.password {
+            Some(pw) if model.secrets.get(pw).is_some_and(|x| x.as_file) => {
+                env.push(
+                    Node::map()
+                        .with("name", Node::str("POSTGRES_PASSWORD_FILE"))
+                        .with("value", Node::str(format!("{SECRET_FILES_DIR}/{pw}")))
+                        .from(&[&pp("password")]),
+                );
+                pg_secret_file = Some(pw.clone());
+            }
             Some(pw) => env.push(self.secret_ref("POSTGRES_PASSWORD", pw, false, &[&pp("password")])),
             None => self.unsupported(base.clone(), format!("postgres `{name}` has no password: the official image refuses to start without POSTGRES_PASSWORD")),
         }
@@ -1886,36 +1948,43 @@ impl Cx<'_> {
         if let Some(r) = resources(&pp("resources"), &pg.resources) {
             c.set("resources", r);
         }
-        c.set(
-            "volumeMounts",
-            Node::seq()
-                .item(
-                    Node::map()
-                        .with("name", Node::str("data"))
-                        .with("mountPath", Node::str(postgres_data_mount(pg)))
-                        .from(&[&pp("version")]),
-                )
-                .item(
-                    Node::map()
-                        .with("name", Node::str("run"))
-                        .with("mountPath", Node::str("/var/run/postgresql")),
-                )
-                .item(
-                    Node::map()
-                        .with("name", Node::str("tmp"))
-                        .with("mountPath", Node::str("/tmp")),
-                )
-                .item(
-                    Node::map()
-                        .with("name", Node::str("shm"))
-                        .with("mountPath", Node::str("/dev/shm")),
-                ),
-        );
+        let mut mounts = Node::seq()
+            .item(
+                Node::map()
+                    .with("name", Node::str("data"))
+                    .with("mountPath", Node::str(postgres_data_mount(pg)))
+                    .from(&[&pp("version")]),
+            )
+            .item(
+                Node::map()
+                    .with("name", Node::str("run"))
+                    .with("mountPath", Node::str("/var/run/postgresql")),
+            )
+            .item(
+                Node::map()
+                    .with("name", Node::str("tmp"))
+                    .with("mountPath", Node::str("/tmp")),
+            )
+            .item(
+                Node::map()
+                    .with("name", Node::str("shm"))
+                    .with("mountPath", Node::str("/dev/shm")),
+            );
+        if pg_secret_file.is_some() {
+            mounts.push(
+                Node::map()
+                    .with("name", Node::str("secrets"))
+                    .with("mountPath", Node::str(SECRET_FILES_DIR))
+                    .with("readOnly", Node::bool(true))
+                    .from(&[&pp("password")]),
+            );
+        }
+        c.set("volumeMounts", mounts);
         c.set(
             "securityContext",
             Self::container_security(true, &[], &[], &[]),
         );
-        let volumes = Node::seq()
+        let mut volumes = Node::seq()
             .item(
                 Node::map()
                     .with("name", Node::str("run"))
@@ -1937,6 +2006,32 @@ impl Cx<'_> {
                     )
                     .comment("parallel queries use /dev/shm; the runtime's default is 64Mi"),
             );
+        if let Some(pw) = &pg_secret_file {
+            volumes.push(
+                Node::map()
+                    .with("name", Node::str("secrets"))
+                    .with(
+                        "secret",
+                        Node::map()
+                            .with("secretName", Node::str(secrets_name(model)))
+                            .with(
+                                "items",
+                                Node::seq().item(
+                                    Node::map()
+                                        .with("key", Node::str(pw))
+                                        .with("path", Node::str(pw)),
+                                ),
+                            )
+                            .with(
+                                "defaultMode",
+                                Node::int(0o440).comment(
+                                    "0440 (decimal here): the pod's group (fsGroup) reads it",
+                                ),
+                            ),
+                    )
+                    .from(&[&pp("password")]),
+            );
+        }
         let pod = self.data_pod(
             K8S_POSTGRES_UID,
             c,

@@ -23,9 +23,24 @@ use std::collections::{BTreeMap, BTreeSet};
 use kiln_core::Artifact;
 use kiln_core::model::{
     Condition, EnvValue, Model, Part, Service, ServiceKind, Target, pointer, pointer_segment,
+    secret_file_variable,
 };
 
 use crate::{Output, Unsupported, Writer, header_text};
+
+/// The secret behind a variable when it is delivered as a file (`deliver=file`).
+fn file_secret<'m>(model: &Model, value: &'m EnvValue) -> Option<&'m str> {
+    match value {
+        EnvValue::Secret(sec) if model.secrets.get(sec).is_some_and(|x| x.as_file) => Some(sec),
+        _ => None,
+    }
+}
+
+/// Where the host keeps a file-delivered secret: systemd's credential store, one folder per
+/// project (root-owned, mode 0600 files; `LoadCredential=` reads them).
+fn credential_path(model: &Model, secret: &str) -> String {
+    format!("/etc/credstore/{}/{secret}", unit_part(&model.project.name))
+}
 
 /// Open files per process: Debian's default soft limit (1024) is short for a busy web app.
 const LIMIT_NOFILE: u32 = 65536;
@@ -572,7 +587,7 @@ impl Cx<'_> {
         let secret_names: Vec<&str> = service
             .env
             .iter()
-            .filter(|(_, v)| v.is_secret())
+            .filter(|(_, v)| v.is_secret() && file_secret(model, v).is_none())
             .map(|(k, _)| k.as_str())
             .collect();
         w.line(
@@ -600,6 +615,19 @@ impl Cx<'_> {
         }
         for (key, value) in &service.env {
             let ep = format!("{svp}/env/{}", pointer_segment(key));
+            if let Some(sec) = file_secret(model, value) {
+                // A credential: systemd copies the root-owned file into the unit's private
+                // credentials folder (%d), readable by the service's user alone.
+                w.line(
+                    format!("LoadCredential={sec}:{}", credential_path(model, sec)),
+                    &[&ep, &format!("/secrets/{}/deliver", pointer_segment(sec))],
+                );
+                w.line(
+                    format!("Environment=\"{}=%d/{sec}\"", secret_file_variable(key)),
+                    &[&ep],
+                );
+                continue;
+            }
             let Some(text) = value.render(&|h| model.host_address(h)) else {
                 continue;
             };
@@ -997,11 +1025,15 @@ impl Cx<'_> {
 
         // variable → (value kind, services)
         let mut secrets: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let mut credentials: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         let mut wired: BTreeMap<&str, (String, Vec<&str>)> = BTreeMap::new();
         let mut plain: BTreeMap<&str, BTreeMap<String, Vec<&str>>> = BTreeMap::new();
         for (svc, service) in &model.services {
             for (key, value) in &service.env {
                 match value {
+                    EnvValue::Secret(sec) if file_secret(model, value).is_some() => {
+                        credentials.entry(sec).or_default().push(svc);
+                    }
                     EnvValue::Secret(_) => secrets.entry(key).or_default().push(svc),
                     EnvValue::Wired(parts) if value.is_secret() => {
                         let shape: String = parts
@@ -1056,6 +1088,28 @@ impl Cx<'_> {
                     &[&sp, &format!("{sp}/kind"), &format!("{sp}/optional")],
                 );
                 w.line(format!("{key}="), &[&sp]);
+            }
+        }
+        if !credentials.is_empty() {
+            w.blank();
+            w.line("# Secrets delivered as files (deliver=file): not in this file. Write each value to its", &["/secrets"]);
+            w.line("# credential, root-owned, mode 0600; systemd hands the unit a private copy (LoadCredential=):", &["/secrets"]);
+            for (sec, svcs) in &credentials {
+                let sp = pointer(&["secrets", sec]);
+                let who = used_by(svcs);
+                let who = who.trim_start_matches(", ");
+                w.line(
+                    format!(
+                        "#   install -D -m 0600 -o root -g root /dev/stdin {}{}",
+                        credential_path(model, sec),
+                        if who.is_empty() {
+                            String::new()
+                        } else {
+                            format!("   ({who})")
+                        }
+                    ),
+                    &[&sp, &format!("{sp}/deliver")],
+                );
             }
         }
         if !wired.is_empty() {

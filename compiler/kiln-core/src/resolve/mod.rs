@@ -609,6 +609,10 @@ impl Lower<'_> {
             description: self.string(node, "description", &format!("{ptr}/description")),
             services: self.list(node, "services", &format!("{ptr}/services")),
             min_length: self.uint(node, "min-length", &format!("{ptr}/min-length")),
+            as_file: self
+                .string(node, "deliver", &format!("{ptr}/deliver"))
+                .as_deref()
+                == Some("file"),
         };
         Some((key, secret))
     }

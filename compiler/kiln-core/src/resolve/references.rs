@@ -504,6 +504,52 @@ impl Lower<'_> {
         }
         self.file_references(model);
         self.command_references(model);
+        self.file_secrets_whole(model);
+    }
+
+    /// A secret delivered as a file (`deliver=file`) reaches a process as a path, never as
+    /// its value: a variable that embeds it (a URL with the password) cannot be built.
+    fn file_secrets_whole(&mut self, model: &Model) {
+        let as_file = |s: &str| model.secrets.get(s).is_some_and(|x| x.as_file);
+        for (name, service) in &model.services {
+            let values = service.env.iter().chain(
+                service
+                    .env_targets
+                    .iter()
+                    .flat_map(|(var, by)| by.values().map(move |v| (var, v))),
+            );
+            let mut said = std::collections::BTreeSet::new();
+            for (var, v) in values {
+                if !matches!(v, EnvValue::Wired(_)) {
+                    continue;
+                }
+                for secret in v.secrets().into_iter().filter(|s| as_file(s)) {
+                    if !said.insert((var.clone(), secret.to_owned())) {
+                        continue;
+                    }
+                    let ptr = format!(
+                        "/services/{}/env/{}",
+                        pointer_segment(name),
+                        pointer_segment(var)
+                    );
+                    let mut d = Diagnostic::error(
+                        "secret-file-embedded",
+                        format!("`{var}` of `{name}` embeds the secret `{secret}`, which is delivered as a file"),
+                    )
+                    .with_help(format!(
+                        "a file-delivered secret reaches the process as a path (`{secret}_FILE`), so no variable can hold its value: let the app read the file and build `{var}` itself, or deliver `{secret}` as a variable (drop `deliver=file`)"
+                    ));
+                    if let Some((_, o)) = self.prov.lookup(&ptr) {
+                        d = d.with_label(o[0].span, "embeds it here");
+                    }
+                    let sp = format!("/secrets/{}", pointer_segment(secret));
+                    if let Some((_, o)) = self.prov.lookup(&format!("{sp}/deliver")) {
+                        d = d.with_label(o[0].span, "delivered as a file here");
+                    }
+                    self.diags.push(d);
+                }
+            }
+        }
     }
 
     /// Expands the resource facts (`${NAME.FACT}`) in every command line: the container
