@@ -1053,6 +1053,11 @@ pub const ENV_BODY: &[NodeSpec] = &[
         ],
     ),
     ENV,
+    free_block(
+        "images",
+        Ty::Str,
+        "Images several processes share, said once: `images { app \"ghcr.io/shop/app:1.4.2\" }`; a process says `image \"${images.app}\"`.",
+    ),
     SECRET,
     keyed(
         "service",

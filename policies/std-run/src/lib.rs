@@ -16,7 +16,7 @@ kiln_policy_sdk::kiln_policy! {
 /// The policy's metadata; `policy.json` is generated from it.
 pub const POLICY: PolicyDocs = PolicyDocs {
     id: "run",
-    version: "1.0.0",
+    version: "1.1.0",
     summary: "Runtime hardening of every process on every target: non-root, no new privileges, resource limits, pinned images",
     inputs: &["spec", "artifacts"],
     targets: &["compose", "k8s", "systemd"],
@@ -25,6 +25,7 @@ pub const POLICY: PolicyDocs = PolicyDocs {
         &rules::no_new_privileges::RULE,
         &rules::resource_limits::RULE,
         &rules::image_pinned::RULE,
+        &rules::image_consistent::RULE,
     ],
     settings_schema: r#"{"type": "object", "additionalProperties": false}"#,
 };
@@ -34,6 +35,7 @@ pub fn check(input: &Input) -> Vec<Finding> {
     findings.extend(rules::no_new_privileges::check(input));
     findings.extend(rules::resource_limits::check(input));
     findings.extend(rules::image_pinned::check(input));
+    findings.extend(rules::image_consistent::check(input));
     findings
 }
 
@@ -84,6 +86,7 @@ mod tests {
         web["cap-add"] = json!(["SYS_ADMIN"]);
         web["image"] = json!("ghcr.io/acme/shop:latest");
         web["resources"]["memory"] = json!(null);
+        doc["spec"]["services"]["worker"]["image"] = json!("ghcr.io/acme/shop:2.4.0");
         assert_all_rules(&doc);
     }
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::diagnostic::{Diagnostic, normalize, unknown_name_help};
+use crate::diagnostic::{Diagnostic, did_you_mean, normalize, unknown_name_help};
 use crate::merge::merge;
 use crate::model::*;
 use crate::project::Project;
@@ -56,6 +56,7 @@ pub fn resolve(project: &Project, env: &str) -> (Option<Model>, Vec<Diagnostic>)
         diags,
         prov: Provenance::default(),
         celery,
+        images: BTreeMap::new(),
     };
     let model = lower.environment(decl.name.as_str(), decl.name_span, &merged);
     let mut diags = lower.diags;
@@ -204,6 +205,8 @@ struct Lower<'a> {
     prov: Provenance,
     /// Some service runs Celery: wiring adds the broker and result backend.
     celery: bool,
+    /// The environment's `images`: name → (reference, its node's origins).
+    images: BTreeMap<String, (String, Vec<Origin>)>,
 }
 
 fn origins(node: &Node) -> Vec<Origin> {
@@ -239,6 +242,56 @@ impl Lower<'_> {
         let v = node.args.first().filter(|v| v.value != Value::Null)?;
         self.record(ptr, node);
         Some(v)
+    }
+
+    /// The `image` of `parent`, with `${images.NAME}` replaced by the environment's shared
+    /// image (its provenance is then the `images` line: a finding about the image lands
+    /// where the tag is said).
+    fn image(&mut self, parent: &Node, ptr: &str) -> Option<String> {
+        let text = self.string(parent, "image", ptr)?;
+        if !text.contains("${images.") {
+            return Some(text);
+        }
+        let mut out = String::new();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("${images.") {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + "${images.".len()..];
+            let Some(close) = after.find('}') else {
+                out.push_str(&rest[at..]);
+                rest = "";
+                break;
+            };
+            let name = &after[..close];
+            match self.images.get(name) {
+                Some((reference, o)) => {
+                    out.push_str(reference);
+                    self.prov.record(ptr.to_owned(), o.clone());
+                }
+                None => {
+                    let known = self.images.keys().map(String::as_str);
+                    let help = match did_you_mean(name, known) {
+                        Some(s) => format!("did you mean `${{images.{s}}}`?"),
+                        None => format!(
+                            "declare it in the environment: `images {{ {name} \"registry/app:1.2.3\" }}`"
+                        ),
+                    };
+                    let mut d = Diagnostic::error(
+                        "unknown-reference",
+                        format!("`${{images.{name}}}` names no declared image"),
+                    )
+                    .with_help(help);
+                    if let Some(n) = parent.child("image") {
+                        d = d.with_label(n.value_span(), "this image");
+                    }
+                    self.diags.push(d);
+                    return None;
+                }
+            }
+            rest = &after[close + 1..];
+        }
+        out.push_str(rest);
+        Some(out)
     }
 
     fn string(&mut self, parent: &Node, name: &str, ptr: &str) -> Option<String> {
@@ -457,6 +510,15 @@ impl Lower<'_> {
             let Some(owner) = svc.key() else { continue };
             for node in svc.children_named("secret") {
                 declare(self, node, Some(&owner), &mut secrets);
+            }
+        }
+        if let Some(images) = root.child("images") {
+            for n in &images.children {
+                if let Some(Value::Str(reference)) = n.args.first().map(|v| &v.value) {
+                    self.record(&format!("/images/{}", pointer_segment(&n.name)), n);
+                    self.images
+                        .insert(n.name.clone(), (reference.clone(), origins(n)));
+                }
             }
         }
         let mut env = BTreeMap::new();
@@ -759,7 +821,7 @@ impl Lower<'_> {
                     .unwrap_or_else(|| "postgres".into()),
                 url_query: self.string(node, "url-query", &format!("{ptr}/url-query")),
                 image: self
-                    .string(node, "image", &format!("{ptr}/image"))
+                    .image(node, &format!("{ptr}/image"))
                     .unwrap_or_else(|| format!("postgres:{version}")),
                 version,
                 database: database.unwrap_or_default(),
@@ -794,7 +856,9 @@ impl Lower<'_> {
                 .map(|v| v.value.to_text())
                 .unwrap_or_else(|| "pgbouncer".into()),
             name: format!("{db}-pgbouncer"),
-            image: s(self, "image").unwrap_or_else(|| "edoburu/pgbouncer:v1.23.1-p3".into()),
+            image: self
+                .image(node, &format!("{ptr}/image"))
+                .unwrap_or_else(|| "edoburu/pgbouncer:v1.23.1-p3".into()),
             port: u(self, "port").map_or(6432, |p| p as u16),
             listen_addr: s(self, "listen-addr").unwrap_or_else(|| "127.0.0.1".into()),
             mode: s(self, "mode").unwrap_or_else(|| "transaction".into()),
@@ -846,7 +910,7 @@ impl Lower<'_> {
             };
             let r = Redis {
                 image: self
-                    .string(node, "image", &format!("{ptr}/image"))
+                    .image(node, &format!("{ptr}/image"))
                     .unwrap_or_else(|| format!("redis:{version}")),
                 version,
                 port: self
@@ -1070,7 +1134,7 @@ impl Lower<'_> {
                 .child("preset")
                 .and_then(|p| p.args.first())
                 .map(|v| v.value.to_text()),
-            image: self.string(node, "image", &format!("{ptr}/image")),
+            image: self.image(node, &format!("{ptr}/image")),
             run,
             port,
             health,

@@ -19,8 +19,8 @@ pub const RULE: RuleDocs = RuleDocs {
           roll back, two replicas can run different code, and a compromised or broken upstream \
           push goes live on the next restart. A tag can still be moved; only a digest names \
           exactly the bytes that were reviewed and scanned.",
-    example: "service web {\n    image \"ghcr.io/acme/shop:latest\"\n}",
-    instead: "service web {\n    image \"ghcr.io/acme/shop:2.4.1@sha256:8d9001d32c6a703d95921a77115050f33dd823d3f1730bd35215dcbecad6dc20\"\n}",
+    example: "service web {\n    image \"ghcr.io/acme/storefront:latest\"\n}",
+    instead: "service web {\n    image \"ghcr.io/acme/storefront:2.4.1@sha256:8d9001d32c6a703d95921a77115050f33dd823d3f1730bd35215dcbecad6dc20\"\n}",
     upstream: &[
         "KL latest-tag",
         "CKV_K8S_14",

@@ -1,5 +1,6 @@
 //! One rule per file: its docs (`RULE`) and its `check`.
 
+pub mod image_consistent;
 pub mod image_pinned;
 pub mod no_new_privileges;
 pub mod non_root;
