@@ -876,6 +876,28 @@ impl Cx<'_> {
         let t = &site.tls;
         c.blank();
         if let (Some(cert), Some(k)) = (&t.cert, &t.key) {
+            if t.mode == "acme" {
+                let names = site.server_names.join(" -d ");
+                let host = match self.flavor {
+                    Flavor::Host => "this host",
+                    Flavor::Container => "the Docker host (mounted read-only)",
+                };
+                c.line(
+                    format!("# tls acme: certbot on {host} obtains and renews this certificate, not kiln (docs/tls.md):"),
+                    &[&tp],
+                );
+                c.line(
+                    format!("# first `certbot certonly --standalone -d {names}` (nginx stopped), then renewals"),
+                    &[&tp],
+                );
+                c.line(
+                    format!(
+                        "# through the webroot {} that port {} serves, and a reload.",
+                        site.acme_root, site.listen.http
+                    ),
+                    &[&tp],
+                );
+            }
             c.line(
                 format!("ssl_certificate {};", arg(cert)),
                 &[&format!("{tp}/cert"), &tp],
