@@ -17,17 +17,22 @@ kiln_policy_sdk::kiln_policy! {
 /// The policy's metadata; `policy.json` is generated from it.
 pub const POLICY: PolicyDocs = PolicyDocs {
     id: "http",
-    version: "1.2.0",
+    version: "1.3.0",
     summary: "HTTP response headers of every HTTPS site: HSTS and OWASP's baseline security headers",
     inputs: &["spec"],
     targets: &[],
-    rules: &[&rules::hsts::RULE, &rules::baseline_headers::RULE],
+    rules: &[
+        &rules::hsts::RULE,
+        &rules::baseline_headers::RULE,
+        &rules::csp_asset_origins::RULE,
+    ],
     settings_schema: r#"{"type": "object", "additionalProperties": false}"#,
 };
 
 pub fn check(input: &Input) -> Vec<Finding> {
     let mut findings = rules::hsts::check(input);
     findings.extend(rules::baseline_headers::check(input));
+    findings.extend(rules::csp_asset_origins::check(input));
     findings
 }
 
@@ -76,6 +81,8 @@ mod tests {
         let site = &mut doc["spec"]["sites"]["shop.example.com"];
         site["hsts"] = json!(null);
         site["headers"]["Referrer-Policy"] = json!("unsafe-url");
+        doc["spec"]["services"]["web"]["env"]["STATIC_URL"] =
+            json!("https://cdn.jsdelivr.net/gh/acme/shop/static/");
         assert_all_rules(&doc);
     }
 
