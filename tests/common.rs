@@ -92,3 +92,19 @@ pub fn kiln_command(args: &[&str], dir: &Path) -> Command {
 pub fn kiln(args: &[&str], dir: &Path) -> Output {
     kiln_command(args, dir).output().expect("kiln runs")
 }
+
+/// A copy of a whole folder (outputs and lock included) in a temporary directory.
+pub fn copy_tree(src: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for entry in walkdir::WalkDir::new(src) {
+        let entry = entry.expect("walk");
+        let rel = entry.path().strip_prefix(src).expect("under src");
+        let to = dir.path().join(rel);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&to).expect("mkdir");
+        } else if entry.file_type().is_file() {
+            std::fs::copy(entry.path(), &to).expect("copy");
+        }
+    }
+    dir
+}

@@ -355,7 +355,13 @@ fn findings_carry_their_pointer() {
         Some("/services/worker/user"),
         "{d:#?}"
     );
-    let sarif = kiln::report::sarif(&b.diagnostics, &b.project.sources, &BTreeMap::new());
+    let sarif = kiln::report::sarif(
+        &b.diagnostics,
+        &b.project.sources,
+        &BTreeMap::new(),
+        &[],
+        &kiln::report::Paths::default(),
+    );
     let pointers: Vec<&str> = sarif["runs"][0]["results"]
         .as_array()
         .expect("results")

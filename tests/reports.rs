@@ -215,3 +215,149 @@ fn explain_maps_an_output_line_to_the_spec() {
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("target-unsupported"));
 }
+
+/// What GitHub code scanning enforces on top of the schema: every result has a rule id, a
+/// message and a location in a repository file, with a line.
+fn check_github_rules(doc: &serde_json::Value, root: &std::path::Path) {
+    for r in doc["runs"][0]["results"].as_array().expect("results") {
+        assert!(
+            r["ruleId"].as_str().is_some_and(|id| !id.is_empty()),
+            "{r:#}"
+        );
+        assert!(
+            r["message"]["text"].as_str().is_some_and(|t| !t.is_empty()),
+            "{r:#}"
+        );
+        let loc = &r["locations"][0]["physicalLocation"];
+        let uri = loc["artifactLocation"]["uri"].as_str().expect("a uri");
+        assert!(!uri.starts_with('<') && !uri.starts_with('/'), "{r:#}");
+        assert!(
+            root.join(uri).is_file(),
+            "{uri} is no file of the project: {r:#}"
+        );
+        assert!(
+            loc["region"]["startLine"].as_u64().is_some_and(|l| l >= 1),
+            "{r:#}"
+        );
+    }
+}
+
+/// SARIF and annotations from `compile --check`, on every fixture, up to date and drifted:
+/// schema-valid, never empty, a location on every result, drift as `kiln/drift` results
+/// (issue 14: 0 bytes when up to date, results without locations, no drift at all).
+#[test]
+fn check_reports_are_accepted_in_every_state() {
+    for project in common::fixture_projects() {
+        let dir = common::copy_tree(&project);
+        let p = dir.path();
+        let clean = kiln(&["compile", "--check", "--format", "sarif"], p);
+        assert_eq!(clean.status.code(), Some(0), "{}", project.display());
+        check_sarif(&clean.stdout);
+        let doc: serde_json::Value = serde_json::from_slice(&clean.stdout).expect("JSON");
+        check_github_rules(&doc, p);
+        // Drift: an edited output, a deleted one, a stray file.
+        let outputs: Vec<PathBuf> = walkdir::WalkDir::new(p.join("generated"))
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_type().is_file())
+            .map(|e| e.into_path())
+            .collect();
+        let edited = &outputs[0];
+        let mut text = std::fs::read_to_string(edited).expect("read");
+        text.push_str("# edited by hand\n");
+        std::fs::write(edited, text).expect("write");
+        std::fs::remove_file(&outputs[1]).expect("remove");
+        std::fs::write(p.join("generated/stray.txt"), "x\n").expect("write");
+        let dirty = kiln(&["compile", "--check", "--format", "sarif"], p);
+        assert_eq!(dirty.status.code(), Some(1), "{}", project.display());
+        check_sarif(&dirty.stdout);
+        let doc: serde_json::Value = serde_json::from_slice(&dirty.stdout).expect("JSON");
+        check_github_rules(&doc, p);
+        let drift: Vec<&serde_json::Value> = doc["runs"][0]["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .filter(|r| r["ruleId"] == "kiln/drift")
+            .collect();
+        let states: Vec<&str> = drift
+            .iter()
+            .map(|r| r["properties"]["state"].as_str().expect("state"))
+            .collect();
+        for state in ["edited", "missing", "orphan"] {
+            assert!(
+                states.contains(&state),
+                "{states:?} in {}",
+                project.display()
+            );
+        }
+        let rel = edited
+            .strip_prefix(p)
+            .expect("under p")
+            .to_str()
+            .expect("utf-8");
+        let at_edit = drift
+            .iter()
+            .find(|r| r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == rel)
+            .expect("the edited file's result");
+        let lines = std::fs::read_to_string(edited)
+            .expect("read")
+            .lines()
+            .count() as u64;
+        assert_eq!(
+            at_edit["locations"][0]["physicalLocation"]["region"]["startLine"], lines,
+            "points at the first changed line"
+        );
+        // The annotations: one per finding and drifted file, each with a file and a line.
+        let gh = kiln(&["compile", "--check", "--format", "github"], p);
+        let gh = String::from_utf8_lossy(&gh.stdout);
+        assert!(gh.lines().count() >= 3, "{gh}");
+        for line in gh.lines() {
+            assert!(line.contains(" file=") && line.contains(",line="), "{line}");
+        }
+    }
+}
+
+/// A failure before any build (no kiln.kdl) is still a valid SARIF log with a located result.
+#[test]
+fn sarif_of_a_missing_project_is_valid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = kiln(&["compile", "--check", "--format", "sarif"], dir.path());
+    assert_eq!(o.status.code(), Some(2));
+    check_sarif(&o.stdout);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let r = &doc["runs"][0]["results"][0];
+    assert_eq!(r["ruleId"], "no-project", "{doc:#}");
+    assert_eq!(
+        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "kiln.kdl"
+    );
+}
+
+/// In GitHub Actions paths are the repository's: a project in a subfolder gets its prefix.
+#[test]
+fn report_paths_are_relative_to_the_github_workspace() {
+    let ws = tempfile::tempdir().expect("tempdir");
+    let project = ws.path().join("deploy");
+    std::fs::create_dir(&project).expect("mkdir");
+    std::fs::write(
+        project.join("kiln.kdl"),
+        "project p {}\nenvironment production {\n    tier production\n    servise web {}\n}\n",
+    )
+    .expect("write");
+    let mut cmd = common::kiln_command(&["compile", "--format", "github"], &project);
+    cmd.env("GITHUB_WORKSPACE", ws.path());
+    let o = cmd.output().expect("run kiln");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.starts_with("::error file=deploy/kiln.kdl,line=4,"),
+        "{out}"
+    );
+    let mut cmd = common::kiln_command(&["compile", "--format", "sarif"], &project);
+    cmd.env("GITHUB_WORKSPACE", ws.path());
+    let doc: serde_json::Value =
+        serde_json::from_slice(&cmd.output().expect("run").stdout).expect("JSON");
+    assert_eq!(
+        doc["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "deploy/kiln.kdl"
+    );
+}

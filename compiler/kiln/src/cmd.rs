@@ -219,18 +219,20 @@ pub fn load(dir: &Path) -> Result<(disk::ProjectDir, Project, Vec<Diagnostic>), 
     Ok((root, project, diags))
 }
 
-/// Loads and builds; on a missing project, prints the diagnostic.
+/// Loads and builds; on a missing project, reports the diagnostic in `format`.
 fn load_and_build(
     ui: &Ui,
     dir: &Path,
     envs: &[String],
     keep: Keep,
+    format: Format,
 ) -> Result<(disk::ProjectDir, Build), u8> {
     crate::policy_cmd::prefetch_stdlib();
     let (root, project, diags) = match load(dir) {
         Ok(x) => x,
         Err(d) => {
-            ui.diagnostics(&[*d], &Sources::new());
+            // (A report that cannot be written has nothing left to say.)
+            let _ = report_diagnostics(ui, dir, &[*d], &Sources::new(), format, &[]);
             return Err(EXIT_ERROR);
         }
     };
@@ -246,7 +248,7 @@ fn compile(ui: &Ui, dir: &Path, envs: &[String], check: bool, format: Format) ->
     let (root, project, diags) = match load(dir) {
         Ok(x) => x,
         Err(d) => {
-            ui.diagnostics(&[*d], &Sources::new());
+            report_diagnostics(ui, dir, &[*d], &Sources::new(), format, &[])?;
             return Ok(EXIT_ERROR);
         }
     };
@@ -270,7 +272,7 @@ fn compile(ui: &Ui, dir: &Path, envs: &[String], check: bool, format: Format) ->
     };
     let b = crate::policy_cmd::build_checked(&root, project, diags, envs, keep);
     let code = exit_code(&b.diagnostics);
-    report(ui, &b, format, &[])?;
+    report(ui, dir, &b, format, &[])?;
     if code != EXIT_OK {
         if format == Format::Human {
             eprintln!("kiln: nothing written ({})", summary_counts(&b.diagnostics));
@@ -373,7 +375,7 @@ fn scoped_lock(prev: &Lock, output: &str, envs: &BTreeSet<String>) -> Lock {
 /// spec); the lock only tells a stale file from one edited by hand. What makes it fast is
 /// the policy result cache, which kiln itself wrote under its own key.
 fn compile_check(ui: &Ui, dir: &Path, envs: &[String], format: Format) -> Result<u8> {
-    let (root, b) = match load_and_build(ui, dir, envs, Keep::Files) {
+    let (root, b) = match load_and_build(ui, dir, envs, Keep::Files, format) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
@@ -388,7 +390,7 @@ fn compile_check(ui: &Ui, dir: &Path, envs: &[String], format: Format) -> Result
     };
     let code = exit_code(&b.diagnostics);
     if code != EXIT_OK {
-        report(ui, &b, format, &[])?;
+        report(ui, dir, &b, format, &[])?;
         return Ok(code);
     }
     let output = root.output(&b.project.output)?;
@@ -429,7 +431,7 @@ fn compile_check(ui: &Ui, dir: &Path, envs: &[String], format: Format) -> Result
             },
         );
     }
-    report(ui, &b, format, &diffs)?;
+    report(ui, dir, &b, format, &diffs)?;
     if format == Format::Human {
         for d in &diffs {
             eprintln!("kiln: {} {}", d.path, d.state.describe());
@@ -467,15 +469,35 @@ fn summary_counts(diags: &[Diagnostic]) -> String {
     format!("{errors} error(s), {warnings} warning(s)")
 }
 
-/// Reports diagnostics (and file differences) in the chosen format.
-fn report(ui: &Ui, b: &Build, format: Format, diffs: &[Difference]) -> Result<()> {
+/// Reports diagnostics (and file differences) in the chosen format. SARIF and GitHub
+/// annotations carry errors and warnings (information too with `--verbose`): a code-scanning
+/// alert per informational note would bury the findings.
+fn report(ui: &Ui, dir: &Path, b: &Build, format: Format, diffs: &[Difference]) -> Result<()> {
+    report_diagnostics(ui, dir, &b.diagnostics, &b.project.sources, format, diffs)
+}
+
+fn report_diagnostics(
+    ui: &Ui,
+    dir: &Path,
+    diagnostics: &[Diagnostic],
+    sources: &Sources,
+    format: Format,
+    diffs: &[Difference],
+) -> Result<()> {
+    let paths = kiln::report::Paths::for_project(dir);
+    let annotated: Vec<Diagnostic> = diagnostics
+        .iter()
+        .filter(|d| ui.verbose || d.severity != kiln_core::Severity::Info)
+        .cloned()
+        .collect();
     match format {
-        Format::Human => ui.diagnostics(&b.diagnostics, &b.project.sources),
+        Format::Human => ui.diagnostics(diagnostics, sources),
         Format::Json => {
             let doc = serde_json::json!({
+                "format_version": kiln::report::JSON_FORMAT_VERSION,
                 "kiln": COMPILER_VERSION,
-                "ok": exit_code(&b.diagnostics) == EXIT_OK && diffs.is_empty(),
-                "diagnostics": b.diagnostics.iter().map(|d| JsonDiagnostic::new(d, &b.project.sources)).collect::<Vec<_>>(),
+                "ok": exit_code(diagnostics) == EXIT_OK && diffs.is_empty(),
+                "diagnostics": diagnostics.iter().map(|d| JsonDiagnostic::new(d, sources)).collect::<Vec<_>>(),
                 "files": diffs.iter().map(|d| serde_json::json!({"path": d.path, "state": d.state, "diff": compare::unified_diff(d)})).collect::<Vec<_>>(),
             });
             out(&format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
@@ -483,22 +505,20 @@ fn report(ui: &Ui, b: &Build, format: Format, diffs: &[Difference]) -> Result<()
         Format::Sarif => out(&format!(
             "{}\n",
             serde_json::to_string_pretty(&kiln::report::sarif(
-                &b.diagnostics,
-                &b.project.sources,
-                &crate::policy_cmd::rule_infos()
+                &annotated,
+                sources,
+                &crate::policy_cmd::rule_infos(),
+                diffs,
+                &paths,
             ))?
         ))?,
-        Format::Github => out(&kiln::report::github(
-            &b.diagnostics,
-            &b.project.sources,
-            diffs,
-        ))?,
+        Format::Github => out(&kiln::report::github(&annotated, sources, diffs, &paths))?,
     }
     Ok(())
 }
 
 fn diff(ui: &Ui, dir: &Path, envs: &[String], format: DiffFormat) -> Result<u8> {
-    let (root, b) = match load_and_build(ui, dir, envs, Keep::All) {
+    let (root, b) = match load_and_build(ui, dir, envs, Keep::All, Format::Human) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };

@@ -12,6 +12,10 @@ use serde_json::{Value, json};
 use crate::build::{Build, COMPILER_VERSION};
 use crate::compare::{Difference, State, unified_diff};
 
+/// The version of the `--format json` documents (docs/schemas/): bumped on a change that
+/// is not an addition.
+pub const JSON_FORMAT_VERSION: u32 = 1;
+
 /// Documentation of a rule, for SARIF `rules` and `kiln explain RULE`.
 #[derive(Clone, Debug, Default)]
 pub struct RuleInfo {
@@ -29,17 +33,118 @@ fn sarif_level(s: Severity) -> &'static str {
     }
 }
 
-/// A SARIF 2.1.0 log of the diagnostics.
-pub fn sarif(diags: &[Diagnostic], sources: &Sources, rules: &BTreeMap<String, RuleInfo>) -> Value {
-    let codes: BTreeSet<&str> = diags.iter().map(|d| d.code.as_str()).collect();
+/// Where a report's paths are written from: the repository-relative prefix of the project
+/// folder (a project in `deploy/` of its repository is `deploy/`), and the spec file that
+/// stands for a finding with no line of its own.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    pub prefix: String,
+    pub spec: String,
+}
+
+impl Paths {
+    /// The project at `dir`: its prefix inside `$GITHUB_WORKSPACE` when it is under it (GitHub
+    /// resolves annotation and SARIF paths against the repository root), else none.
+    pub fn for_project(dir: &std::path::Path) -> Paths {
+        let prefix = std::env::var_os("GITHUB_WORKSPACE")
+            .and_then(|ws| {
+                let ws = std::fs::canonicalize(ws).ok()?;
+                let dir = std::fs::canonicalize(dir).ok()?;
+                let rel = dir.strip_prefix(&ws).ok()?.to_str()?.to_owned();
+                Some(match rel.is_empty() {
+                    true => rel,
+                    false => format!("{}/", rel.replace('\\', "/")),
+                })
+            })
+            .unwrap_or_default();
+        Paths {
+            prefix,
+            spec: kiln_core::project::ROOT_FILE.to_owned(),
+        }
+    }
+
+    fn uri(&self, file: &str) -> String {
+        format!("{}{file}", self.prefix)
+    }
+}
+
+impl Default for Paths {
+    fn default() -> Paths {
+        Paths {
+            prefix: String::new(),
+            spec: kiln_core::project::ROOT_FILE.to_owned(),
+        }
+    }
+}
+
+/// Where a result points: its primary span in a project file, else the project's spec
+/// (line 1). A span in kiln's embedded stdlib (a preset) is no file of the repository.
+fn result_location(
+    d: &Diagnostic,
+    sources: &Sources,
+    paths: &Paths,
+) -> kiln_core::source::Location {
+    d.labels
+        .iter()
+        .map(|l| sources.location(l.span))
+        .find(|loc| !loc.file.starts_with('<'))
+        .unwrap_or_else(|| kiln_core::source::Location {
+            file: paths.spec.clone(),
+            line: 1,
+            column: 1,
+            end_line: 1,
+            end_column: 1,
+        })
+}
+
+/// The first line where a drifted file differs from what kiln would write (1 when it is
+/// not on disk, or when only its end differs).
+fn first_difference(d: &Difference) -> usize {
+    match (&d.expected, &d.actual) {
+        (Some(e), Some(a)) => {
+            e.lines()
+                .zip(a.lines())
+                .position(|(x, y)| x != y)
+                .unwrap_or_else(|| e.lines().count().min(a.lines().count()))
+                + 1
+        }
+        _ => 1,
+    }
+}
+
+/// The rule id of a drifted output in SARIF.
+pub const DRIFT_RULE: &str = "kiln/drift";
+
+/// A SARIF 2.1.0 log of the diagnostics and of the drifted files: a valid run even with no
+/// result, every result with a location (GitHub code scanning refuses a file with one that
+/// has none).
+pub fn sarif(
+    diags: &[Diagnostic],
+    sources: &Sources,
+    rules: &BTreeMap<String, RuleInfo>,
+    diffs: &[Difference],
+    paths: &Paths,
+) -> Value {
+    let mut codes: BTreeSet<&str> = diags.iter().map(|d| d.code.as_str()).collect();
+    if !diffs.is_empty() {
+        codes.insert(DRIFT_RULE);
+    }
     let rule_list: Vec<Value> = codes
         .iter()
         .map(|code| {
             let info = rules.get(*code);
+            let summary = match (*code, info) {
+                (DRIFT_RULE, _) => "a generated file differs from what the spec compiles to".to_owned(),
+                (_, Some(i)) => i.summary.clone(),
+                (_, None) => format!("kiln check `{code}`"),
+            };
             let mut rule = json!({
                 "id": code,
-                "shortDescription": {"text": info.map_or_else(|| format!("kiln check `{code}`"), |i| i.summary.clone())},
+                "shortDescription": {"text": summary},
             });
+            if *code == DRIFT_RULE {
+                rule["help"] = json!({"text": "Generated files are committed and reviewed; they must be exactly what `kiln compile` writes from the spec. Change the spec, run `kiln compile`, and commit both."});
+            }
             if let Some(info) = info {
                 rule["help"] = json!({"text": info.help});
                 rule["properties"] = json!({"upstream": info.upstream, "tags": info.upstream});
@@ -48,7 +153,8 @@ pub fn sarif(diags: &[Diagnostic], sources: &Sources, rules: &BTreeMap<String, R
         })
         .collect();
     let index: BTreeMap<&str, usize> = codes.iter().enumerate().map(|(i, c)| (*c, i)).collect();
-    let results: Vec<Value> = diags
+    let region = |loc: &kiln_core::source::Location| json!({"startLine": loc.line, "startColumn": loc.column, "endLine": loc.end_line, "endColumn": loc.end_column.max(loc.column)});
+    let mut results: Vec<Value> = diags
         .iter()
         .map(|d| {
             let mut text = d.message.clone();
@@ -65,23 +171,41 @@ pub fn sarif(diags: &[Diagnostic], sources: &Sources, rules: &BTreeMap<String, R
             if let Some(pointer) = &d.pointer {
                 r["properties"] = json!({"pointer": pointer});
             }
-            if let Some(span) = d.primary_span() {
-                let loc = sources.location(span);
-                r["locations"] = json!([{
-                    "physicalLocation": {
-                        "artifactLocation": {"uri": loc.file},
-                        "region": {"startLine": loc.line, "startColumn": loc.column, "endLine": loc.end_line, "endColumn": loc.end_column},
-                    }
-                }]);
-            }
+            let loc = result_location(d, sources, paths);
+            r["locations"] = json!([{
+                "physicalLocation": {
+                    "artifactLocation": {"uri": paths.uri(&loc.file)},
+                    "region": region(&loc),
+                }
+            }]);
             r
         })
         .collect();
+    for d in diffs {
+        // A file that is not on disk has no line to point at: the spec stands for it.
+        let (file, line) = match d.state {
+            State::Missing | State::Interrupted => (paths.spec.clone(), 1),
+            _ => (d.path.clone(), first_difference(d)),
+        };
+        results.push(json!({
+            "ruleId": DRIFT_RULE,
+            "ruleIndex": index[DRIFT_RULE],
+            "level": "error",
+            "message": {"text": format!("{} {}; run `kiln compile` and commit the result", d.path, d.state.describe())},
+            "locations": [{
+                "physicalLocation": {
+                    "artifactLocation": {"uri": paths.uri(&file)},
+                    "region": {"startLine": line},
+                }
+            }],
+            "properties": {"path": d.path, "state": d.state},
+        }));
+    }
     json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
         "runs": [{
-            "tool": {"driver": {"name": "kiln", "version": COMPILER_VERSION, "informationUri": "https://kdl.dev", "rules": rule_list}},
+            "tool": {"driver": {"name": "kiln", "version": COMPILER_VERSION, "rules": rule_list}},
             "results": results,
         }]
     })
@@ -100,8 +224,14 @@ fn github_prop(s: &str) -> String {
     github_escape(s).replace(':', "%3A").replace(',', "%2C")
 }
 
-/// GitHub Actions workflow commands, one per diagnostic and drifted file.
-pub fn github(diags: &[Diagnostic], sources: &Sources, diffs: &[Difference]) -> String {
+/// GitHub Actions workflow commands, one per diagnostic and drifted file, each with a file
+/// and a line (GitHub shows an annotation without them only on the run's summary page).
+pub fn github(
+    diags: &[Diagnostic],
+    sources: &Sources,
+    diffs: &[Difference],
+    paths: &Paths,
+) -> String {
     let mut out = String::new();
     for d in diags {
         let cmd = match d.severity {
@@ -109,21 +239,18 @@ pub fn github(diags: &[Diagnostic], sources: &Sources, diffs: &[Difference]) -> 
             Severity::Warning => "warning",
             Severity::Info => "notice",
         };
-        let mut props = vec![format!("title={}", github_prop(&d.code))];
-        if let Some(span) = d.primary_span() {
-            let loc = sources.location(span);
-            props.insert(
-                0,
-                format!(
-                    "file={},line={},col={},endLine={},endColumn={}",
-                    github_prop(&loc.file),
-                    loc.line,
-                    loc.column,
-                    loc.end_line,
-                    loc.end_column
-                ),
-            );
-        }
+        let loc = result_location(d, sources, paths);
+        let props = [
+            format!(
+                "file={},line={},col={},endLine={},endColumn={}",
+                github_prop(&paths.uri(&loc.file)),
+                loc.line,
+                loc.column,
+                loc.end_line,
+                loc.end_column
+            ),
+            format!("title={}", github_prop(&d.code)),
+        ];
         let mut msg = d.message.clone();
         if let Some(h) = &d.help {
             msg.push_str("\nhelp: ");
@@ -136,10 +263,14 @@ pub fn github(diags: &[Diagnostic], sources: &Sources, diffs: &[Difference]) -> 
         ));
     }
     for d in diffs {
+        let (file, line) = match d.state {
+            State::Missing | State::Interrupted => (paths.spec.clone(), 1),
+            _ => (d.path.clone(), first_difference(d)),
+        };
         out.push_str(&format!(
-            "::error file={},title=kiln drift::{} {}; run `kiln compile`\n",
-            github_prop(&d.path),
-            d.path,
+            "::error file={},line={line},title=kiln drift::{} {}; run `kiln compile`\n",
+            github_prop(&paths.uri(&file)),
+            github_escape(&d.path),
             d.state.describe()
         ));
     }

@@ -79,6 +79,7 @@ fn read_env_file(path: &Path) -> Result<String, String> {
 }
 
 pub fn check(ui: &Ui, dir: &Path, env: &str, env_file: &Path, format: Format) -> Result<u8> {
+    let paths = kiln::report::Paths::for_project(dir);
     let (root, project, diags) = match crate::cmd::load(dir) {
         Ok(x) => x,
         Err(d) => {
@@ -183,10 +184,17 @@ pub fn check(ui: &Ui, dir: &Path, env: &str, env_file: &Path, format: Format) ->
             serde_json::to_string_pretty(&kiln::report::sarif(
                 &diags,
                 &b.project.sources,
-                &crate::policy_cmd::rule_infos()
+                &crate::policy_cmd::rule_infos(),
+                &[],
+                &paths,
             ))?
         ))?,
-        Format::Github => out(&kiln::report::github(&diags, &b.project.sources, &[]))?,
+        Format::Github => out(&kiln::report::github(
+            &diags,
+            &b.project.sources,
+            &[],
+            &paths,
+        ))?,
         Format::Human => {
             ui.diagnostics(&diags, &b.project.sources);
             eprintln!(
