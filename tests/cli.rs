@@ -610,3 +610,148 @@ environment production {
     let quiet = text(&kiln(&["compile"], dir.path()).stderr);
     assert!(!quiet.contains("preset-limits"), "{quiet}");
 }
+
+/// `kiln init` → `kiln compile` exits 0 on a fresh folder, for every preset; the spec is
+/// `fmt`-clean and checks clean; init never replaces a spec (or writes through a link).
+#[test]
+fn init_then_compile() {
+    for preset in ["django", "fastapi"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let project = dir.path().join("My Shop");
+        let o = kiln(&["init", "--preset", preset, "My Shop"], dir.path());
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        let spec = std::fs::read_to_string(project.join("kiln.kdl")).expect("kiln.kdl");
+        assert!(spec.contains("project my-shop {"), "{spec}");
+        let o = kiln(&["compile"], &project);
+        assert_eq!(code(&o), 0, "{preset}: {}", text(&o.stderr));
+        assert!(!text(&o.stderr).contains('×'), "{}", text(&o.stderr));
+        assert_eq!(code(&kiln(&["fmt", "--check"], &project)), 0, "{preset}");
+        assert_eq!(
+            code(&kiln(&["compile", "--check"], &project)),
+            0,
+            "{preset}"
+        );
+        // A second init changes nothing.
+        let o = kiln(&["init"], &project);
+        assert_eq!(code(&o), 2);
+        assert!(
+            text(&o.stderr).contains("already exists"),
+            "{}",
+            text(&o.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(project.join("kiln.kdl")).expect("read"),
+            spec
+        );
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::os::unix::fs::symlink("/tmp/kiln-init-target", dir.path().join("kiln.kdl"))
+        .expect("symlink");
+    assert_eq!(code(&kiln(&["init"], dir.path())), 2);
+    assert!(!Path::new("/tmp/kiln-init-target").exists());
+}
+
+/// The README's example, pasted into an empty folder, compiles with no error and is
+/// `fmt`-clean (issue 14: it exited 1 with two policy errors).
+#[test]
+fn readme_example_compiles_clean() {
+    let readme = std::fs::read_to_string(common::root().join("README.md")).expect("README");
+    let start = readme.find("```kdl\n").expect("a kdl block") + "```kdl\n".len();
+    let end = start + readme[start..].find("```").expect("its end");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("kiln.kdl"), &readme[start..end]).expect("write");
+    let o = kiln(&["compile"], dir.path());
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(!text(&o.stderr).contains('×'), "{}", text(&o.stderr));
+    assert_eq!(code(&kiln(&["fmt", "--check"], dir.path())), 0);
+}
+
+/// `-q`: errors and drift only, for hooks (issue 14: 161 unrelated warnings for a one-line
+/// change).
+#[test]
+fn quiet_prints_only_errors_and_drift() {
+    let dir = common::copy_tree(&common::root().join("fixtures/tulia"));
+    let o = kiln(&["compile", "--check", "-q"], dir.path());
+    assert_eq!(code(&o), 0);
+    assert!(o.stderr.is_empty(), "{}", text(&o.stderr));
+    let loud = kiln(&["compile", "--check"], dir.path());
+    assert!(text(&loud.stderr).contains('⚠'), "tulia has warnings");
+    let nginx = dir.path().join("generated/production/nginx/nginx.conf");
+    let mut t = std::fs::read_to_string(&nginx).expect("read");
+    t.push_str("# hand edit\n");
+    std::fs::write(&nginx, t).expect("write");
+    let o = kiln(&["compile", "--check", "-q"], dir.path());
+    assert_eq!(code(&o), 1);
+    let err = text(&o.stderr);
+    assert!(err.contains("nginx.conf was edited by hand"), "{err}");
+    assert!(!err.contains('⚠'), "{err}");
+    assert_eq!(
+        code(&kiln(&["compile", "-q", "-v"], dir.path())),
+        2,
+        "-q and -v conflict"
+    );
+}
+
+/// Shell completions and the man page come from the same definition as `--help`.
+#[test]
+fn completions_and_man_page() {
+    let root = common::root();
+    for shell in ["bash", "zsh", "fish"] {
+        let o = kiln(&["completions", shell], &root);
+        assert_eq!(code(&o), 0, "{shell}");
+        assert!(text(&o.stdout).contains("compile"), "{shell}");
+    }
+    assert_eq!(code(&kiln(&["completions", "tcsh"], &root)), 2);
+    let o = kiln(&["man"], &root);
+    assert_eq!(code(&o), 0);
+    let man = text(&o.stdout);
+    assert!(man.contains(".TH kiln 1") && man.contains("init"), "{man}");
+}
+
+/// The pre-commit hook finds each changed file's project (a subfolder, or several) and
+/// checks it quietly; files outside any project are ignored (issue 14: a project in a
+/// subfolder failed the hook until `args:` was added).
+#[test]
+fn pre_commit_hook_checks_the_projects_of_the_changed_files() {
+    let repo = tempfile::tempdir().expect("tempdir");
+    let tulia = repo.path().join("deploy/tulia");
+    std::fs::create_dir_all(tulia.parent().expect("parent")).expect("mkdir");
+    let copy = common::copy_tree(&common::root().join("fixtures/tulia"));
+    std::fs::rename(copy.path(), &tulia).expect("move");
+    std::fs::write(repo.path().join("README.md"), "x\n").expect("write");
+    let hook = common::root().join("compiler/kiln/pre-commit-hook.sh");
+    let run = |args: &[&str]| {
+        std::process::Command::new("bash")
+            .arg(&hook)
+            .args(args)
+            .current_dir(repo.path())
+            .env("KILN", common::kiln_bin())
+            .env("KILN_CACHE_DIR", common::test_cache().0)
+            .env("KILN_CACHE_KEY_FILE", common::test_cache().1)
+            .output()
+            .expect("run the hook")
+    };
+    let o = run(&["check", "deploy/tulia/kiln.kdl", "README.md"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(o.stderr.is_empty(), "quiet: {}", text(&o.stderr));
+    let nginx = tulia.join("generated/production/nginx/nginx.conf");
+    let mut t = std::fs::read_to_string(&nginx).expect("read");
+    t.push_str("# hand edit\n");
+    std::fs::write(&nginx, t).expect("write");
+    let o = run(&[
+        "check",
+        "deploy/tulia/generated/production/nginx/nginx.conf",
+    ]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("edited by hand"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(
+        code(&run(&["check", "README.md"])),
+        0,
+        "no project: nothing to do"
+    );
+    assert_eq!(code(&run(&["fmt", "deploy/tulia/kiln.kdl"])), 0);
+}

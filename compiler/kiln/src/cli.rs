@@ -17,8 +17,20 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
     /// Also show information-level diagnostics (quiet by default).
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, conflicts_with = "quiet")]
     pub verbose: bool,
+    /// Only errors and drift: no warnings, no summary lines (for pre-commit hooks).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+}
+
+/// The starting points of `kiln init`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum InitPreset {
+    /// Django behind gunicorn, Celery worker and beat, PostgreSQL behind pgbouncer, Redis.
+    Django,
+    /// FastAPI behind uvicorn, Celery worker and beat, PostgreSQL behind pgbouncer, Redis.
+    Fastapi,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -103,10 +115,29 @@ pub enum Command {
     Fmt {
         #[command(flatten)]
         project: ProjectArgs,
-        /// Write nothing; exit 1 if a file is not formatted.
+        /// Write nothing; exit 1 and show the diff if a file is not formatted.
         #[arg(long)]
         check: bool,
     },
+    /// Start a project: write a kiln.kdl that compiles cleanly (staging and production).
+    Init {
+        /// The folder to start it in (created if missing; must hold no kiln.kdl).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// The shape of the app.
+        #[arg(long, value_enum, default_value_t = InitPreset::Django)]
+        preset: InitPreset,
+        /// The project name (default: the folder's name, made a valid name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print kiln's man page (roff), e.g. `kiln man > /usr/local/share/man/man1/kiln.1`.
+    Man,
 }
 
 #[derive(Subcommand, Debug)]

@@ -22,7 +22,7 @@ pub const EXIT_FINDINGS: u8 = 1;
 pub const EXIT_ERROR: u8 = 2;
 
 pub fn run(cli: Cli) -> Result<u8> {
-    let ui = Ui::new(cli.color, cli.verbose);
+    let ui = Ui::new(cli.color, cli.verbose, cli.quiet);
     match cli.command {
         Command::Compile {
             project,
@@ -40,6 +40,21 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Fmt { project, check } => fmt(&ui, &project.dir, check),
         Command::Policy { command } => crate::policy_cmd::policy(&ui, command),
         Command::Secrets { command } => crate::policy_cmd::secrets(&ui, command),
+        Command::Init { dir, preset, name } => crate::init::init(&dir, preset, name.as_deref()),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "kiln", &mut buf);
+            out(&String::from_utf8_lossy(&buf))?;
+            Ok(EXIT_OK)
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut buf)?;
+            out(&String::from_utf8_lossy(&buf))?;
+            Ok(EXIT_OK)
+        }
     }
 }
 
@@ -48,10 +63,12 @@ pub struct Ui {
     pub color: bool,
     pub width: usize,
     pub verbose: bool,
+    /// `--quiet`: errors and drift only.
+    pub quiet: bool,
 }
 
 impl Ui {
-    fn new(color: Color, verbose: bool) -> Ui {
+    fn new(color: Color, verbose: bool, quiet: bool) -> Ui {
         let is_tty = std::io::stderr().is_terminal();
         let color = match color {
             Color::Always => true,
@@ -74,6 +91,7 @@ impl Ui {
             color,
             width,
             verbose,
+            quiet,
         }
     }
 
@@ -89,6 +107,9 @@ impl Ui {
         let mut shown: Vec<Diagnostic> = Vec::new();
         let mut info = 0;
         for d in diags {
+            if self.quiet && !d.is_error() {
+                continue;
+            }
             if self.verbose {
                 let mut d = d.clone();
                 if let Some(p) = &d.pointer {
@@ -312,7 +333,7 @@ fn compile(ui: &Ui, dir: &Path, envs: &[String], check: bool, format: Format) ->
             );
         }
     }
-    if format == Format::Human {
+    if format == Format::Human && !ui.quiet {
         let envs: Vec<&str> = b.envs.iter().map(|e| e.name.as_str()).collect();
         // A monorepo's thousand environment names would bury the counts.
         let envs = match envs.len() {
@@ -445,7 +466,9 @@ fn compile_check(ui: &Ui, dir: &Path, envs: &[String], format: Format) -> Result
             }
         }
         if diffs.is_empty() {
-            eprintln!("kiln: up to date");
+            if !ui.quiet {
+                eprintln!("kiln: up to date");
+            }
         } else {
             eprintln!(
                 "kiln: {} file(s) differ; run `kiln compile` to regenerate",
