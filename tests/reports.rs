@@ -361,3 +361,136 @@ fn report_paths_are_relative_to_the_github_workspace() {
         "deploy/kiln.kdl"
     );
 }
+
+fn git(dir: &std::path::Path, args: &[&str]) {
+    let o = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.email=kiln@example.com",
+            "-c",
+            "user.name=kiln",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// `kiln diff --base REV` on a real two-commit history: the change between the committed
+/// outputs and what the spec now compiles to, with the spec line behind it, an exit code,
+/// and nothing for the revision the outputs already match.
+#[test]
+fn diff_against_a_base_revision() {
+    let repo = tempfile::tempdir().expect("tempdir");
+    let project = repo.path().join("deploy");
+    let copy = common::copy_tree(&common::root().join("fixtures/tulia"));
+    std::fs::rename(copy.path(), &project).expect("move");
+    git(repo.path(), &["init", "-q"]);
+    git(repo.path(), &["add", "-A"]);
+    git(repo.path(), &["commit", "-q", "-m", "base"]);
+    let spec = project.join("kiln.kdl");
+    let text = std::fs::read_to_string(&spec).expect("read");
+    let line = text
+        .lines()
+        .position(|l| l.contains("replicas 3"))
+        .expect("replicas")
+        + 1;
+    std::fs::write(&spec, text.replace("replicas 3", "replicas 5")).expect("write");
+    assert_eq!(kiln(&["compile"], &project).status.code(), Some(0));
+    git(repo.path(), &["commit", "-q", "-am", "five web replicas"]);
+
+    let o = kiln(&["diff", "--base", "HEAD~1", "--exit-code"], &project);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("change since `HEAD~1`"), "{out}");
+    assert!(out.contains("-  replicas: 3\n+  replicas: 5"), "{out}");
+    assert!(
+        out.contains(&format!("kiln.kdl:{line}: replicas 5")),
+        "{out}"
+    );
+    let md = kiln(
+        &["diff", "--base", "HEAD~1", "--format", "markdown"],
+        &project,
+    );
+    let md = String::from_utf8_lossy(&md.stdout);
+    assert!(md.contains("| `production` | `k8s` | 0 | 1 | 0 |"), "{md}");
+    let json = kiln(&["diff", "--base", "HEAD~1", "--format", "json"], &project);
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    assert_eq!(doc["base"], "HEAD~1");
+    assert!(
+        doc["files"]
+            .as_array()
+            .is_some_and(|f| f.iter().all(|f| f["change"] == "changed"))
+    );
+    // HEAD's outputs are what the spec compiles to: nothing changes.
+    let o = kiln(&["diff", "--base", "HEAD", "--exit-code"], &project);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("no changes since `HEAD`"));
+    // Not a revision: exit 2 with a diagnostic, not a crash or an empty report.
+    for bad in ["no-such-rev", "--output=/tmp/x"] {
+        let o = kiln(&["diff", &format!("--base={bad}")], &project);
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("diff-base"),
+            "{bad}"
+        );
+    }
+}
+
+/// A one-line change to the shared base of a 1 000-environment project: the markdown fits a
+/// pull-request comment (issue 14 measured 11 MB), counts every changed file, and says how
+/// many diffs it left out.
+#[test]
+fn diff_of_a_thousand_environments_fits_a_comment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut spec = String::from(
+        "project many { output \"generated\" }\nenvironment base abstract=#true {\n    env { ALLOWED_HOSTS \"a.example\"; DEBUG #false; }\n    service web preset=fastapi-web { image \"ghcr.io/many/app:1.0.0\"; replicas 1; }\n    targets compose\n}\n",
+    );
+    for i in 0..1000 {
+        spec.push_str(&format!(
+            "environment e{i:04} extends=base {{ tier development }}\n"
+        ));
+    }
+    std::fs::write(dir.path().join("kiln.kdl"), &spec).expect("write");
+    assert_eq!(kiln(&["compile", "-q"], dir.path()).status.code(), Some(0));
+    std::fs::write(
+        dir.path().join("kiln.kdl"),
+        spec.replace("replicas 1", "replicas 2"),
+    )
+    .expect("write");
+    let md = kiln(&["diff", "--format", "markdown"], dir.path());
+    let md = String::from_utf8_lossy(&md.stdout);
+    assert!(
+        md.chars().count() < 65_536,
+        "{} characters",
+        md.chars().count()
+    );
+    assert!(
+        md.contains("### kiln: 1000 generated file(s) change"),
+        "{}",
+        &md[..500]
+    );
+    assert!(
+        md.contains("more environment/target pair(s), 960 file(s)"),
+        "{}",
+        &md[..4000]
+    );
+    assert!(
+        md.contains("more file(s) changed but are not shown here"),
+        "{}",
+        &md[md.len() - 500..]
+    );
+    assert!(md.contains("```diff"), "some diffs fit");
+}

@@ -48,6 +48,13 @@ pub enum Format {
     Github,
 }
 
+/// Formats of listings (`kiln policy list`): SARIF and annotations are for findings.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Human,
+    Json,
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DiffFormat {
     Human,
@@ -77,7 +84,9 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
-    /// Show what a compile would change, with the spec lines behind each change.
+    /// Show what a compile would change, with the spec lines behind each change; with
+    /// `--base REV`, what the spec changes in the generated files since that commit (a
+    /// pull request's review).
     Diff {
         #[command(flatten)]
         project: ProjectArgs,
@@ -85,6 +94,17 @@ pub enum Command {
         envs: Vec<String>,
         #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
         format: DiffFormat,
+        /// Compare with the generated files committed in this revision (`origin/main`, a
+        /// commit), not with the working tree.
+        #[arg(long, value_name = "REV")]
+        base: Option<String>,
+        /// Exit 1 when something changes, 0 when nothing does.
+        #[arg(long)]
+        exit_code: bool,
+        /// Bound the report (default 60000 characters for markdown, a PR comment's room;
+        /// none otherwise): a summary of every changed file, then the diffs that fit.
+        #[arg(long, value_name = "N")]
+        max_chars: Option<usize>,
     },
     /// Print the resolved environment (the policy input) as JSON.
     Inspect {
@@ -148,12 +168,14 @@ pub enum PolicyCommand {
         project: ProjectArgs,
         #[arg(long = "env", value_name = "NAME")]
         env: Option<String>,
-        #[arg(long, value_enum, default_value_t = Format::Human)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = ListFormat::Human)]
+        format: ListFormat,
     },
     /// Run policy test cases: specs with the findings they must produce.
     Test {
-        /// A folder of test cases (each a folder with kiln.kdl and expected.json), or one case.
+        /// A folder of cases, or one case: a `.kdl` spec whose `// finding: RULE` comments mark
+        /// each line where a finding of RULE must land; in a folder named after a rule, a case
+        /// without markers must have no finding of it.
         dir: PathBuf,
     },
 }

@@ -34,7 +34,20 @@ pub fn run(cli: Cli) -> Result<u8> {
             project,
             envs,
             format,
-        } => diff(&ui, &project.dir, &envs, format),
+            base,
+            exit_code,
+            max_chars,
+        } => diff(
+            &ui,
+            &project.dir,
+            &envs,
+            DiffOptions {
+                format,
+                base,
+                exit_code,
+                max_chars,
+            },
+        ),
         Command::Inspect { project, env } => inspect(&ui, &project.dir, &env),
         Command::Explain { what, project } => explain(&ui, &what, project.as_deref()),
         Command::Fmt { project, check } => fmt(&ui, &project.dir, check),
@@ -540,33 +553,77 @@ fn report_diagnostics(
     Ok(())
 }
 
-fn diff(ui: &Ui, dir: &Path, envs: &[String], format: DiffFormat) -> Result<u8> {
+struct DiffOptions {
+    format: DiffFormat,
+    base: Option<String>,
+    exit_code: bool,
+    max_chars: Option<usize>,
+}
+
+fn diff(ui: &Ui, dir: &Path, envs: &[String], opts: DiffOptions) -> Result<u8> {
     let (root, b) = match load_and_build(ui, dir, envs, Keep::All, Format::Human) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
-    ui.diagnostics(&b.diagnostics, &b.project.sources);
-    let code = exit_code(&b.diagnostics);
-    if code == EXIT_ERROR {
-        return Ok(code);
+    if opts.format != DiffFormat::Json {
+        ui.diagnostics(&b.diagnostics, &b.project.sources);
     }
-    let lock = root.read_lock()?.and_then(Result::ok);
-    let mut disk_files = match root.output(&b.project.output)? {
-        Some(out) => out.read_all()?,
-        None => BTreeMap::new(),
-    };
-    let selected = selected_names(&b);
-    disk_files.retain(|p, _| in_envs(p, &b.project.output, &selected));
-    let files = b.files();
-    let diffs = compare::compare(&files, &disk_files, lock.as_ref());
-    let format = match format {
+    let code = exit_code(&b.diagnostics);
+    let format = match opts.format {
         DiffFormat::Human => kiln::DiffFormat::Human,
         DiffFormat::Markdown => kiln::DiffFormat::Markdown,
         DiffFormat::Json => kiln::DiffFormat::Json,
     };
-    let text = kiln::report::diff_report(&b, &files, &diffs, format);
+    let files = b.files();
+    if code == EXIT_ERROR {
+        if opts.format == DiffFormat::Json {
+            out(&kiln::report::diff_report(
+                &b,
+                &files,
+                &[],
+                format,
+                &Default::default(),
+            ))?;
+        }
+        return Ok(code);
+    }
+    let selected = selected_names(&b);
+    let (mut old_files, lock) = match &opts.base {
+        None => (
+            match root.output(&b.project.output)? {
+                Some(out) => out.read_all()?,
+                None => BTreeMap::new(),
+            },
+            root.read_lock()?.and_then(Result::ok),
+        ),
+        Some(rev) => match crate::git::committed_outputs(dir, rev, &b.project.output) {
+            Ok(f) => (f, None),
+            Err(why) => {
+                ui.diagnostics(
+                    &[Diagnostic::error("diff-base", format!("cannot read the generated files of `{rev}`: {why}"))
+                        .with_help("pass a commit of this repository (`--base origin/main`; in CI fetch it first: `git fetch origin main`)")],
+                    &Sources::new(),
+                );
+                return Ok(EXIT_ERROR);
+            }
+        },
+    };
+    old_files.retain(|p, _| in_envs(p, &b.project.output, &selected));
+    let diffs = compare::compare(&files, &old_files, lock.as_ref());
+    let options = kiln::report::DiffOptions {
+        base: opts.base.clone(),
+        max_chars: opts.max_chars.or(match opts.format {
+            DiffFormat::Markdown => Some(kiln::report::COMMENT_CHARS),
+            _ => None,
+        }),
+    };
+    let text = kiln::report::diff_report(&b, &files, &diffs, format, &options);
     out(&text)?;
-    Ok(code)
+    Ok(match (opts.exit_code, diffs.is_empty()) {
+        (true, false) => EXIT_FINDINGS,
+        (true, true) if code == EXIT_OK => EXIT_OK,
+        _ => code,
+    })
 }
 
 fn inspect(ui: &Ui, dir: &Path, env: &str) -> Result<u8> {
@@ -681,6 +738,15 @@ fn explain(ui: &Ui, what: &str, project_dir: Option<&Path>) -> Result<u8> {
         .find(|e| e.name == env)
         .and_then(|e| e.model.as_ref())
         .context("no model")?;
+    if let Some(n) = line
+        && (n == 0 || n > artifact.text.lines().count())
+    {
+        eprintln!(
+            "kiln: `{rel}` has {} line(s); there is no line {n}",
+            artifact.text.lines().count()
+        );
+        return Ok(EXIT_ERROR);
+    }
     let text = kiln::report::explain_lines(&b.project.sources, model, artifact, line);
     out(&text)?;
     Ok(EXIT_OK)
@@ -709,7 +775,16 @@ fn fmt(ui: &Ui, dir: &Path, check: bool) -> Result<u8> {
             kiln::format::format_kdl(&f.text).map_err(|e| anyhow::anyhow!("{}: {e}", f.name))?;
         if formatted != *f.text {
             unformatted.push(f.name.clone());
-            if !check {
+            if check {
+                // What `kiln fmt` would change, as a unified diff (stdout: a patch).
+                let d = Difference {
+                    path: f.name.clone(),
+                    state: State::Edited,
+                    expected: Some(formatted),
+                    actual: Some(f.text.to_string()),
+                };
+                out(&compare::unified_diff(&d))?;
+            } else {
                 root.replace(&f.name, formatted.as_bytes())?;
             }
         }
@@ -718,7 +793,7 @@ fn fmt(ui: &Ui, dir: &Path, check: bool) -> Result<u8> {
         eprintln!(
             "kiln: {name} {}",
             if check {
-                "is not formatted"
+                "is not formatted (the diff above is what `kiln fmt` changes)"
             } else {
                 "formatted"
             }

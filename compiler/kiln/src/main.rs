@@ -3,6 +3,7 @@
 mod cli;
 mod cmd;
 mod disk;
+mod git;
 mod init;
 mod policy_cmd;
 mod policy_test;

@@ -18,7 +18,7 @@ use kiln_core::source::Sources;
 use kiln_core::source::Span;
 use kiln_policy_host::{HostConfig, PolicyHost};
 
-use crate::cli::{Format, PolicyCommand, SecretsCommand};
+use crate::cli::{ListFormat, PolicyCommand, SecretsCommand};
 use crate::cmd::{EXIT_ERROR, EXIT_OK, Ui, out};
 use crate::disk::{self, OutputLock, ProjectDir};
 
@@ -297,7 +297,7 @@ pub fn policy(ui: &Ui, command: PolicyCommand) -> Result<u8> {
     }
 }
 
-fn list(ui: &Ui, dir: &Path, env: Option<&str>, format: Format) -> Result<u8> {
+fn list(ui: &Ui, dir: &Path, env: Option<&str>, format: ListFormat) -> Result<u8> {
     let mut overrides = BTreeMap::new();
     let mut title = "standard library".to_owned();
     if let Some(env) = env {
@@ -338,11 +338,11 @@ fn list(ui: &Ui, dir: &Path, env: Option<&str>, format: Format) -> Result<u8> {
         }
     }
     match format {
-        Format::Json | Format::Sarif => out(&format!(
+        ListFormat::Json => out(&format!(
             "{}\n",
             serde_json::to_string_pretty(&serde_json::json!({"policies": rows}))?
         ))?,
-        Format::Human | Format::Github => {
+        ListFormat::Human => {
             let mut text = format!(
                 "Policies in force for the {title} (severities: default in production; policies lower them in other tiers)\n\n"
             );
@@ -376,6 +376,41 @@ fn list(ui: &Ui, dir: &Path, env: Option<&str>, format: Format) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
+/// The spec language's diagnostic codes, from the table of docs/spec.md's Diagnostics
+/// section (one source for the documentation and `kiln explain CODE`): code, severity, when.
+pub fn spec_codes() -> Vec<(String, String, String)> {
+    const SPEC: &str = include_str!("../../../docs/spec.md");
+    let Some(start) = SPEC.find("\n## Diagnostics") else {
+        return Vec::new();
+    };
+    let section = &SPEC[start + 1..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    let mut out = Vec::new();
+    for line in section.lines() {
+        let cells: Vec<&str> = line.trim().trim_matches('|').split(" | ").collect();
+        let [code, severity, when] = cells[..] else {
+            continue;
+        };
+        // A cell may name two codes: `include-depth` / `include-count`.
+        for code in code.split(" / ") {
+            let Some(code) = code
+                .trim()
+                .strip_prefix('`')
+                .and_then(|c| c.strip_suffix('`'))
+            else {
+                continue;
+            };
+            let when = when.replace('`', "");
+            out.push((
+                code.to_owned(),
+                severity.trim().to_owned(),
+                when.trim().to_owned(),
+            ));
+        }
+    }
+    out
+}
+
 pub fn explain_rule(ui: &Ui, rule: &str) -> Result<u8> {
     for (name, _, meta) in std_metas() {
         if let Some(r) = meta.rule(rule) {
@@ -402,18 +437,27 @@ pub fn explain_rule(ui: &Ui, rule: &str) -> Result<u8> {
             return Ok(EXIT_OK);
         }
     }
-    let ids: Vec<String> = std_metas()
+    let codes = spec_codes();
+    if let Some((_, severity, when)) = codes.iter().find(|(c, _, _)| c == rule) {
+        let text = format!(
+            "{rule} — a kiln check of the spec ({severity})\n\nwhen: {when}\n\nSee the Diagnostics section of docs/spec.md.\n"
+        );
+        out(&text)?;
+        return Ok(EXIT_OK);
+    }
+    let mut ids: Vec<String> = std_metas()
         .iter()
         .flat_map(|(_, _, m)| m.rules.iter().map(|r| r.id.clone()))
         .collect();
+    ids.extend(codes.into_iter().map(|(c, _, _)| c));
     let help = match did_you_mean(rule, ids.iter().map(String::as_str)) {
         Some(b) => format!("did you mean `{b}`?"),
-        None => "pass a generated file (`generated/production/nginx/nginx.conf:12`) or a rule id from `kiln policy list`".into(),
+        None => "pass a generated file (`generated/production/nginx/nginx.conf:12`), a rule id from `kiln policy list`, or a diagnostic code (`port-collision`)".into(),
     };
     ui.diagnostics(
         &[Diagnostic::error(
             "unknown-rule",
-            format!("`{rule}` is neither a file nor a rule"),
+            format!("`{rule}` is neither a file, a rule nor a diagnostic code"),
         )
         .with_help(help)],
         &Sources::new(),

@@ -327,78 +327,202 @@ pub fn explain_lines(
     out
 }
 
-/// `kiln diff`: unified diffs grouped by environment and target, each hunk
-/// followed by the spec lines behind its new lines.
+/// Room for a pull-request comment (GitHub's limit is 65 536), with space to spare.
+pub const COMMENT_CHARS: usize = 60_000;
+
+/// How `kiln diff` reports.
+#[derive(Clone, Debug, Default)]
+pub struct DiffOptions {
+    /// `--base REV`: the old side is that commit's generated files (the words are a review's:
+    /// added, changed, removed).
+    pub base: Option<String>,
+    /// At most this many characters; the summary comes first, then the diffs that fit.
+    pub max_chars: Option<usize>,
+}
+
+/// What a difference is, in a review's words.
+fn change_word(state: State) -> &'static str {
+    match state {
+        State::Missing => "added",
+        State::Removed | State::Orphan => "removed",
+        _ => "changed",
+    }
+}
+
+/// The (environment, target) of an output path `generated/<env>/<target>/…`.
+fn env_target(path: &str) -> (String, String) {
+    let parts: Vec<&str> = path.splitn(4, '/').collect();
+    match parts.as_slice() {
+        [_, env, target, _] => (env.to_string(), target.to_string()),
+        [_, env, _] => (env.to_string(), String::new()),
+        _ => (String::new(), String::new()),
+    }
+}
+
+/// At most this many rows in the summary table; the rest are counted.
+const SUMMARY_ROWS: usize = 40;
+
+/// `kiln diff`: a summary of the changed files per environment and target, then unified
+/// diffs grouped the same way, each hunk followed by the spec lines behind its new lines;
+/// bounded by `max_chars` (the diffs that do not fit are counted, never cut in half).
 pub fn diff_report(
     b: &Build,
     files: &BTreeMap<&str, &Artifact>,
     diffs: &[Difference],
     format: crate::DiffFormat,
+    options: &DiffOptions,
 ) -> String {
     use crate::DiffFormat;
     if format == DiffFormat::Json {
         let list: Vec<Value> = diffs
             .iter()
-            .map(|d| json!({"path": d.path, "state": d.state, "diff": unified_diff(d), "sources": sources_for(b, files, d)}))
+            .map(|d| json!({"path": d.path, "state": d.state, "change": change_word(d.state), "diff": unified_diff(d), "sources": sources_for(b, files, d)}))
+            .collect();
+        let diagnostics: Vec<Value> = b
+            .diagnostics
+            .iter()
+            .map(|d| {
+                serde_json::to_value(kiln_core::diagnostic::JsonDiagnostic::new(
+                    d,
+                    &b.project.sources,
+                ))
+                .unwrap_or(Value::Null)
+            })
             .collect();
         return format!(
             "{}\n",
-            serde_json::to_string_pretty(&json!({"kiln": COMPILER_VERSION, "files": list}))
-                .unwrap_or_default()
+            serde_json::to_string_pretty(&json!({
+                "format_version": JSON_FORMAT_VERSION,
+                "kiln": COMPILER_VERSION,
+                "base": options.base,
+                "diagnostics": diagnostics,
+                "files": list,
+            }))
+            .unwrap_or_default()
         );
     }
     let markdown = format == DiffFormat::Markdown;
+    let against = match &options.base {
+        Some(rev) => format!(" since `{rev}`"),
+        None => String::new(),
+    };
     let mut out = String::new();
     if diffs.is_empty() {
-        out.push_str(if markdown {
-            "**kiln**: no changes to generated files.\n"
+        out.push_str(&if markdown {
+            format!("**kiln**: no changes to generated files{against}.\n")
         } else {
-            "kiln: no changes\n"
+            format!("kiln: no changes{against}\n")
         });
         return out;
     }
     let mut groups: BTreeMap<(String, String), Vec<&Difference>> = BTreeMap::new();
     for d in diffs {
-        let parts: Vec<&str> = d.path.splitn(4, '/').collect();
-        let key = match parts.as_slice() {
-            [_, env, target, _] => (env.to_string(), target.to_string()),
-            _ => (String::new(), String::new()),
-        };
-        groups.entry(key).or_default().push(d);
+        groups.entry(env_target(&d.path)).or_default().push(d);
     }
+    // The summary: every changed file is counted, whatever the budget.
+    let count = |list: &[&Difference], word: &str| {
+        list.iter().filter(|d| change_word(d.state) == word).count()
+    };
     if markdown {
         out.push_str(&format!(
-            "### kiln: {} generated file(s) change\n\n",
+            "### kiln: {} generated file(s) change{against}\n\n",
+            diffs.len()
+        ));
+        out.push_str(
+            "| environment | target | added | changed | removed |\n|---|---|---|---|---|\n",
+        );
+    } else {
+        out.push_str(&format!(
+            "kiln: {} generated file(s) change{against}\n",
             diffs.len()
         ));
     }
-    for ((env, target), list) in groups {
-        if markdown {
-            out.push_str(&format!("#### `{env}` / `{target}`\n\n"));
-        } else {
-            out.push_str(&format!("=== {env} / {target}\n"));
+    for (i, ((env, target), list)) in groups.iter().enumerate() {
+        if i == SUMMARY_ROWS {
+            let rest: usize = groups.values().skip(SUMMARY_ROWS).map(Vec::len).sum();
+            let line = format!(
+                "{} more environment/target pair(s), {rest} file(s)",
+                groups.len() - SUMMARY_ROWS
+            );
+            out.push_str(&if markdown {
+                format!("| … | {line} | | | |\n")
+            } else {
+                format!("  … {line}\n")
+            });
+            break;
         }
+        let (a, c, r) = (
+            count(list, "added"),
+            count(list, "changed"),
+            count(list, "removed"),
+        );
+        out.push_str(&if markdown {
+            format!("| `{env}` | `{target}` | {a} | {c} | {r} |\n")
+        } else {
+            format!("  {env} / {target}: {a} added, {c} changed, {r} removed\n")
+        });
+    }
+    out.push('\n');
+    let budget = options.max_chars.unwrap_or(usize::MAX);
+    let mut shown = 0;
+    let mut left_out = 0;
+    let mut current_group: Option<&(String, String)> = None;
+    for (key, list) in &groups {
         for d in list {
-            let srcs = sources_for(b, files, d);
+            let word = match options.base {
+                Some(_) => change_word(d.state),
+                None => d.state.describe(),
+            };
+            let mut block = String::new();
+            if current_group != Some(key) {
+                block.push_str(&if markdown {
+                    format!("#### `{}` / `{}`\n\n", key.0, key.1)
+                } else {
+                    format!("=== {} / {}\n", key.0, key.1)
+                });
+            }
             if markdown {
-                out.push_str(&format!(
-                    "<details><summary><code>{}</code> {}</summary>\n\n```diff\n{}```\n",
+                let srcs = sources_for(b, files, d);
+                block.push_str(&format!(
+                    "<details><summary><code>{}</code> {word}</summary>\n\n```diff\n{}```\n",
                     d.path,
-                    d.state.describe(),
-                    unified_diff(d)
+                    unified_diff(d).replace("```", "` ` `")
                 ));
                 if !srcs.is_empty() {
-                    out.push_str("\nSpec lines behind the new lines:\n\n");
+                    block.push_str("\nSpec lines behind the new lines:\n\n");
                     for s in &srcs {
-                        out.push_str(&format!("- `{s}`\n"));
+                        block.push_str(&format!("- `{}`\n", s.replace('`', "'")));
                     }
                 }
-                out.push_str("\n</details>\n\n");
+                block.push_str("\n</details>\n\n");
             } else {
-                out.push_str(&format!("--- {} {}\n", d.path, d.state.describe()));
-                out.push_str(&annotated_diff(b, files, d));
+                block.push_str(&format!("--- {} {word}\n", d.path));
+                block.push_str(&annotated_diff(b, files, d));
             }
+            // Room for the closing line, too.
+            if out.len() + block.len() + 200 > budget {
+                left_out += 1;
+                continue;
+            }
+            out.push_str(&block);
+            current_group = Some(key);
+            shown += 1;
         }
+    }
+    if left_out > 0 {
+        let line = format!(
+            "{left_out} more file(s) changed but are not shown here ({shown} shown; the report is bounded to {budget} characters): run `kiln diff{}` locally for all of them",
+            options
+                .base
+                .as_ref()
+                .map(|r| format!(" --base {r}"))
+                .unwrap_or_default()
+        );
+        out.push_str(&if markdown {
+            format!("_{line}_\n")
+        } else {
+            format!("kiln: {line}\n")
+        });
     }
     out
 }
