@@ -494,3 +494,85 @@ fn diff_of_a_thousand_environments_fits_a_comment() {
     );
     assert!(md.contains("```diff"), "some diffs fit");
 }
+
+/// Validates `stdout` against the published schema `docs/schemas/NAME.schema.json`.
+fn check_schema(name: &str, stdout: &[u8]) -> serde_json::Value {
+    let path = common::root().join(format!("docs/schemas/{name}.schema.json"));
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("schema")).expect("JSON");
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let doc: serde_json::Value = serde_json::from_slice(stdout).expect("JSON output");
+    let errors: Vec<String> = validator
+        .iter_errors(&doc)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{name}: {}\n{doc:#}", errors.join("\n"));
+    assert_eq!(doc["format_version"], 1);
+    doc
+}
+
+/// Every command's `--format json` matches its published JSON Schema (docs/schemas/), in
+/// clean, drifted and failing states.
+#[test]
+fn json_outputs_match_their_published_schemas() {
+    let dir = common::copy_tree(&common::root().join("fixtures/taskassistant"));
+    let p = dir.path();
+    check_schema(
+        "compile",
+        &kiln(&["compile", "--check", "--format", "json"], p).stdout,
+    );
+    check_schema("diff", &kiln(&["diff", "--format", "json"], p).stdout);
+    check_schema(
+        "policy-list",
+        &kiln(&["policy", "list", "--format", "json"], p).stdout,
+    );
+    check_schema(
+        "policy-list",
+        &kiln(
+            &["policy", "list", "--env", "production", "--format", "json"],
+            p,
+        )
+        .stdout,
+    );
+    std::fs::write(p.join("prod.env"), "SECRET_KEY=short\nDB_PASSWORD=x\n").expect("write");
+    let o = kiln(
+        &[
+            "secrets",
+            "check",
+            "--env",
+            "production",
+            "--env-file",
+            "prod.env",
+            "--format",
+            "json",
+        ],
+        p,
+    );
+    let doc = check_schema("secrets-check", &o.stdout);
+    assert!(doc["checked"].as_u64().is_some_and(|n| n >= 1), "{doc:#}");
+    // Drift, a spec error, a policy error.
+    let any_output = walkdir::WalkDir::new(p.join("generated"))
+        .into_iter()
+        .flatten()
+        .find(|e| e.file_type().is_file())
+        .expect("an output")
+        .into_path();
+    std::fs::write(&any_output, "edited\n").expect("write");
+    let doc = check_schema(
+        "compile",
+        &kiln(&["compile", "--check", "--format", "json"], p).stdout,
+    );
+    assert_eq!(doc["ok"], false);
+    check_schema("diff", &kiln(&["diff", "--format", "json"], p).stdout);
+    let spec = p.join("kiln.kdl");
+    let text = std::fs::read_to_string(&spec).expect("read");
+    std::fs::write(&spec, text.replacen("DEBUG #false", "DEBUG #true", 1)).expect("write");
+    let doc = check_schema("diff", &kiln(&["diff", "--format", "json"], p).stdout);
+    assert!(
+        !doc["diagnostics"].as_array().expect("array").is_empty(),
+        "a policy error is reported"
+    );
+    std::fs::write(&spec, format!("{text}\nservise x {{}}\n")).expect("write");
+    check_schema("compile", &kiln(&["compile", "--format", "json"], p).stdout);
+    check_schema("diff", &kiln(&["diff", "--format", "json"], p).stdout);
+}

@@ -340,7 +340,11 @@ fn list(ui: &Ui, dir: &Path, env: Option<&str>, format: ListFormat) -> Result<u8
     match format {
         ListFormat::Json => out(&format!(
             "{}\n",
-            serde_json::to_string_pretty(&serde_json::json!({"policies": rows}))?
+            serde_json::to_string_pretty(&serde_json::json!({
+                "format_version": kiln::report::JSON_FORMAT_VERSION,
+                "kiln": kiln::build::COMPILER_VERSION,
+                "policies": rows,
+            }))?
         ))?,
         ListFormat::Human => {
             let mut text = format!(

@@ -174,9 +174,12 @@ pub fn check(ui: &Ui, dir: &Path, env: &str, env_file: &Path, format: Format) ->
                 .collect();
             out(&format!(
                 "{}\n",
-                serde_json::to_string_pretty(
-                    &serde_json::json!({"checked": secret_values.len(), "diagnostics": list})
-                )?
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "format_version": kiln::report::JSON_FORMAT_VERSION,
+                    "kiln": kiln::build::COMPILER_VERSION,
+                    "checked": secret_values.len(),
+                    "diagnostics": list,
+                }))?
             ))?;
         }
         Format::Sarif => out(&format!(
