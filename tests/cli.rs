@@ -808,3 +808,52 @@ fn every_diagnostic_code_is_explained() {
         text(&o.stderr)
     );
 }
+
+/// A long compile on a terminal shows its progress; without a terminal (CI logs, pipes) or
+/// with `-q` nothing is drawn (issue 14: 35 s without a line).
+#[test]
+fn progress_only_on_a_terminal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut spec = String::from(
+        "project many { output \"generated\" }\nenvironment base abstract=#true {\n    env { ALLOWED_HOSTS \"a.example\"; DEBUG #false; }\n    service web preset=fastapi-web { image \"ghcr.io/many/app:1.0.0\"; }\n    targets compose\n}\n",
+    );
+    for i in 0..40 {
+        spec.push_str(&format!(
+            "environment e{i:02} extends=base {{ tier development }}\n"
+        ));
+    }
+    std::fs::write(dir.path().join("kiln.kdl"), &spec).expect("write");
+    let o = kiln(&["compile", "--check"], dir.path());
+    assert!(
+        !text(&o.stderr).contains("kiln: compiling"),
+        "{}",
+        text(&o.stderr)
+    );
+    // util-linux `script` gives the command a terminal.
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("no `script` here: the terminal half is not checked");
+        return;
+    }
+    let (cache, key) = common::test_cache();
+    let line = format!(
+        "KILN_CACHE_DIR={} KILN_CACHE_KEY_FILE={} {} compile --check {}",
+        cache.display(),
+        key.display(),
+        common::kiln_bin().display(),
+        dir.path().display()
+    );
+    let o = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script runs");
+    let shown = String::from_utf8_lossy(&o.stdout);
+    assert!(shown.contains("kiln: compiling"), "{shown}");
+    assert!(shown.contains("/40 environments"), "{shown}");
+    let quiet = Command::new("script")
+        .args(["-qec", &format!("{line} -q"), "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script runs");
+    assert!(!String::from_utf8_lossy(&quiet.stdout).contains("kiln: compiling"));
+}

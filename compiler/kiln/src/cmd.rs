@@ -270,7 +270,8 @@ fn load_and_build(
             return Err(EXIT_ERROR);
         }
     };
-    let b = crate::policy_cmd::build_checked(&root, project, diags, envs, keep);
+    let show = format == Format::Human && !ui.quiet;
+    let b = crate::policy_cmd::build_checked(&root, project, diags, envs, keep, show);
     Ok((root, b))
 }
 
@@ -304,7 +305,8 @@ fn compile(ui: &Ui, dir: &Path, envs: &[String], check: bool, format: Format) ->
         Some(guard) => Keep::Changed { output: guard },
         None => Keep::Files,
     };
-    let b = crate::policy_cmd::build_checked(&root, project, diags, envs, keep);
+    let show = format == Format::Human && !ui.quiet;
+    let b = crate::policy_cmd::build_checked(&root, project, diags, envs, keep, show);
     let code = exit_code(&b.diagnostics);
     report(ui, dir, &b, format, &[])?;
     if code != EXIT_OK {

@@ -222,17 +222,46 @@ pub enum Keep<'a> {
 /// Unless `keep` is [`Keep::All`], each environment's model and line provenance
 /// are dropped once its policies ran, so that a build of a thousand
 /// environments holds their files, not their models.
+/// A progress line for long compiles: only on a terminal, only for many environments.
+fn progress_bar(show: bool, project: &Project, envs: &[String]) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !show || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let total = kiln::build::select_environments(project, envs, &mut Vec::new()).len();
+    if total < PROGRESS_FROM {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "kiln: compiling {pos}/{len} environments [{bar:30}] {elapsed}, about {eta} left",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    Some(bar)
+}
+
+/// From how many environments a compile on a terminal shows its progress.
+const PROGRESS_FROM: usize = 20;
+
 pub fn build_checked(
     root: &ProjectDir,
     project: Project,
     diags: Vec<Diagnostic>,
     envs: &[String],
     keep: Keep<'_>,
+    show_progress: bool,
 ) -> Build {
     let modules = SpecModules::new(root);
     let today = today();
     let tripped = kiln::policy::Tripped::default();
+    let bar = progress_bar(show_progress, &project, envs);
     let (mut b, found) = kiln::build::build_with(project, diags, envs, |project, env| {
+        if let Some(bar) = &bar {
+            bar.inc(1);
+        }
         let mut out = Vec::new();
         if let Some(model) = &env.model {
             match stdlib() {
@@ -278,6 +307,9 @@ pub fn build_checked(
         }
         out
     });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     if !b.has_errors() {
         b.diagnostics.extend(found);
         kiln::build::merge_across_environments(&mut b.diagnostics);

@@ -92,8 +92,14 @@ fn run_case(path: &Path) -> Result<(), String> {
         };
         kiln_core::project::load(&mut loader)
     };
-    let b =
-        crate::policy_cmd::build_checked(&root, project, diags, &[], crate::policy_cmd::Keep::All);
+    let b = crate::policy_cmd::build_checked(
+        &root,
+        project,
+        diags,
+        &[],
+        crate::policy_cmd::Keep::All,
+        false,
+    );
     let spec_errors: Vec<&Diagnostic> = b
         .diagnostics
         .iter()
