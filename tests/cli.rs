@@ -547,6 +547,21 @@ fn spec_modules_load_only_when_their_pin_matches() {
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let out = text(&o.stdout);
     assert!(out.contains("example.input-size"), "{out}");
+    // `policy list --env` lists the project's own module with the standard library.
+    let o = kiln(
+        &["policy", "list", "--env", "production", "--format", "json"],
+        dir.path(),
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let own = doc["policies"]
+        .as_array()
+        .expect("policies")
+        .iter()
+        .find(|p| p["rule"] == "example.input-size")
+        .expect("the project's rule is listed");
+    assert_eq!(own["module"], "policies/org.wasm");
+    assert_eq!(own["blake3"], real.as_str());
 
     let wrong = "0".repeat(64);
     with_module(&format!("blake3=\"{wrong}\""));

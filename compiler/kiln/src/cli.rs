@@ -78,9 +78,12 @@ pub enum Command {
         /// Only these environments (repeatable).
         #[arg(long = "env", value_name = "NAME")]
         envs: Vec<String>,
-        /// Write nothing; exit 1 if any output is missing, edited, stale or unexpected.
+        /// Write nothing; derive everything and exit 1 if any output or kiln.lock is missing,
+        /// edited, stale or unexpected, or an error-level finding stands.
         #[arg(long)]
         check: bool,
+        /// human (stderr), json (docs/schemas/compile.schema.json), sarif (code scanning) or
+        /// github (workflow annotations); machine formats go to stdout.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
@@ -90,8 +93,10 @@ pub enum Command {
     Diff {
         #[command(flatten)]
         project: ProjectArgs,
+        /// Only these environments (repeatable).
         #[arg(long = "env", value_name = "NAME")]
         envs: Vec<String>,
+        /// human (annotated unified diffs), markdown (a PR comment) or json.
         #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
         format: DiffFormat,
         /// Compare with the generated files committed in this revision (`origin/main`, a
@@ -110,12 +115,15 @@ pub enum Command {
     Inspect {
         #[command(flatten)]
         project: ProjectArgs,
+        /// The environment to resolve.
         #[arg(long = "env", value_name = "NAME")]
         env: String,
     },
-    /// Which spec lines produced an output line (FILE[:LINE]), or a rule's documentation (RULE).
+    /// Which spec lines produced an output line (FILE[:LINE]), or the documentation of a rule or
+    /// a diagnostic code.
     Explain {
-        /// `generated/production/nginx/sites/api.example.com.conf:12`, or a rule id such as `web.debug-off`.
+        /// `generated/production/nginx/sites/api.example.com.conf:12`, a rule id such as
+        /// `web.debug-off`, or a diagnostic code such as `port-collision`.
         what: String,
         /// The project folder, when FILE is not inside it.
         #[arg(long, value_name = "DIR")]
@@ -166,6 +174,8 @@ pub enum PolicyCommand {
     List {
         #[command(flatten)]
         project: ProjectArgs,
+        /// The environment whose severities, waivers and own policy modules to show (without
+        /// it: the standard library's defaults).
         #[arg(long = "env", value_name = "NAME")]
         env: Option<String>,
         #[arg(long, value_enum, default_value_t = ListFormat::Human)]
@@ -186,6 +196,7 @@ pub enum SecretsCommand {
     Check {
         #[command(flatten)]
         project: ProjectArgs,
+        /// The environment whose declared secrets to judge.
         #[arg(long = "env", value_name = "NAME")]
         env: String,
         /// The env file holding the values (KEY=value lines).

@@ -332,8 +332,10 @@ pub fn policy(ui: &Ui, command: PolicyCommand) -> Result<u8> {
 fn list(ui: &Ui, dir: &Path, env: Option<&str>, format: ListFormat) -> Result<u8> {
     let mut overrides = BTreeMap::new();
     let mut title = "standard library".to_owned();
+    // The project's own modules in force for the environment: (path, hash, metadata).
+    let mut own: Vec<(String, String, kiln_policy_host::PolicyMeta)> = Vec::new();
     if let Some(env) = env {
-        let (_, project, mut diags) = match crate::cmd::load(dir) {
+        let (root, project, mut diags) = match crate::cmd::load(dir) {
             Ok(x) => x,
             Err(d) => {
                 ui.diagnostics(&[*d], &Sources::new());
@@ -356,13 +358,35 @@ fn list(ui: &Ui, dir: &Path, env: Option<&str>, format: ListFormat) -> Result<u8
             model.tier.as_str()
         );
         overrides = model.policies.rules.clone();
+        let (modules, failed) = SpecModules::new(&root).for_env(&model);
+        if !failed.is_empty() {
+            ui.diagnostics(&failed, &project.sources);
+            return Ok(EXIT_ERROR);
+        }
+        for p in modules {
+            own.push((
+                p.spec_path.clone().unwrap_or_default(),
+                p.module.module_hash().to_hex().to_string(),
+                p.module.meta().clone(),
+            ));
+        }
     }
     let mut rows = Vec::new();
-    for (name, h, meta) in std_metas() {
+    let std: Vec<(String, String, kiln_policy_host::PolicyMeta)> = std_metas()
+        .iter()
+        .map(|(name, h, meta)| {
+            (
+                format!("stdlib/policies/{name}.wasm"),
+                h.to_string(),
+                meta.clone(),
+            )
+        })
+        .collect();
+    for (module, h, meta) in std.iter().chain(&own) {
         for r in &meta.rules {
             let o = overrides.get(&r.id);
             rows.push(serde_json::json!({
-                "policy": meta.id, "version": meta.version, "module": format!("stdlib/policies/{name}.wasm"), "blake3": h,
+                "policy": meta.id, "version": meta.version, "module": module, "blake3": h,
                 "rule": r.id, "default-severity": r.default_severity.as_str(),
                 "severity": o.map_or(r.default_severity.as_str(), |o| o.severity.as_str()),
                 "reason": o.and_then(|o| o.reason.clone()), "summary": r.summary, "upstream": r.upstream,
