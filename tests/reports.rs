@@ -550,6 +550,21 @@ fn json_outputs_match_their_published_schemas() {
     );
     let doc = check_schema("secrets-check", &o.stdout);
     assert!(doc["checked"].as_u64().is_some_and(|n| n >= 1), "{doc:#}");
+    // A failure before any value is read is reported in the format asked for, too.
+    let args = [
+        "secrets",
+        "check",
+        "--env",
+        "production",
+        "--env-file",
+        "no-such.env",
+    ];
+    let o = kiln(&[&args[..], &["--format", "json"]].concat(), p);
+    assert_eq!(o.status.code(), Some(2));
+    let doc = check_schema("secrets-check", &o.stdout);
+    assert_eq!(doc["diagnostics"][0]["code"], "env-file");
+    let o = kiln(&[&args[..], &["--format", "sarif"]].concat(), p);
+    check_sarif(&o.stdout);
     // Drift, a spec error, a policy error.
     let any_output = walkdir::WalkDir::new(p.join("generated"))
         .into_iter()

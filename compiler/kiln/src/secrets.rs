@@ -78,35 +78,75 @@ fn read_env_file(path: &Path) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|_| "it is not UTF-8".to_owned())
 }
 
+/// The report in `format`: in every state, a failure before any value was read included
+/// (`checked` 0), so a CI step that parses it never gets an empty stdout.
+fn emit(
+    ui: &Ui,
+    format: Format,
+    paths: &kiln::report::Paths,
+    diags: &[Diagnostic],
+    sources: &Sources,
+    checked: usize,
+) -> Result<()> {
+    match format {
+        Format::Json => {
+            let list: Vec<_> = diags
+                .iter()
+                .map(|d| kiln_core::diagnostic::JsonDiagnostic::new(d, sources))
+                .collect();
+            out(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "format_version": kiln::report::JSON_FORMAT_VERSION,
+                    "kiln": kiln::build::COMPILER_VERSION,
+                    "checked": checked,
+                    "diagnostics": list,
+                }))?
+            ))?;
+        }
+        Format::Sarif => out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&kiln::report::sarif(
+                diags,
+                sources,
+                &crate::policy_cmd::rule_infos(),
+                &[],
+                paths,
+            ))?
+        ))?,
+        Format::Github => out(&kiln::report::github(diags, sources, &[], paths))?,
+        Format::Human => ui.diagnostics(diags, sources),
+    }
+    Ok(())
+}
+
 pub fn check(ui: &Ui, dir: &Path, env: &str, env_file: &Path, format: Format) -> Result<u8> {
     let paths = kiln::report::Paths::for_project(dir);
     let (root, project, diags) = match crate::cmd::load(dir) {
         Ok(x) => x,
         Err(d) => {
-            ui.diagnostics(&[*d], &Sources::new());
+            emit(ui, format, &paths, &[*d], &Sources::new(), 0)?;
             return Ok(EXIT_ERROR);
         }
     };
     let b = kiln::build::build(project, diags, &[env.to_owned()]);
     if b.has_errors() || b.envs.is_empty() {
-        ui.diagnostics(&b.diagnostics, &b.project.sources);
+        emit(ui, format, &paths, &b.diagnostics, &b.project.sources, 0)?;
         return Ok(EXIT_ERROR);
     }
     let _ = root;
     let text = match read_env_file(env_file) {
         Ok(text) => text,
         Err(why) => {
-            ui.diagnostics(
-                &[Diagnostic::error(
-                    "env-file",
-                    format!(
-                        "cannot use the env file {}: {why}",
-                        kiln_core::diagnostic::quote_for_terminal(&env_file.display().to_string())
-                    ),
-                )
-                .with_help("pass a readable file of `NAME=value` lines")],
-                &Sources::new(),
-            );
+            let d = Diagnostic::error(
+                "env-file",
+                format!(
+                    "cannot use the env file {}: {why}",
+                    kiln_core::diagnostic::quote_for_terminal(&env_file.display().to_string())
+                ),
+            )
+            .with_help("pass a readable file of `NAME=value` lines");
+            emit(ui, format, &paths, &[d], &Sources::new(), 0)?;
             return Ok(EXIT_ERROR);
         }
     };
@@ -166,45 +206,19 @@ pub fn check(ui: &Ui, dir: &Path, env: &str, env_file: &Path, format: Format) ->
     diags.extend(crate::policy_cmd::secret_policies(&b, &secret_values)?);
     normalize(&mut diags);
     let errors = diags.iter().filter(|d| d.is_error()).count();
-    match format {
-        Format::Json => {
-            let list: Vec<_> = diags
-                .iter()
-                .map(|d| kiln_core::diagnostic::JsonDiagnostic::new(d, &b.project.sources))
-                .collect();
-            out(&format!(
-                "{}\n",
-                serde_json::to_string_pretty(&serde_json::json!({
-                    "format_version": kiln::report::JSON_FORMAT_VERSION,
-                    "kiln": kiln::build::COMPILER_VERSION,
-                    "checked": secret_values.len(),
-                    "diagnostics": list,
-                }))?
-            ))?;
-        }
-        Format::Sarif => out(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&kiln::report::sarif(
-                &diags,
-                &b.project.sources,
-                &crate::policy_cmd::rule_infos(),
-                &[],
-                &paths,
-            ))?
-        ))?,
-        Format::Github => out(&kiln::report::github(
-            &diags,
-            &b.project.sources,
-            &[],
-            &paths,
-        ))?,
-        Format::Human => {
-            ui.diagnostics(&diags, &b.project.sources);
-            eprintln!(
-                "kiln: checked {} secret value(s) of environment {env}: {errors} error(s)",
-                secret_values.len()
-            );
-        }
+    emit(
+        ui,
+        format,
+        &paths,
+        &diags,
+        &b.project.sources,
+        secret_values.len(),
+    )?;
+    if format == Format::Human {
+        eprintln!(
+            "kiln: checked {} secret value(s) of environment {env}: {errors} error(s)",
+            secret_values.len()
+        );
     }
     Ok(if errors > 0 { EXIT_FINDINGS } else { EXIT_OK })
 }
