@@ -40,7 +40,7 @@ else
   shopt -u nullglob
   for d in "${cands[@]}"; do
     d=${d%/}
-    for t in nginx pgbouncer systemd compose k8s; do
+    for t in nginx pgbouncer systemd redis compose k8s; do
       if [[ -d $d/$t ]]; then
         envs+=("$d")
         break
@@ -77,6 +77,7 @@ has_target() { # ENV VALIDATOR
   nginx) [[ -d $e/nginx || -d $e/compose/nginx ]] ;;
   pgbouncer) [[ -f $e/pgbouncer/pgbouncer.ini || -f $e/compose/pgbouncer/pgbouncer.ini ]] ;;
   systemd) [[ -d $e/systemd ]] ;;
+  redis) [[ -n $(find "$e/redis" -name 'redis-*.conf' -print -quit 2>/dev/null) ]] ;;
   compose) [[ -d $e/compose ]] ;;
   k8s) [[ -d $e/k8s ]] ;;
   static) [[ -n $(find "$e/k8s" -name 'configmap-*-static.yaml' -print -quit 2>/dev/null) ]] ||
@@ -85,7 +86,7 @@ has_target() { # ENV VALIDATOR
   esac
 }
 
-VALIDATORS=(nginx pgbouncer systemd compose k8s static yaml)
+VALIDATORS=(nginx pgbouncer systemd redis compose k8s static yaml)
 for e in "${envs[@]}"; do
   if has_target "$e" pgbouncer; then
     mkdir -p "$WORK/pg"

@@ -72,6 +72,11 @@ pub fn emit(model: &Model) -> Output {
         }
     }
     cx.app_files(&mut out.artifacts);
+    for (name, r) in &model.redis {
+        if is_local(&r.host) {
+            out.artifacts.push(redis_conf(model, name, r));
+        }
+    }
     out.artifacts.push(cx.target(&wanted));
     out.artifacts.push(cx.env_example());
     out.unsupported = cx.unsupported;
@@ -222,6 +227,104 @@ fn cpu_quota(millicores: u64) -> String {
         format!("{}%", millicores / 10)
     } else {
         format!("{}.{}%", millicores / 10, millicores % 10)
+    }
+}
+
+/// The Debian unit that runs Redis `name` on this host, from `redis/redis-<name>.conf`.
+fn redis_unit(name: &str) -> String {
+    format!("redis-server@{}.service", unit_part(name))
+}
+
+/// Where the host keeps the password of Redis `name`: an include only root and redis read.
+fn redis_auth_path(name: &str) -> String {
+    format!("/etc/redis/redis-{}.auth.conf", unit_part(name))
+}
+
+/// `redis/redis-<name>.conf`: a Redis on the host, for Debian's template unit
+/// `redis-server@<name>` (which passes `--supervised systemd --daemonize no` and runs it as
+/// `redis` under a strict sandbox). Loopback only; the spec's memory, eviction, persistence
+/// and settings; the password from an include kiln never writes, so no secret is in the
+/// output and Redis refuses to start until the operator has put it there.
+fn redis_conf(model: &Model, name: &str, r: &kiln_core::model::Redis) -> Artifact {
+    let base = pointer(&["redis", name]);
+    let file = unit_part(name);
+    let mut w = Writer::new();
+    w.line(format!("# {}", header_text(model)), &[]);
+    w.line(
+        format!("# Redis `{name}` on this host: install as /etc/redis/redis-{file}.conf, then"),
+        &[&base],
+    );
+    w.line(
+        format!(
+            "# `systemctl enable --now {}` (the app units wait for it).",
+            redis_unit(name)
+        ),
+        &[&base],
+    );
+    w.line("", &[]);
+    w.line(
+        "# Loopback only: nothing outside this host reaches it.",
+        &[],
+    );
+    w.line(format!("bind {} -::1", r.host), &[&format!("{base}/host")]);
+    w.line("protected-mode yes", &[]);
+    w.line(format!("port {}", r.port), &[&format!("{base}/port")]);
+    w.line("dir /var/lib/redis", &[]);
+    w.line(format!("dbfilename {file}.rdb"), &[&base]);
+    w.line(format!("appendfilename \"{file}.aof\""), &[&base]);
+    w.line(
+        format!("appendonly {}", if r.appendonly { "yes" } else { "no" }),
+        &[&format!("{base}/appendonly")],
+    );
+    if let Some(m) = r.maxmemory {
+        w.line(
+            format!("maxmemory {}", crate::compose::containers::redis_size(m)),
+            &[&format!("{base}/maxmemory")],
+        );
+    }
+    if let Some(e) = &r.eviction {
+        w.line(
+            format!("maxmemory-policy {e}"),
+            &[&format!("{base}/eviction"), &format!("{base}/role")],
+        );
+    }
+    for (k, v) in &r.settings {
+        let text = crate::compose::containers::setting_text(v, "yes", "no");
+        w.line(
+            format!("{k} {}", redis_quote(&text)),
+            &[&pointer(&["redis", name, "settings", k])],
+        );
+    }
+    if let Some(pw) = &r.password {
+        let pp = format!("{base}/password");
+        w.line("", &[]);
+        w.line(
+            format!(
+                "# The password (secret {pw}) is not in this file: write `requirepass <{pw}>` to"
+            ),
+            &[&pp],
+        );
+        w.line(
+            format!(
+                "# {} (owner root, group redis, mode 0640). Redis will not start without it.",
+                redis_auth_path(name)
+            ),
+            &[&pp],
+        );
+        w.line(format!("include {}", redis_auth_path(name)), &[&pp]);
+    }
+    w.finish(format!("redis/redis-{file}.conf"))
+}
+
+/// A value in redis.conf: bare when it is one plain word, else double-quoted.
+fn redis_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c))
+    {
+        s.to_owned()
+    } else {
+        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
     }
 }
 
@@ -401,7 +504,7 @@ impl Cx<'_> {
                 deps_from.push(pointer(&["postgres", used]));
             } else if let Some(r) = model.redis.get(used) {
                 if is_local(&r.host) {
-                    after.push("redis-server.service".into());
+                    after.push(redis_unit(used));
                 }
                 deps_from.push(pointer(&["redis", used]));
             }

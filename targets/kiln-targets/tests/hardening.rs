@@ -275,3 +275,41 @@ environment production {{
     let model = support::model(&spec.replace(name, "shop.example.com"), "production");
     assert!(!file(&kiln_targets::nginx::emit(&model), "nginx/nginx.conf").contains("bucket"));
 }
+
+/// A Redis on the host gets its own redis.conf (issue 15: a declared REDIS_PASSWORD never
+/// reached the host's Redis, nor maxmemory or the eviction policy): loopback only, the
+/// spec's memory settings, and the password from an include kiln never writes. The app
+/// units wait for Debian's template unit that runs it.
+#[test]
+fn host_redis_gets_its_config_and_its_password_include() {
+    let spec = r#"
+project shop { output "generated" }
+environment production {
+    tier production
+    secret REDIS_PASSWORD kind=password
+    redis cache maxmemory="256mb" password=REDIS_PASSWORD { settings { timeout 300; } }
+    service worker preset=celery-worker { image "ghcr.io/shop/app:1.0.0"; uses cache; }
+    targets systemd
+}
+"#;
+    let out = kiln_targets::systemd::emit(&support::model(spec, "production"));
+    let conf = file(&out, "redis/redis-cache.conf");
+    for line in [
+        "bind 127.0.0.1 -::1\n",
+        "protected-mode yes\n",
+        "port 6379\n",
+        "maxmemory 256mb\n",
+        "maxmemory-policy noeviction\n",
+        "timeout 300\n",
+        "include /etc/redis/redis-cache.auth.conf\n",
+    ] {
+        assert!(conf.contains(line), "no {line:?} in\n{conf}");
+    }
+    assert!(!conf.contains("\nrequirepass"), "{conf}");
+    let unit = file(&out, "shop-worker.service");
+    assert!(unit.contains(" redis-server@cache.service\n"), "{unit}");
+    // A Redis on another host is not this host's to configure.
+    let remote = spec.replace("redis cache ", "redis cache host=\"10.0.0.5\" ");
+    let out = kiln_targets::systemd::emit(&support::model(&remote, "production"));
+    assert!(out.artifacts.iter().all(|a| !a.path.starts_with("redis/")));
+}

@@ -216,7 +216,7 @@ pub(crate) fn redis_options(name: &str, r: &Redis) -> Vec<(String, String, Strin
 }
 
 /// Bytes in Redis units (`512mb` = 512 × 1024²).
-fn redis_size(bytes: u64) -> String {
+pub(crate) fn redis_size(bytes: u64) -> String {
     for (unit, size) in [("gb", 1u64 << 30), ("mb", 1 << 20), ("kb", 1 << 10)] {
         if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{}{unit}", bytes / size);
