@@ -145,7 +145,6 @@ fn preset_limits(
     env: &str,
 ) -> Vec<Diagnostic> {
     const FIELDS: [&str; 3] = ["cpu", "memory", "pids"];
-    let json = model.to_json();
     let mut by_owner: BTreeMap<&str, (String, Vec<String>)> = BTreeMap::new();
     for (pointer, origins) in &model.provenance.map {
         let Some((owner, field)) = pointer.rsplit_once('/') else {
@@ -160,13 +159,16 @@ fn preset_limits(
         if !FIELDS.contains(&field) {
             continue;
         }
-        let Some(value) = json.pointer(pointer) else {
+        let Some(r) = resources_at(model, owner) else {
             continue;
         };
-        let shown = match (field, value.as_u64()) {
-            ("cpu", Some(m)) => format!("cpu {}", millicores(m)),
-            ("memory", Some(b)) => format!("memory {}", bytes(b)),
-            (_, _) => format!("{field} {value}"),
+        let shown = match field {
+            "cpu" => r.cpu.map(|m| format!("cpu {}", millicores(m))),
+            "memory" => r.memory.map(|b| format!("memory {}", bytes(b))),
+            _ => r.pids.map(|p| format!("pids {p}")),
+        };
+        let Some(shown) = shown else {
+            continue;
         };
         let entry = by_owner
             .entry(owner)
@@ -205,6 +207,32 @@ fn preset_limits(
         out.push(d);
     }
     out
+}
+
+/// The resources of the process at `owner` (`/services/web`, `/postgres/db/pooler`), read from
+/// the model itself (no JSON rendering of it per environment).
+fn resources_at<'m>(model: &'m Model, owner: &str) -> Option<&'m kiln_core::model::Resources> {
+    let parts: Vec<String> = owner
+        .trim_start_matches('/')
+        .split('/')
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    match parts
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["services", name] => model.services.get(*name).map(|s| &s.resources),
+        ["postgres", name] => model.postgres.get(*name).map(|p| &p.resources),
+        ["postgres", name, "pooler"] => model
+            .postgres
+            .get(*name)
+            .and_then(|p| p.pooler.as_ref())
+            .map(|p| &p.resources),
+        ["redis", name] => model.redis.get(*name).map(|r| &r.resources),
+        _ => None,
+    }
 }
 
 /// `/services/web` → "service `web`"; `/postgres/db/pooler` → "the pooler of postgres `db`".
