@@ -78,6 +78,7 @@ has_target() { # ENV VALIDATOR
   pgbouncer) [[ -f $e/pgbouncer/pgbouncer.ini || -f $e/compose/pgbouncer/pgbouncer.ini ]] ;;
   systemd) [[ -d $e/systemd ]] ;;
   redis) [[ -n $(find "$e/redis" -name 'redis-*.conf' -print -quit 2>/dev/null) ]] ;;
+  logrotate) [[ -n $(find "$e/logrotate" -type f -print -quit 2>/dev/null) ]] ;;
   compose) [[ -d $e/compose ]] ;;
   k8s) [[ -d $e/k8s ]] ;;
   static) [[ -n $(find "$e/k8s" -name 'configmap-*-static.yaml' -print -quit 2>/dev/null) ]] ||
@@ -86,7 +87,7 @@ has_target() { # ENV VALIDATOR
   esac
 }
 
-VALIDATORS=(nginx pgbouncer systemd redis compose k8s static yaml)
+VALIDATORS=(nginx pgbouncer systemd redis logrotate compose k8s static yaml)
 for e in "${envs[@]}"; do
   if has_target "$e" pgbouncer; then
     mkdir -p "$WORK/pg"

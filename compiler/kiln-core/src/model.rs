@@ -106,7 +106,19 @@ pub struct Host {
     pub venv: String,
     pub env_file: String,
     pub log_dir: String,
+    /// How logrotate rotates `<log-dir>/*.log` (the systemd target's `logrotate/<project>`).
+    pub log_rotation: LogRotation,
     pub writable: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct LogRotation {
+    /// `daily`, `weekly` or `monthly`.
+    pub every: String,
+    pub keep: u32,
+    /// Bytes: rotate sooner when a log reaches it.
+    pub max_size: Option<u64>,
 }
 
 /// Per variable, its value in the targets that take another one than the default.

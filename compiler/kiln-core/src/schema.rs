@@ -1045,6 +1045,27 @@ pub const ENV_BODY: &[NodeSpec] = &[
                 Ty::Path,
                 "Log folder (default `/var/log/<project>`).",
             ),
+            block(
+                "log-rotation",
+                "How logrotate rotates the log folder's `*.log`: `log-rotation every=daily keep=14 max-size=\"100M\"` (the default: daily, 14 kept, compressed).",
+                &[
+                    setting(
+                        "every",
+                        Ty::Enum(&["daily", "weekly", "monthly"]),
+                        "How often (default `daily`).",
+                    ),
+                    setting(
+                        "keep",
+                        Ty::Int,
+                        "How many rotated logs to keep (default 14).",
+                    ),
+                    setting(
+                        "max-size",
+                        Ty::Size,
+                        "Also rotate a log as soon as it is this large (`\"100M\"`).",
+                    ),
+                ],
+            ),
             list(
                 "writable",
                 Ty::Path,

@@ -77,6 +77,7 @@ pub fn emit(model: &Model) -> Output {
             out.artifacts.push(redis_conf(model, name, r));
         }
     }
+    out.artifacts.push(logrotate(model));
     out.artifacts.push(cx.target(&wanted));
     out.artifacts.push(cx.env_example());
     out.unsupported = cx.unsupported;
@@ -314,6 +315,69 @@ fn redis_conf(model: &Model, name: &str, r: &kiln_core::model::Redis) -> Artifac
         w.line(format!("include {}", redis_auth_path(name)), &[&pp]);
     }
     w.finish(format!("redis/redis-{file}.conf"))
+}
+
+/// `logrotate/<project>`: the log folder's `*.log`, rotated as the spec says. The app keeps
+/// its log files open (Python's FileHandler does not reopen on a signal), so they are copied
+/// and truncated in place: nothing to signal, at the cost of lines written during the copy.
+/// `su` because the folder belongs to the app's user (logrotate refuses an unsafe parent).
+fn logrotate(model: &Model) -> Artifact {
+    let h = &model.host;
+    let r = &h.log_rotation;
+    let rp = "/host/log-rotation";
+    let mut w = Writer::new();
+    w.line(format!("# {}", header_text(model)), &[]);
+    w.line(
+        format!(
+            "# Install as /etc/logrotate.d/{}; Debian's logrotate.timer runs it daily.",
+            unit_part(&model.project.name)
+        ),
+        &[],
+    );
+    w.line(
+        "# The app keeps its logs open: they are copied and truncated in place (copytruncate).",
+        &[],
+    );
+    w.line(
+        format!("{}/*.log {{", h.log_dir.trim_end_matches('/')),
+        &["/host/log-dir"],
+    );
+    w.line(format!("    {}", r.every), &[rp, &format!("{rp}/every")]);
+    w.line(
+        format!("    rotate {}", r.keep),
+        &[rp, &format!("{rp}/keep")],
+    );
+    if let Some(m) = r.max_size {
+        w.line(
+            format!("    maxsize {}", logrotate_size(m)),
+            &[&format!("{rp}/max-size")],
+        );
+    }
+    for line in [
+        "missingok",
+        "notifempty",
+        "compress",
+        "delaycompress",
+        "copytruncate",
+    ] {
+        w.line(format!("    {line}"), &[]);
+    }
+    w.line(
+        format!("    su {} {}", h.user, h.group),
+        &["/host/user", "/host/group"],
+    );
+    w.line("}", &[]);
+    w.finish(format!("logrotate/{}", unit_part(&model.project.name)))
+}
+
+/// Bytes as logrotate writes sizes: `100M`, `1G`, `512k`, or bytes.
+fn logrotate_size(bytes: u64) -> String {
+    for (unit, size) in [("G", 1u64 << 30), ("M", 1 << 20), ("k", 1 << 10)] {
+        if bytes >= size && bytes.is_multiple_of(size) {
+            return format!("{}{unit}", bytes / size);
+        }
+    }
+    bytes.to_string()
 }
 
 /// A value in redis.conf: bare when it is one plain word, else double-quoted.

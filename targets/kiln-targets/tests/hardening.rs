@@ -313,3 +313,34 @@ environment production {
     let out = kiln_targets::systemd::emit(&support::model(&remote, "production"));
     assert!(out.artifacts.iter().all(|a| !a.path.starts_with("redis/")));
 }
+
+/// The host's log folder is rotated (issue 15: logrotate was hand-written): as the spec
+/// says, in place, as the app's user.
+#[test]
+fn host_logs_are_rotated() {
+    let spec = r#"
+project shop { output "generated" }
+environment production {
+    tier production
+    host { user shop; log-dir "/srv/shop/logs/"; log-rotation every=weekly keep=8 max-size="100M"; }
+    service worker preset=celery-worker { image "ghcr.io/shop/app:1.0.0"; }
+    targets systemd
+}
+"#;
+    let out = kiln_targets::systemd::emit(&support::model(spec, "production"));
+    let conf = file(&out, "logrotate/shop");
+    assert!(
+        conf.contains("/srv/shop/logs/*.log {\n    weekly\n    rotate 8\n    maxsize 100M\n"),
+        "{conf}"
+    );
+    for line in ["copytruncate", "compress", "delaycompress", "su shop shop"] {
+        assert!(
+            conf.contains(&format!("    {line}\n")),
+            "no {line} in\n{conf}"
+        );
+    }
+    // The default: daily, 14 kept.
+    let plain = spec.replace(" log-rotation every=weekly keep=8 max-size=\"100M\";", "");
+    let out = kiln_targets::systemd::emit(&support::model(&plain, "production"));
+    assert!(file(&out, "logrotate/shop").contains("    daily\n    rotate 14\n"));
+}

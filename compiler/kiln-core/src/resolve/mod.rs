@@ -470,6 +470,7 @@ impl Lower<'_> {
             log_dir: self
                 .string(&host_node, "log-dir", "/host/log-dir")
                 .unwrap_or_else(|| format!("/var/log/{pname}")),
+            log_rotation: self.log_rotation(&host_node),
             writable: self.list(&host_node, "writable", "/host/writable"),
             user,
             uid,
@@ -748,6 +749,29 @@ impl Lower<'_> {
             return None;
         }
         Some(s)
+    }
+
+    fn log_rotation(&mut self, host: &Node) -> LogRotation {
+        let ptr = "/host/log-rotation";
+        let Some(node) = host.child("log-rotation") else {
+            return LogRotation {
+                every: "daily".into(),
+                keep: 14,
+                max_size: None,
+            };
+        };
+        self.record(ptr, node);
+        LogRotation {
+            every: self
+                .string(node, "every", &format!("{ptr}/every"))
+                .unwrap_or_else(|| "daily".into()),
+            keep: self
+                .uint(node, "keep", &format!("{ptr}/keep"))
+                .unwrap_or(14),
+            max_size: self
+                .string(node, "max-size", &format!("{ptr}/max-size"))
+                .and_then(|s| parse_size(&s)),
+        }
     }
 
     fn resources(&mut self, parent: &Node, ptr: &str) -> Resources {
