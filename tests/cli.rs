@@ -872,3 +872,16 @@ fn progress_only_on_a_terminal() {
         .expect("script runs");
     assert!(!String::from_utf8_lossy(&quiet.stdout).contains("kiln: compiling"));
 }
+
+/// A Kubernetes Ingress that cannot carry the preset's security headers says so in a plain
+/// compile, not only with `--verbose` (issue 15).
+#[test]
+fn lost_ingress_headers_are_a_plain_warning() {
+    let dir = common::copy_tree(&common::root().join("fixtures/tulia"));
+    let o = kiln(&["compile", "--check"], dir.path());
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("k8s cannot express this setting: response headers (Content-Security-"),
+        "{err}"
+    );
+}

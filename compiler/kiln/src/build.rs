@@ -286,7 +286,7 @@ fn build_env(project: &Project, env: &str, project_ok: bool) -> (EnvBuild, Vec<D
                 .with_help(format!("the {target} output leaves it out; set it another way for that target, or drop {target} from `targets`"));
             // A setting the user wrote is a warning; a preset default the target
             // cannot express is only information.
-            if !crate::policy::place(&mut d, model, &u.pointer, &project.sources) {
+            if !crate::policy::place(&mut d, model, &u.pointer, &project.sources) && !u.security {
                 d.severity = kiln_core::Severity::Info;
             }
             d.notes.push(format!("environment {env}"));

@@ -382,6 +382,7 @@ impl Cx<'_> {
             target: Target::Compose,
             pointer,
             message: message.into(),
+            security: false,
         });
     }
 

@@ -304,6 +304,18 @@ impl Cx<'_> {
             target: Target::K8s,
             pointer,
             message: message.into(),
+            security: false,
+        });
+    }
+
+    /// [`Self::unsupported`] for a lost security control: always a warning (issue 15: the
+    /// Ingress carried none of a site's headers and only `--verbose` said so).
+    fn unsupported_security(&mut self, pointer: String, message: impl Into<String>) {
+        self.unsupported.push(Unsupported {
+            target: Target::K8s,
+            pointer,
+            message: message.into(),
+            security: true,
         });
     }
 
@@ -1807,7 +1819,7 @@ impl Cx<'_> {
         }
         if !site.headers.is_empty() {
             let names: Vec<&str> = site.headers.keys().map(String::as_str).collect();
-            self.unsupported(
+            self.unsupported_security(
                 format!("{sp}/headers"),
                 format!(
                     "response headers ({}) need ingress-nginx snippets, which POLICIES #38 forbids: send them from the app (Django SecurityMiddleware) or the controller's add-headers ConfigMap",

@@ -22,6 +22,9 @@ pub struct Unsupported {
     /// JSON pointer of the setting in the model.
     pub pointer: String,
     pub message: String,
+    /// The output loses a security control (a preset's headers on an Ingress): a warning
+    /// even when the value is a preset's, which is otherwise only information.
+    pub security: bool,
 }
 
 #[derive(Clone, Debug, Default)]

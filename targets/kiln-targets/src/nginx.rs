@@ -351,6 +351,7 @@ impl Cx<'_> {
             target: Target::Nginx,
             pointer,
             message: message.into(),
+            security: false,
         });
     }
 

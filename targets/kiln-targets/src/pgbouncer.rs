@@ -43,6 +43,7 @@ pub fn render_output(model: &Model, flavor: Flavor) -> Output {
             target: Target::Pgbouncer,
             pointer,
             message,
+            security: false,
         })
     };
     let mut pooled: Vec<(&String, &kiln_core::model::Postgres, &Pooler)> = model

@@ -422,6 +422,7 @@ impl Cx<'_> {
             target: Target::Systemd,
             pointer,
             message: message.into(),
+            security: false,
         });
     }
 
@@ -1137,6 +1138,7 @@ impl Cx<'_> {
                         message: format!(
                             "`{name}` and `{first}` want different files at {path}, and on one host they are one file: `{first}`'s is written; give them different paths"
                         ),
+                        security: false,
                     }),
                     None => {
                         artifacts.push(crate::app_file(
