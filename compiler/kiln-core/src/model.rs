@@ -446,6 +446,8 @@ pub struct Postgres {
     pub settings: BTreeMap<String, serde_json::Value>,
     pub pooler: Option<Pooler>,
     pub resources: Resources,
+    /// Bytes of the data volume (a Kubernetes PersistentVolumeClaim), when the spec says.
+    pub storage: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -660,6 +660,11 @@ pub const POSTGRES_BODY: &[NodeSpec] = &[
     ),
     setting("replicas", Ty::Int, "Streaming read replicas."),
     setting(
+        "storage",
+        Ty::Size,
+        "Size of the data volume where a target sizes it (the Kubernetes PersistentVolumeClaim; default `\"10Gi\"`).",
+    ),
+    setting(
         "url-scheme",
         Ty::Str,
         "Scheme of the wired DATABASE_URL (default `postgres`; `postgresql+asyncpg` for SQLAlchemy with asyncpg).",

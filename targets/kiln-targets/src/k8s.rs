@@ -2050,7 +2050,12 @@ impl Cx<'_> {
             volumes,
             "a high uid of its own (the image runs as any user: nss_wrapper, PGDATA inside the volume)",
         );
-        self.stateful_set(name, "database", &base, pod, "10Gi", 120);
+        // The claim: the spec's size in whole Gi (rounded up), else kiln's 10Gi.
+        let storage = pg.storage.map_or_else(
+            || "10Gi".to_owned(),
+            |b| format!("{}Gi", b.div_ceil(1 << 30).max(1)),
+        );
+        self.stateful_set(name, "database", &base, pod, &storage, 120);
         self.headless_service(name, "database", "postgres", pg.port, &pp("port"), &base);
 
         if pg.pooler.is_some() {

@@ -344,3 +344,29 @@ environment production {
     let out = kiln_targets::systemd::emit(&support::model(&plain, "production"));
     assert!(file(&out, "logrotate/shop").contains("    daily\n    rotate 14\n"));
 }
+
+/// The PostgreSQL volume is as large as the spec says (issue 15: always 10Gi, where a guide
+/// asks for 200 GB), rounded up to whole Gi.
+#[test]
+fn postgres_volume_size_is_sayable() {
+    let spec = r#"
+project shop { output "generated" }
+environment production {
+    tier production
+    secret DB_PASSWORD kind=password
+    postgres db { database shop; user shop; password DB_PASSWORD; storage "200Gi"; }
+    targets k8s
+}
+"#;
+    let size = |spec: &str| {
+        let out = kiln_targets::k8s::emit(&support::model(spec, "production"));
+        let set = file(&out, "statefulset-db.yaml").to_owned();
+        set.lines()
+            .find_map(|l| l.trim().strip_prefix("storage: ").map(str::to_owned))
+            .unwrap_or_else(|| panic!("{set}"))
+    };
+    assert_eq!(size(spec), "\"200Gi\"");
+    assert_eq!(size(&spec.replace("\"200Gi\"", "\"1.5Ti\"")), "\"1536Gi\"");
+    assert_eq!(size(&spec.replace("\"200Gi\"", "\"500mb\"")), "\"1Gi\"");
+    assert_eq!(size(&spec.replace(" storage \"200Gi\";", "")), "\"10Gi\"");
+}

@@ -863,6 +863,9 @@ impl Lower<'_> {
                 settings: self.free_map(node.child("settings"), &format!("{ptr}/settings")),
                 pooler,
                 resources: self.resources(node, &format!("{ptr}/resources")),
+                storage: self
+                    .string(node, "storage", &format!("{ptr}/storage"))
+                    .and_then(|s| parse_size(&s)),
             };
             out.insert(key, pg);
         }
