@@ -168,6 +168,7 @@ pub const TARGETS: &[&str] = &["compose", "systemd", "nginx", "pgbouncer", "k8s"
 pub const SECRET_KINDS: &[&str] = &[
     "django-secret-key",
     "fernet",
+    "base64-key",
     "jwt-hs256",
     "jwt-hs384",
     "jwt-hs512",

@@ -6,6 +6,8 @@
 pub enum Kind {
     DjangoSecretKey,
     Fernet,
+    /// Random key bytes in base64, standard or URL-safe (`base64.b64encode(os.urandom(32))`).
+    Base64Key,
     /// An HMAC key for JWT: the hash size in bits (256, 384 or 512).
     Jwt(u16),
     Password,
@@ -21,6 +23,7 @@ impl Kind {
         match kind {
             "django-secret-key" => Kind::DjangoSecretKey,
             "fernet" => Kind::Fernet,
+            "base64-key" => Kind::Base64Key,
             "jwt-hs256" => Kind::Jwt(256),
             "jwt-hs384" => Kind::Jwt(384),
             "jwt-hs512" => Kind::Jwt(512),
@@ -37,6 +40,7 @@ impl Kind {
         match self {
             Kind::DjangoSecretKey => "django-secret-key",
             Kind::Fernet => "fernet",
+            Kind::Base64Key => "base64-key",
             Kind::Jwt(384) => "jwt-hs384",
             Kind::Jwt(512) => "jwt-hs512",
             Kind::Jwt(_) => "jwt-hs256",
@@ -433,6 +437,13 @@ pub fn key_bytes(text: &str) -> (usize, &'static str) {
     }
 }
 
+/// The floor of a `base64-key`: 256 bits, what AES-256 and HMAC-SHA256 take.
+const BASE64_KEY_BYTES: usize = 32;
+/// The floor of a `token`: 32 characters, 192 bits even in base64 (OWASP: at least 128).
+const TOKEN_CHARS: usize = 32;
+/// The floor of an `api-key`: shorter than any key a provider issues.
+const API_KEY_CHARS: usize = 16;
+
 /// A key-format problem of a value of `kind` named `name`, if any.
 pub fn key_format(value: &str, kind: Kind, name: &str) -> Option<String> {
     match kind {
@@ -502,6 +513,31 @@ pub fn key_format(value: &str, kind: Kind, name: &str) -> Option<String> {
                 }
             }
             None
+        }
+        Kind::Base64Key => match any_b64_len(value) {
+            Some(n) if n >= BASE64_KEY_BYTES => None,
+            Some(n) => Some(format!(
+                "{name} decodes to {n} bytes; a base64-key needs at least {BASE64_KEY_BYTES} random bytes (`base64.b64encode(os.urandom(32))`)"
+            )),
+            None => Some(format!(
+                "{name} is not base64 (standard or URL-safe); a base64-key is at least {BASE64_KEY_BYTES} random bytes in base64"
+            )),
+        },
+        Kind::Token => {
+            let len = value.chars().count();
+            (len < TOKEN_CHARS).then(|| {
+                format!(
+                    "{name} is {len} characters long; a token needs at least {TOKEN_CHARS} (`secrets.token_urlsafe(32)` makes 43)"
+                )
+            })
+        }
+        Kind::ApiKey => {
+            let len = value.chars().count();
+            (len < API_KEY_CHARS).then(|| {
+                format!(
+                    "{name} is {len} characters long; no provider issues API keys under {API_KEY_CHARS} characters"
+                )
+            })
         }
         Kind::Jwt(bits) => {
             let need = usize::from(bits / 8);
@@ -586,6 +622,29 @@ pub fn strength(value: &str, name: &str, min: usize, recommended: usize) -> Opti
 
 #[cfg(test)]
 mod tests {
+
+    /// tulia's own documented command (`base64.b64encode(os.urandom(32))`, standard base64)
+    /// makes valid base64-keys; Fernet would refuse most of them (issue 15: 30 of 40).
+    #[test]
+    fn base64_keys_and_length_floors() {
+        let standard = "q+8x/0ZkR2b3c4d5e6f7g8h9i0j1k2l3m4n5o6p7q8r="; // 32 bytes, `+` and `/`
+        assert_eq!(any_b64_len(standard), Some(32));
+        assert_eq!(
+            key_format(standard, Kind::Base64Key, "ENCRYPTION_KEY"),
+            None
+        );
+        assert!(key_format(standard, Kind::Fernet, "ENCRYPTION_KEY").is_some());
+        let short = key_format("c2hvcnQ=", Kind::Base64Key, "K").expect("5 bytes");
+        assert!(short.contains("decodes to 5 bytes"), "{short}");
+        assert!(key_format("not base64!", Kind::Base64Key, "K").is_some());
+        assert!(key_format("x", Kind::Token, "T").is_some_and(|m| m.contains("1 characters")));
+        assert_eq!(key_format(&"t".repeat(43), Kind::Token, "T"), None);
+        assert!(key_format("x", Kind::ApiKey, "A").is_some());
+        assert_eq!(
+            key_format("sk_live_0123456789abcdef", Kind::ApiKey, "A"),
+            None
+        );
+    }
     use super::*;
 
     #[test]

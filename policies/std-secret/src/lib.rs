@@ -27,7 +27,7 @@ kiln_policy_sdk::kiln_policy! {
 /// The policy's metadata; `policy.json` is generated from it.
 pub const POLICY: PolicyDocs = PolicyDocs {
     id: "secret",
-    version: "1.1.0",
+    version: "1.2.0",
     summary: "Secrets: no placeholders, keys of the right format, strong passwords, no literals in the spec or the rendered files",
     inputs: &["spec", "artifacts", "secret-values"],
     targets: &[],

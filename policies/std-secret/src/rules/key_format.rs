@@ -15,7 +15,9 @@ pub const RULE: RuleDocs = RuleDocs {
            `django-secret-key`: at least 50 characters, at least 5 distinct characters, no \
            `django-insecure-` prefix (each entry of `SECRET_KEY_FALLBACKS` too). `fernet`: \
            strict URL-safe base64 with padding that decodes to exactly 32 bytes (44 \
-           characters), for each key of a comma-separated MultiFernet list. `jwt-hs256`, \
+           characters), for each key of a comma-separated MultiFernet list. `base64-key`: \
+           standard or URL-safe base64 of at least 32 bytes (`base64.b64encode(os.urandom(32))`). \
+           `token`: at least 32 characters; `api-key`: at least 16. `jwt-hs256`, \
            `jwt-hs384`, `jwt-hs512`: at least 32, 48 or 64 bytes of key material, counting a \
            hex value as half its length, a base64 value as three quarters, anything else as \
            its bytes (for literals, `JWT_ALGORITHM` picks the size). Any kind: at least the \

@@ -61,8 +61,10 @@ pub fn fix(subject: &Subject) -> String {
             "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
         }
         Kind::Jwt(_) => "openssl rand -base64 64",
+        Kind::Base64Key => "openssl rand -base64 32",
+        Kind::Token => "python -c 'import secrets; print(secrets.token_urlsafe(32))'",
         Kind::Password | Kind::Url => "openssl rand -base64 33",
-        Kind::ApiKey | Kind::Token | Kind::Generic => {
+        Kind::ApiKey | Kind::Generic => {
             return format!(
                 "replace {} in the env file with the real credential from its provider",
                 subject.name
