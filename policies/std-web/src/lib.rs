@@ -18,7 +18,7 @@ kiln_policy_sdk::kiln_policy! {
 /// The policy's metadata; `policy.json` is generated from it.
 pub const POLICY: PolicyDocs = PolicyDocs {
     id: "web",
-    version: "1.1.0",
+    version: "1.2.0",
     summary: "Django deployment settings: DEBUG, ALLOWED_HOSTS and CSRF origins against the sites, the HTTPS redirect",
     inputs: &["spec"],
     targets: &[],

@@ -33,14 +33,19 @@ pub fn env_pointer(input: &Input, service: &str, var: &str) -> String {
 
 /// Whether a service runs Django: its environment names a settings module, or it uses one
 /// of the Django presets, or it serves a `wsgi`/`asgi` application under gunicorn or daphne.
+/// Whether a Python WSGI/ASGI server runs the service's app (the processes that can read
+/// the app's host settings: not a dashboard, a mail catcher or an nginx frontend).
+pub fn is_python_app_server(service: &Value) -> bool {
+    matches!(
+        service.pointer("/run/program").and_then(Value::as_str),
+        Some("gunicorn" | "uvicorn" | "daphne" | "hypercorn" | "granian")
+    )
+}
+
 pub fn is_django(service: &Value) -> bool {
     // Only a WSGI/ASGI server handles Django's requests: a dashboard (Flower), a mail catcher
     // or any other command of the environment does not, whatever variables it inherits.
-    let server = matches!(
-        service.pointer("/run/program").and_then(Value::as_str),
-        Some("gunicorn" | "uvicorn" | "daphne" | "hypercorn" | "granian")
-    );
-    if !server {
+    if !is_python_app_server(service) {
         return false;
     }
     if service

@@ -6,7 +6,8 @@ use serde_json::Value;
 
 use crate::Settings;
 use crate::util::{
-    env_pointer, host_matches, is_django, is_loopback, is_web, list_entries, server_names, sites_of,
+    env_pointer, host_matches, is_django, is_loopback, is_python_app_server, is_web, list_entries,
+    server_names, sites_of,
 };
 
 pub const RULE: RuleDocs = RuleDocs {
@@ -23,7 +24,10 @@ pub const RULE: RuleDocs = RuleDocs {
            no site proxies to the service, only emptiness and `*` are checked. A Django \
            web service is one a WSGI/ASGI server runs (gunicorn, uvicorn, daphne, hypercorn, \
            granian) with a settings module or a Django preset: a dashboard or mail catcher \
-           of the same environment is not judged. With the project's `settings-prefix` \
+           of the same environment is not judged as Django. Another framework's app that a \
+           Python server runs and that has `ALLOWED_HOSTS` (FastAPI's `TrustedHostMiddleware` reads it in many \
+           apps) is judged on what it sets: no `*` in production, and entries and server \
+           names as above. With the project's `settings-prefix` \
            (`DJANGO_`), the variables read and suggested are `DJANGO_ALLOWED_HOSTS` and \
            `DJANGO_CSRF_TRUSTED_ORIGINS`.",
     why: "ALLOWED_HOSTS is Django's defence against Host header attacks: with `*` or a stale \
@@ -40,11 +44,25 @@ pub const RULE: RuleDocs = RuleDocs {
 pub fn check(input: &Input) -> Vec<Finding> {
     let settings: Settings = input.settings().unwrap_or_default();
     let mut findings: Vec<Finding> = Vec::new();
+    let hosts_var = input.setting_name("ALLOWED_HOSTS");
     for (name, service) in input.services() {
-        if !is_web(service) || !is_django(service) {
+        if !is_web(service) {
             continue;
         }
-        for f in check_service(input, &settings, name, service) {
+        // Another framework's app that reads ALLOWED_HOSTS (FastAPI's TrustedHostMiddleware,
+        // Starlette, Flask-Talisman setups) is judged on what it sets: a wildcard in
+        // production and names nginx does not serve are as wrong there. Only Django must set
+        // it, and only Django reads CSRF_TRUSTED_ORIGINS.
+        let django = is_django(service);
+        let sets_hosts = is_python_app_server(service)
+            && service
+                .get("env")
+                .and_then(|e| e.get(&hosts_var))
+                .is_some_and(|v| !v.is_null());
+        if !django && !sets_hosts {
+            continue;
+        }
+        for f in check_service(input, &settings, name, service, django) {
             let duplicate = findings
                 .iter()
                 .any(|g| g.path == f.path && g.message == f.message);
@@ -56,7 +74,13 @@ pub fn check(input: &Input) -> Vec<Finding> {
     findings
 }
 
-fn check_service(input: &Input, settings: &Settings, name: &str, service: &Value) -> Vec<Finding> {
+fn check_service(
+    input: &Input,
+    settings: &Settings,
+    name: &str,
+    service: &Value,
+    django: bool,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     let sites = sites_of(input, name);
     let names: Vec<(&str, &str)> = sites
@@ -144,7 +168,8 @@ fn check_service(input: &Input, settings: &Settings, name: &str, service: &Value
                     Finding::new(
                         RULE.id,
                         format!(
-                            "{hosts_var} does not allow `{server}`, so Django answers every request to it with 400"
+                            "{hosts_var} does not allow `{server}`, so {} answers every request to it with 400",
+                            if django { "Django" } else { "the app" }
                         ),
                     )
                     .at(ptr.clone())
@@ -155,6 +180,9 @@ fn check_service(input: &Input, settings: &Settings, name: &str, service: &Value
         }
     }
 
+    if !django {
+        return out;
+    }
     let origins_ptr = env_pointer(input, name, &origins_var);
     if let Some(Value::String(origins)) = service.get("env").and_then(|e| e.get(&origins_var)) {
         for origin in list_entries(origins) {
@@ -209,6 +237,37 @@ fn origin_problem(origin: &str, hosts: &[String]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+
+    /// A FastAPI app that sets ALLOWED_HOSTS "*" in production is judged too (issue 15: only
+    /// Django was); one that does not set it is not required to.
+    #[test]
+    fn other_frameworks_that_set_allowed_hosts() {
+        let spec = |env: serde_json::Value| {
+            serde_json::json!({
+                "services": {"api": {"kind": "web", "port": 8000, "run": {"program": "uvicorn"}, "env": env}},
+                "sites": {"api.example.com": {"upstream": "api", "server-names": ["api.example.com"]}},
+            })
+        };
+        let mut i =
+            kiln_policy_sdk::test_support::input(spec(serde_json::json!({"ALLOWED_HOSTS": "*"})));
+        i.tier = kiln_policy_sdk::Tier::Production;
+        let f = check(&i);
+        assert!(
+            f.iter().any(|f| f.message.contains("allows any host name")),
+            "{f:#?}"
+        );
+        let mut i = kiln_policy_sdk::test_support::input(spec(serde_json::json!({})));
+        i.tier = kiln_policy_sdk::Tier::Production;
+        assert!(
+            check(&i).is_empty(),
+            "not Django: ALLOWED_HOSTS is not required"
+        );
+        let mut i = kiln_policy_sdk::test_support::input(spec(
+            serde_json::json!({"ALLOWED_HOSTS": "api.example.com", "CSRF_TRUSTED_ORIGINS": "http://x"}),
+        ));
+        i.tier = kiln_policy_sdk::Tier::Production;
+        assert!(check(&i).is_empty(), "CSRF_TRUSTED_ORIGINS is Django's");
+    }
     use super::*;
     use kiln_policy_sdk::Tier;
     use kiln_policy_sdk::test_support::input;
