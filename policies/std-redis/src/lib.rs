@@ -15,17 +15,22 @@ kiln_policy_sdk::kiln_policy! {
 /// The policy's metadata; `policy.json` is generated from it.
 pub const POLICY: PolicyDocs = PolicyDocs {
     id: "redis",
-    version: "1.1.0",
+    version: "1.2.0",
     summary: "Redis: a password from a declared secret, no dangerous commands turned on, no evicting broker",
     inputs: &["spec"],
     targets: &[],
-    rules: &[&rules::auth_acl::RULE, &rules::evicting_broker::RULE],
+    rules: &[
+        &rules::auth_acl::RULE,
+        &rules::evicting_broker::RULE,
+        &rules::memory_bounded::RULE,
+    ],
     settings_schema: r#"{"type": "object", "additionalProperties": false}"#,
 };
 
 pub fn check(input: &Input) -> Vec<Finding> {
     let mut out = rules::auth_acl::check(input);
     out.extend(rules::evicting_broker::check(input));
+    out.extend(rules::memory_bounded::check(input));
     out
 }
 
@@ -73,6 +78,7 @@ mod tests {
         let mut doc: Value = serde_json::from_str(CLEAN).unwrap();
         doc["spec"]["redis"]["cache"]["password"] = json!(null);
         doc["spec"]["redis"]["cache"]["eviction"] = json!("allkeys-lru");
+        doc["spec"]["redis"]["cache"]["maxmemory"] = json!(1u64 << 40);
         assert_all_rules(&doc);
     }
 

@@ -2,3 +2,4 @@
 
 pub mod auth_acl;
 pub mod evicting_broker;
+pub mod memory_bounded;
