@@ -18,7 +18,7 @@ kiln_policy_sdk::kiln_policy! {
 /// The policy's metadata; `policy.json` is generated from it.
 pub const POLICY: PolicyDocs = PolicyDocs {
     id: "web",
-    version: "1.2.0",
+    version: "1.3.0",
     summary: "Django deployment settings: DEBUG, ALLOWED_HOSTS and CSRF origins against the sites, the HTTPS redirect",
     inputs: &["spec"],
     targets: &[],
@@ -26,6 +26,7 @@ pub const POLICY: PolicyDocs = PolicyDocs {
         &rules::debug_off::RULE,
         &rules::allowed_hosts::RULE,
         &rules::https_redirect::RULE,
+        &rules::cors_origins::RULE,
     ],
     settings_schema: r#"{
         "type": "object",
@@ -51,6 +52,7 @@ pub fn check(input: &Input) -> Vec<Finding> {
     let mut findings = rules::debug_off::check(input);
     findings.extend(rules::allowed_hosts::check(input));
     findings.extend(rules::https_redirect::check(input));
+    findings.extend(rules::cors_origins::check(input));
     findings
 }
 
@@ -91,6 +93,7 @@ mod tests {
             ("DEBUG", json!(true)),
             ("ALLOWED_HOSTS", json!("*")),
             ("SECURE_SSL_REDIRECT", json!(false)),
+            ("CORS_ALLOWED_ORIGINS", json!("*")),
         ] {
             doc["spec"]["env"][var] = value.clone();
             for service in doc["spec"]["services"]
