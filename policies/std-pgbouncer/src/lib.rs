@@ -17,11 +17,15 @@ kiln_policy_sdk::kiln_policy! {
 /// The policy's metadata; `policy.json` is generated from it.
 pub const POLICY: PolicyDocs = PolicyDocs {
     id: "pgbouncer",
-    version: "1.0.0",
+    version: "1.1.0",
     summary: "pgbouncer: client authentication, and Django settings that transaction pooling breaks",
     inputs: &["spec"],
     targets: &[],
-    rules: &[&rules::auth::RULE, &rules::transaction_pooling::RULE],
+    rules: &[
+        &rules::auth::RULE,
+        &rules::transaction_pooling::RULE,
+        &rules::pool_fits::RULE,
+    ],
     settings_schema: r#"{
         "type": "object",
         "properties": {
@@ -54,6 +58,7 @@ impl Default for Settings {
 pub fn check(input: &Input) -> Vec<Finding> {
     let mut findings = rules::auth::check(input);
     findings.extend(rules::transaction_pooling::check(input));
+    findings.extend(rules::pool_fits::check(input));
     findings
 }
 
@@ -91,6 +96,7 @@ mod tests {
     fn every_rule_fires_through_the_host_checks() {
         let mut doc: Value = serde_json::from_str(CLEAN).unwrap();
         doc["spec"]["postgres"]["db"]["pooler"]["auth-type"] = json!("trust");
+        doc["spec"]["postgres"]["db"]["pooler"]["default-pool-size"] = json!(500);
         doc["spec"]["env"]["DISABLE_SERVER_SIDE_CURSORS"] = json!(false);
         for service in doc["spec"]["services"]
             .as_object_mut()

@@ -1,6 +1,7 @@
 //! One rule per file: its docs (`RULE`) and its `check`.
 
 pub mod auth;
+pub mod pool_fits;
 pub mod transaction_pooling;
 
 use kiln_policy_sdk::Input;
