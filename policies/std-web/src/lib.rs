@@ -18,7 +18,7 @@ kiln_policy_sdk::kiln_policy! {
 /// The policy's metadata; `policy.json` is generated from it.
 pub const POLICY: PolicyDocs = PolicyDocs {
     id: "web",
-    version: "1.3.0",
+    version: "1.4.0",
     summary: "Django deployment settings: DEBUG, ALLOWED_HOSTS and CSRF origins against the sites, the HTTPS redirect",
     inputs: &["spec"],
     targets: &[],
@@ -27,6 +27,7 @@ pub const POLICY: PolicyDocs = PolicyDocs {
         &rules::allowed_hosts::RULE,
         &rules::https_redirect::RULE,
         &rules::cors_origins::RULE,
+        &rules::email_tls::RULE,
     ],
     settings_schema: r#"{
         "type": "object",
@@ -53,6 +54,7 @@ pub fn check(input: &Input) -> Vec<Finding> {
     findings.extend(rules::allowed_hosts::check(input));
     findings.extend(rules::https_redirect::check(input));
     findings.extend(rules::cors_origins::check(input));
+    findings.extend(rules::email_tls::check(input));
     findings
 }
 
@@ -94,6 +96,8 @@ mod tests {
             ("ALLOWED_HOSTS", json!("*")),
             ("SECURE_SSL_REDIRECT", json!(false)),
             ("CORS_ALLOWED_ORIGINS", json!("*")),
+            ("EMAIL_HOST", json!("smtp.example.com")),
+            ("EMAIL_USE_TLS", json!(false)),
         ] {
             doc["spec"]["env"][var] = value.clone();
             for service in doc["spec"]["services"]

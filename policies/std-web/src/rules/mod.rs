@@ -3,4 +3,5 @@
 pub mod allowed_hosts;
 pub mod cors_origins;
 pub mod debug_off;
+pub mod email_tls;
 pub mod https_redirect;
