@@ -209,14 +209,19 @@ fn preset_limits(
     out
 }
 
-/// The resources of the process at `owner` (`/services/web`, `/postgres/db/pooler`), read from
-/// the model itself (no JSON rendering of it per environment).
-fn resources_at<'m>(model: &'m Model, owner: &str) -> Option<&'m kiln_core::model::Resources> {
-    let parts: Vec<String> = owner
+/// The unescaped segments of a model pointer (`/postgres/db/pooler` → postgres, db, pooler).
+fn owner_segments(owner: &str) -> Vec<String> {
+    owner
         .trim_start_matches('/')
         .split('/')
         .map(|s| s.replace("~1", "/").replace("~0", "~"))
-        .collect();
+        .collect()
+}
+
+/// The resources of the process at `owner` (`/services/web`, `/postgres/db/pooler`), read from
+/// the model itself (no JSON rendering of it per environment).
+fn resources_at<'m>(model: &'m Model, owner: &str) -> Option<&'m kiln_core::model::Resources> {
+    let parts = owner_segments(owner);
     match parts
         .iter()
         .map(String::as_str)
@@ -237,11 +242,7 @@ fn resources_at<'m>(model: &'m Model, owner: &str) -> Option<&'m kiln_core::mode
 
 /// `/services/web` → "service `web`"; `/postgres/db/pooler` → "the pooler of postgres `db`".
 fn describe_owner(owner: &str) -> String {
-    let parts: Vec<String> = owner
-        .trim_start_matches('/')
-        .split('/')
-        .map(|s| s.replace("~1", "/").replace("~0", "~"))
-        .collect();
+    let parts = owner_segments(owner);
     let kind = |k: &str| match k {
         "services" => "service".to_owned(),
         other => other.to_owned(),
@@ -263,14 +264,9 @@ fn millicores(m: u64) -> String {
     }
 }
 
-/// Bytes in the largest binary unit that divides them: `1Gi`, `512Mi`.
+/// Bytes as the spec writes them: `1Gi`, `512Mi`.
 fn bytes(b: u64) -> String {
-    for (unit, size) in [("Gi", 1u64 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)] {
-        if b >= size && b.is_multiple_of(size) {
-            return format!("{}{unit}", b / size);
-        }
-    }
-    b.to_string()
+    kiln_targets::binary_size(b, &[("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)])
 }
 
 fn build_env(project: &Project, env: &str, project_ok: bool) -> (EnvBuild, Vec<Diagnostic>) {

@@ -164,6 +164,18 @@ pub(crate) fn pod_served<'m>(model: &'m Model, service: &str) -> Vec<PodServed<'
 }
 
 /// A folder path without its trailing `/` (but `/` itself).
+/// `bytes` in the largest of `units` (largest first) that divides it exactly, else plain
+/// bytes: `binary_size(512 << 20, MIB_UNITS)` is `512Mi`. Each consumer spells the
+/// power-of-1024 suffixes its own way (Redis `mb`, systemd `M`, Kubernetes `Mi`).
+pub fn binary_size(bytes: u64, units: &[(&str, u64)]) -> String {
+    for (unit, size) in units {
+        if bytes >= *size && bytes.is_multiple_of(*size) {
+            return format!("{}{unit}", bytes / size);
+        }
+    }
+    bytes.to_string()
+}
+
 pub(crate) fn trim_slash(path: &str) -> String {
     match path.trim_end_matches('/') {
         "" => "/".to_owned(),

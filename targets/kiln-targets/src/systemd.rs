@@ -209,17 +209,15 @@ fn path_word(s: &str) -> String {
 
 /// `4294967296` → `4G`: systemd's suffixes are powers of 1024.
 fn bytes(n: u64) -> String {
-    for (suffix, unit) in [
-        ("T", 1u64 << 40),
-        ("G", 1 << 30),
-        ("M", 1 << 20),
-        ("K", 1 << 10),
-    ] {
-        if n >= unit && n.is_multiple_of(unit) {
-            return format!("{}{suffix}", n / unit);
-        }
-    }
-    n.to_string()
+    crate::binary_size(
+        n,
+        &[
+            ("T", 1 << 40),
+            ("G", 1 << 30),
+            ("M", 1 << 20),
+            ("K", 1 << 10),
+        ],
+    )
 }
 
 /// Millicores → `CPUQuota=` percent (`2000` → `200%`, `250` → `25%`, `125` → `12.5%`).
@@ -372,12 +370,7 @@ fn logrotate(model: &Model) -> Artifact {
 
 /// Bytes as logrotate writes sizes: `100M`, `1G`, `512k`, or bytes.
 fn logrotate_size(bytes: u64) -> String {
-    for (unit, size) in [("G", 1u64 << 30), ("M", 1 << 20), ("k", 1 << 10)] {
-        if bytes >= size && bytes.is_multiple_of(size) {
-            return format!("{}{unit}", bytes / size);
-        }
-    }
-    bytes.to_string()
+    crate::binary_size(bytes, &[("G", 1 << 30), ("M", 1 << 20), ("k", 1 << 10)])
 }
 
 /// A value in redis.conf: bare when it is one plain word, else double-quoted.

@@ -217,12 +217,7 @@ pub(crate) fn redis_options(name: &str, r: &Redis) -> Vec<(String, String, Strin
 
 /// Bytes in Redis units (`512mb` = 512 × 1024²).
 pub(crate) fn redis_size(bytes: u64) -> String {
-    for (unit, size) in [("gb", 1u64 << 30), ("mb", 1 << 20), ("kb", 1 << 10)] {
-        if bytes >= size && bytes.is_multiple_of(size) {
-            return format!("{}{unit}", bytes / size);
-        }
-    }
-    bytes.to_string()
+    crate::binary_size(bytes, &[("gb", 1 << 30), ("mb", 1 << 20), ("kb", 1 << 10)])
 }
 
 /// The shell script that starts Redis. With a password, `requirepass` reaches
