@@ -40,7 +40,7 @@ else
   shopt -u nullglob
   for d in "${cands[@]}"; do
     d=${d%/}
-    for t in nginx pgbouncer systemd redis compose k8s; do
+    for t in nginx pgbouncer postgresql systemd redis compose k8s; do
       if [[ -d $d/$t ]]; then
         envs+=("$d")
         break
@@ -78,6 +78,8 @@ has_target() { # ENV VALIDATOR
   pgbouncer) [[ -f $e/pgbouncer/pgbouncer.ini || -f $e/compose/pgbouncer/pgbouncer.ini ]] ;;
   systemd) [[ -d $e/systemd ]] ;;
   redis) [[ -n $(find "$e/redis" -name 'redis-*.conf' -print -quit 2>/dev/null) ]] ;;
+  postgres) [[ -d $e/postgresql || -d $e/compose/postgres ]] ||
+    [[ -n $(find "$e/k8s" -name 'configmap-*-init.yaml' -print -quit 2>/dev/null) ]] ;;
   logrotate) [[ -n $(find "$e/logrotate" -type f -print -quit 2>/dev/null) ]] ;;
   compose) [[ -d $e/compose ]] ;;
   k8s) [[ -d $e/k8s ]] ;;
@@ -87,7 +89,7 @@ has_target() { # ENV VALIDATOR
   esac
 }
 
-VALIDATORS=(nginx pgbouncer systemd redis logrotate compose k8s static yaml)
+VALIDATORS=(nginx pgbouncer postgres systemd redis logrotate compose k8s static yaml)
 for e in "${envs[@]}"; do
   if has_target "$e" pgbouncer; then
     mkdir -p "$WORK/pg"

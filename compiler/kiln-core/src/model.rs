@@ -448,6 +448,8 @@ pub struct Postgres {
     pub resources: Resources,
     /// Bytes of the data volume (a Kubernetes PersistentVolumeClaim), when the spec says.
     pub storage: Option<u64>,
+    /// Extensions created in the database by the init script (`CREATE EXTENSION`).
+    pub extensions: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]

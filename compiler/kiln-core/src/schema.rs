@@ -665,6 +665,11 @@ pub const POSTGRES_BODY: &[NodeSpec] = &[
         Ty::Size,
         "Size of the data volume where a target sizes it (the Kubernetes PersistentVolumeClaim; default `\"10Gi\"`).",
     ),
+    list(
+        "extensions",
+        Ty::Ident,
+        "Extensions the init script creates in the database (`CREATE EXTENSION IF NOT EXISTS`), as the superuser, before the app connects.",
+    ),
     setting(
         "url-scheme",
         Ty::Str,

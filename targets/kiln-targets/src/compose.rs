@@ -68,6 +68,11 @@ pub fn emit(model: &Model) -> Output {
         );
     }
     for name in model.postgres.keys() {
+        let script = crate::postgres::init_script(model, name, crate::postgres::Flavor::Container);
+        artifacts.push(script.finish(format!(
+            "compose/postgres/{}",
+            crate::postgres::init_file(name)
+        )));
         let (db, pooler) = cx.postgres(name, &pgbouncer_files, &mut volumes);
         services.set(name.clone(), db);
         if let Some((pname, p)) = pooler {
@@ -782,7 +787,11 @@ impl Cx<'_> {
             )
             .with(
                 "POSTGRES_USER",
-                Node::str(dollar(&pg.user)).from(&[&pp("user")]),
+                Node::str("postgres").comment(format!(
+                    "the superuser, for administration over the socket only: the app logs in as `{}`, made by postgres/{}",
+                    pg.user,
+                    crate::postgres::init_file(name)
+                )),
             );
         let mut pg_secrets = Node::seq();
         match &pg.password {
@@ -842,8 +851,19 @@ impl Cx<'_> {
         let vol = format!("{name}-data");
         n.set(
             "volumes",
-            Node::strs([format!("{vol}:{}", postgres_data_mount(pg))])
-                .from(&[&base, &pp("version")]),
+            Node::seq()
+                .item(
+                    Node::str(format!("{vol}:{}", postgres_data_mount(pg)))
+                        .from(&[&base, &pp("version")]),
+                )
+                .item(
+                    Node::str(format!(
+                        "./postgres/{0}:/docker-entrypoint-initdb.d/{0}:ro",
+                        crate::postgres::init_file(name)
+                    ))
+                    .from(&[&pp("user"), &pp("database"), &pp("extensions")])
+                    .comment("the app's role, database, grants and extensions, made when the volume is initialised"),
+                ),
         );
         volumes.set(vol, Node::map().from(&[&base]));
         n.set("read_only", Node::bool(true));

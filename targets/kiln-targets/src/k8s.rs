@@ -143,6 +143,11 @@ fn static_resources() -> Node {
         .comment("kiln's defaults for the static-file containers")
 }
 
+/// The ConfigMap of postgres `name`'s init script.
+fn init_name(name: &str) -> String {
+    format!("{name}-init")
+}
+
 /// The ConfigMap of a service's app files.
 fn files_name(service: &str) -> String {
     format!("{service}-files")
@@ -1873,8 +1878,12 @@ impl Cx<'_> {
             .item(
                 Node::map()
                     .with("name", Node::str("POSTGRES_USER"))
-                    .with("value", Node::str(k8s_escape(&pg.user)))
-                    .from(&[&pp("user")]),
+                    .with("value", Node::str("postgres"))
+                    .comment(format!(
+                        "the superuser, for administration over the socket only: the app logs in as `{}`, made by ConfigMap {}",
+                        pg.user,
+                        init_name(name)
+                    )),
             );
         let mut pg_secret_file: Option<String> = None;
         match &pg.password {
@@ -1981,6 +1990,13 @@ impl Cx<'_> {
                 Node::map()
                     .with("name", Node::str("shm"))
                     .with("mountPath", Node::str("/dev/shm")),
+            )
+            .item(
+                Node::map()
+                    .with("name", Node::str("init"))
+                    .with("mountPath", Node::str("/docker-entrypoint-initdb.d"))
+                    .with("readOnly", Node::bool(true))
+                    .from(&[&pp("user"), &pp("database"), &pp("extensions")]),
             );
         if pg_secret_file.is_some() {
             mounts.push(
@@ -2017,6 +2033,24 @@ impl Cx<'_> {
                             .with("sizeLimit", Node::str("256Mi")),
                     )
                     .comment("parallel queries use /dev/shm; the runtime's default is 64Mi"),
+            )
+            .item(
+                Node::map()
+                    .with("name", Node::str("init"))
+                    .with(
+                        "configMap",
+                        Node::map()
+                            .with("name", Node::str(init_name(name)))
+                            .with(
+                                "items",
+                                Node::seq().item(
+                                    Node::map()
+                                        .with("key", Node::str("init.sh"))
+                                        .with("path", Node::str(crate::postgres::init_file(name))),
+                                ),
+                            ),
+                    )
+                    .comment("the app's role, database, grants and extensions, made when the volume is initialised"),
             );
         if let Some(pw) = &pg_secret_file {
             volumes.push(
@@ -2056,6 +2090,19 @@ impl Cx<'_> {
             |b| format!("{}Gi", b.div_ceil(1 << 30).max(1)),
         );
         self.stateful_set(name, "database", &base, pod, &storage, 120);
+        let script = crate::postgres::init_script(model, name, crate::postgres::Flavor::Container)
+            .finish("init.sh");
+        let init = init_name(name);
+        let node = self
+            .resource("v1", "ConfigMap", self.metadata(&init, "database"))
+            .with(
+                "data",
+                Node::map().with(
+                    "init.sh",
+                    Node::str(script.text).from(&[&pp("user"), &pp("database"), &pp("extensions")]),
+                ),
+            );
+        self.add("ConfigMap", &init, node.from(&[&base]));
         self.headless_service(name, "database", "postgres", pg.port, &pp("port"), &base);
 
         if pg.pooler.is_some() {

@@ -9,6 +9,7 @@ pub mod compose;
 pub mod k8s;
 pub mod nginx;
 pub mod pgbouncer;
+pub(crate) mod postgres;
 pub mod systemd;
 pub mod writer;
 pub mod yaml;

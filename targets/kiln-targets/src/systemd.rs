@@ -72,6 +72,19 @@ pub fn emit(model: &Model) -> Output {
         }
     }
     cx.app_files(&mut out.artifacts);
+    for (name, pg) in &model.postgres {
+        if is_local(&pg.host) {
+            let (conf, skipped) = crate::postgres::host_conf(model, name);
+            out.artifacts.push(conf);
+            for (pointer, message) in skipped {
+                cx.unsupported(pointer, message);
+            }
+            out.artifacts.push(crate::postgres::host_hba(model, name));
+            let script = crate::postgres::init_script(model, name, crate::postgres::Flavor::Host);
+            out.artifacts
+                .push(script.finish(format!("postgresql/{}", crate::postgres::init_file(name))));
+        }
+    }
     for (name, r) in &model.redis {
         if is_local(&r.host) {
             out.artifacts.push(redis_conf(model, name, r));
@@ -385,7 +398,7 @@ fn redis_quote(s: &str) -> String {
     }
 }
 
-fn is_local(addr: &str) -> bool {
+pub(crate) fn is_local(addr: &str) -> bool {
     addr == "localhost" || addr == "::1" || addr.starts_with("127.")
 }
 
@@ -554,7 +567,7 @@ impl Cx<'_> {
         for used in &service.uses {
             if let Some(pg) = model.postgres.get(used) {
                 if is_local(&pg.host) {
-                    after.push("postgresql.service".into());
+                    after.push(crate::postgres::host_unit(model, used));
                 }
                 if pg.pooler.is_some() {
                     after.push("pgbouncer.service".into());

@@ -839,6 +839,18 @@ impl Lower<'_> {
                     );
                 }
             }
+            if let (Some(u), Some(at)) = (&user, node.child("user"))
+                && u == "postgres"
+            {
+                self.diags.push(
+                    Diagnostic::error(
+                        "superuser-role",
+                        format!("postgres `{key}`: the app cannot log in as `postgres`, PostgreSQL's bootstrap superuser"),
+                    )
+                    .with_label(at.value_span(), "the superuser")
+                    .with_help("name the app's own role (`user app`): kiln creates it without superuser rights, owning the database, and keeps `postgres` for administration"),
+                );
+            }
             let pg = Postgres {
                 url_scheme: self
                     .string(node, "url-scheme", &format!("{ptr}/url-scheme"))
@@ -866,6 +878,7 @@ impl Lower<'_> {
                 storage: self
                     .string(node, "storage", &format!("{ptr}/storage"))
                     .and_then(|s| parse_size(&s)),
+                extensions: self.list(node, "extensions", &format!("{ptr}/extensions")),
             };
             out.insert(key, pg);
         }
