@@ -370,3 +370,21 @@ fn findings_carry_their_pointer() {
         .collect();
     assert!(pointers.contains(&"/services/worker/user"), "{pointers:?}");
 }
+
+#[test]
+fn the_policies_readme_lists_every_rule() {
+    let readme = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../policies/README.md"
+    ))
+    .expect("policies/README.md");
+    let missing: Vec<String> = kiln::stdlib::metas()
+        .iter()
+        .flat_map(|(_, _, meta)| meta.rules.iter().map(|r| r.id.clone()))
+        .filter(|id| !readme.contains(&format!("`{id}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "policies/README.md's table lacks {missing:?}"
+    );
+}

@@ -75,3 +75,28 @@ pg_bindir() {
 }
 
 as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"; }
+
+# The kiln binary (for `kiln inspect`: what the spec says, to check an output against):
+# $KILN, else the newer of the workspace's release and debug builds. Empty when there is none.
+kiln_bin() {
+  local root
+  root=$(cd "$CONF_DIR/../.." && pwd)
+  if [[ -n ${KILN:-} ]]; then printf '%s\n' "$KILN"; return; fi
+  # The newer of the two builds: the other may predate the spec's features.
+  local b best=""
+  for b in "$root/target/release/kiln" "$root/target/debug/kiln"; do
+    [[ -x $b ]] || continue
+    if [[ -z $best || $b -nt $best ]]; then best=$b; fi
+  done
+  [[ -z $best ]] || printf '%s\n' "$best"
+}
+
+# The resolved environment of ENV_DIR (…/<project>/<output>/<env>) as JSON in FILE, from
+# `kiln inspect`; fails when there is no kiln binary or no kiln.kdl two levels up.
+inspect_env() { # ENV_DIR FILE
+  local kiln project
+  kiln=$(kiln_bin)
+  project=$(cd "$1/../.." && pwd)
+  [[ -n $kiln && -f $project/kiln.kdl ]] || return 1
+  "$kiln" inspect -q --env "$(basename "$1")" "$project" >"$2" 2>/dev/null
+}

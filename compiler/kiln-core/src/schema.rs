@@ -215,7 +215,7 @@ pub const SEVERITIES: &[&str] = &["error", "warn", "info", "off"];
 pub const RESTART: &[&str] = &["always", "on-failure", "unless-stopped", "no"];
 pub const PULL_POLICIES: &[&str] = &["Always", "IfNotPresent", "Never"];
 pub const PROTOCOLS: &[&str] = &["tcp", "udp"];
-pub const FIREWALL_BACKENDS: &[&str] = &["ufw"];
+pub const FIREWALL_BACKENDS: &[&str] = &["ufw", "nftables"];
 pub const POOLERS: &[&str] = &["pgbouncer"];
 
 const RESOURCES: NodeSpec = block(
@@ -1126,7 +1126,7 @@ pub const ENV_BODY: &[NodeSpec] = &[
             setting(
                 "backend",
                 Ty::Enum(FIREWALL_BACKENDS),
-                "Firewall program (default `ufw`).",
+                "Firewall program (default `ufw`): the systemd target writes `firewall/ufw-<project>.sh` (ufw commands) or `firewall/<project>.nft` (an nftables table).",
             ),
             keyed(
                 "allow",

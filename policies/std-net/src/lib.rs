@@ -18,14 +18,15 @@ kiln_policy_sdk::kiln_policy! {
 /// The policy's metadata; `policy.json` is generated from it.
 pub const POLICY: PolicyDocs = PolicyDocs {
     id: "net",
-    version: "1.1.0",
-    summary: "Network exposure: datastores never public, compose's published ports against ufw, the host firewall baseline",
+    version: "1.2.0",
+    summary: "Network exposure: datastores never public, compose's published ports against ufw, the host firewall baseline and the sites it must open",
     inputs: &["spec", "artifacts"],
     targets: &["compose", "k8s"],
     rules: &[
         &rules::datastore_not_public::RULE,
         &rules::docker_ufw_bypass::RULE,
         &rules::firewall_baseline::RULE,
+        &rules::firewall_sites_open::RULE,
     ],
     settings_schema: r#"{
         "type": "object",
@@ -62,6 +63,7 @@ pub fn check(input: &Input) -> Vec<Finding> {
     let mut findings = rules::datastore_not_public::check_with(input, &publishes);
     findings.extend(rules::docker_ufw_bypass::check_with(input, &publishes));
     findings.extend(rules::firewall_baseline::check(input));
+    findings.extend(rules::firewall_sites_open::check(input));
     findings
 }
 
@@ -93,14 +95,19 @@ mod tests {
 
     const CLEAN: &str = include_str!("../../testdata/inputs/clean-production.json");
 
-    /// Runs the policy as kiln's host would (declared rules, JSON pointers, artifact lines) and
-    /// checks that every declared rule reported something.
-    fn assert_all_rules(doc: &Value) {
-        let findings = kiln_policy_sdk::test_support::run(
-            include_str!("../policy.json"),
-            check,
-            &doc.to_string(),
-        );
+    /// Runs the policy as kiln's host would (declared rules, JSON pointers, artifact lines) on
+    /// each document and checks that every declared rule reported something in one of them.
+    fn assert_all_rules(docs: &[Value]) {
+        let findings: Vec<_> = docs
+            .iter()
+            .flat_map(|doc| {
+                kiln_policy_sdk::test_support::run(
+                    include_str!("../policy.json"),
+                    check,
+                    &doc.to_string(),
+                )
+            })
+            .collect();
         for rule in POLICY.rules {
             assert!(
                 findings.iter().any(|f| f.rule == rule.id),
@@ -116,7 +123,10 @@ mod tests {
         doc["spec"]["sites"]["shop.example.com"]["listen"]["https"] = json!(8443);
         doc["spec"]["firewall"]["allow"]["8080"] =
             json!({"port": "8080", "proto": "tcp", "from": [], "limit": false, "comment": null});
-        assert_all_rules(&doc);
+        // nginx on the host, no compose: the firewall must open the site's 8443 itself.
+        let mut host = doc.clone();
+        host["spec"]["targets"] = json!(["systemd", "nginx"]);
+        assert_all_rules(&[doc, host]);
     }
 
     #[test]

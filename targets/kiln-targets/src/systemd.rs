@@ -91,6 +91,7 @@ pub fn emit(model: &Model) -> Output {
         }
     }
     out.artifacts.push(logrotate(model));
+    out.artifacts.extend(crate::firewall::emit(model));
     out.artifacts.push(cx.target(&wanted));
     out.artifacts.push(cx.env_example());
     out.unsupported = cx.unsupported;

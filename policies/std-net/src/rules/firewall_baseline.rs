@@ -31,22 +31,26 @@ pub const RULE: RuleDocs = RuleDocs {
     upstream: &["proposal", "DD Docker and ufw", "CE broker", "RD bind"],
 };
 
-/// The TCP ports nginx serves sites on: plain HTTP always, HTTPS when TLS is on.
-fn site_ports(input: &Input) -> Vec<u16> {
-    let mut out = Vec::new();
-    for (_, site) in input.sites() {
-        let tls = site.pointer("/tls/mode").and_then(Value::as_str) != Some("off");
-        for (which, on) in [("http", true), ("https", tls)] {
-            if let Some(p) = site
-                .pointer(&format!("/listen/{which}"))
+/// The TCP ports nginx serves one site on: plain HTTP always, HTTPS when TLS is on.
+pub(crate) fn site_listen_ports(site: &Value) -> Vec<u16> {
+    let tls = site.pointer("/tls/mode").and_then(Value::as_str) != Some("off");
+    [("http", true), ("https", tls)]
+        .into_iter()
+        .filter(|(_, on)| *on)
+        .filter_map(|(which, _)| {
+            site.pointer(&format!("/listen/{which}"))
                 .and_then(Value::as_u64)
-                && on
-            {
-                out.push(p as u16);
-            }
-        }
-    }
-    out
+                .map(|p| p as u16)
+        })
+        .collect()
+}
+
+/// The TCP ports nginx serves sites on.
+fn site_ports(input: &Input) -> Vec<u16> {
+    input
+        .sites()
+        .flat_map(|(_, site)| site_listen_ports(site))
+        .collect()
 }
 
 fn list_ports(input: &Input) -> Vec<u16> {
