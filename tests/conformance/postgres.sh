@@ -10,6 +10,11 @@
 #   and port. pg_file_settings and pg_hba_file_rules must report no error. The init script runs
 #   as the postgres OS user (peer, over the socket), twice (idempotent), with the password on
 #   stdin as its header says.
+# backups — the host's NAME-backup.service (its ExecStart, as systemd hands it to sh), compose's
+#   NAME-backup service and the k8s CronJob NAME-backup (their command, with
+#   KILN_BACKUP_ONCE=1): run once against the server, each must leave one complete dump (no
+#   .part file, no scratch database) that pg_restore restores with the app's rows, and delete
+#   only the dumps older than `keep` days.
 # container flavour — ENV_DIR/compose/postgres/init-NAME.sh and the `init.sh` of the k8s
 #   ConfigMap NAME-init: a cluster set up as the official image sets it up (initdb's trust
 #   lines, then `host all all all scram-sha-256`, the superuser's password = POSTGRES_PASSWORD,
@@ -120,6 +125,48 @@ check_roles() { # LABEL SCRIPT HOST PORT SUPERUSER_PASSWORD
   echo "  $label: $user logs in to $db (SCRAM), owns it, no superuser; superuser refused over TCP"
 }
 
+# The scheduled dump, run once against the cluster: it must leave one complete dump (no
+# .part, no scratch database) that restores with the app's data, and prune only the dumps
+# older than `keep` days.
+check_backup() { # LABEL SCRIPT(sh, already unescaped) DIR-IN-SCRIPT ENVFILE HOST PORT DB USER SOCKDIR
+  local label=$1 script=$2 dir=$3 envfile=$4 host=$5 port=$6 db=$7 user=$8 sock=$9 t out keep glob n
+  t=$(mktemp -d "$WORK/backup.XXXXXX")
+  mkdir -p "$t/dumps"
+  chown -R postgres:postgres "$t"
+  sed "s|$dir|$t/dumps|g" "$script" >"$t/run.sh"
+  tcp_psql "$host" "$port" "$user" "$PW" "$db" \
+    "SET client_min_messages = warning; DROP TABLE IF EXISTS kiln_backup_probe; CREATE TABLE kiln_backup_probe (id int); INSERT INTO kiln_backup_probe VALUES (1), (2), (3)" >/dev/null
+  keep=$(sed -nE 's/.*-mtime \+([0-9]+) -delete.*/\1/p' "$t/run.sh" | head -n 1)
+  glob=$(sed -nE 's/.*-name "([^"]+)" -mtime.*/\1/p' "$t/run.sh" | head -n 1)
+  if [[ -n $keep ]]; then
+    as_postgres touch -d "$((keep + 2)) days ago" "$t/dumps/${glob/\*/20000101T000000Z}"
+    as_postgres touch -d "$((keep > 0 ? keep - 1 : 0)) days ago" "$t/dumps/${glob/\*/20000102T000000Z}"
+  fi
+  if ! out=$(cd "$t" && as_postgres env -i PATH="$PATH" HOME=/tmp KILN_BACKUP_ONCE=1 $(cat "$envfile") sh -c "$(cat "$t/run.sh")" 2>&1); then
+    err "$label: the dump failed: $out"
+    return 1
+  fi
+  n=$(find "$t/dumps" -name '*.dump' -newer "$t/run.sh" | wc -l)
+  [[ $n == 1 ]] || { err "$label: $n new dumps (one expected): $(ls "$t/dumps")"; return 1; }
+  if [[ -n $(find "$t/dumps" -name '*.part') ]]; then err "$label: a .part file is left"; return 1; fi
+  out=$(as_pg_psql "$sock" "$port" "SELECT count(*) FROM pg_database WHERE datname LIKE '%restore_check'")
+  [[ $out == 0 ]] || { err "$label: the scratch database of the restore check is left"; return 1; }
+  as_pg_psql "$sock" "$port" "DROP DATABASE IF EXISTS kiln_restored" >/dev/null 2>&1
+  as_pg_psql "$sock" "$port" "CREATE DATABASE kiln_restored" >/dev/null
+  if ! out=$(as_postgres pg_restore --exit-on-error --no-owner -h "$sock/sock" -p "$port" -U postgres \
+    -d kiln_restored "$(find "$t/dumps" -name '*.dump' -newer "$t/run.sh")" 2>&1); then
+    err "$label: the dump does not restore: $out"
+    return 1
+  fi
+  out=$(as_postgres psql -X -At -h "$sock/sock" -p "$port" -U postgres -d kiln_restored -c "SELECT count(*) FROM kiln_backup_probe")
+  [[ $out == 3 ]] || { err "$label: the restored dump holds $out rows of 3"; return 1; }
+  if [[ -n $keep ]]; then
+    [[ ! -e $t/dumps/${glob/\*/20000101T000000Z} ]] || { err "$label: a dump older than $keep days was kept"; return 1; }
+    [[ -e $t/dumps/${glob/\*/20000102T000000Z} ]] || { err "$label: a dump younger than $keep days was deleted"; return 1; }
+  fi
+  echo "  $label: one dump, complete, restores the app's rows${keep:+; older than $((keep + 1)) days pruned}"
+}
+
 rc=0
 n=0
 
@@ -178,11 +225,36 @@ for conf in "$ENV_DIR"/postgresql/*.conf; do
     fi
   done
   check_roles "postgresql/init-$base.sh" "$d/init.sh" 127.0.0.1 "$port" "$PW" || rc=1
+  for unit in "$ENV_DIR"/systemd/*-"$base"-backup.service; do
+    # The unit's one ExecStart, as sh gets it from systemd ($$ → $, %% → %).
+    sed -nE "s/^ExecStart=\/bin\/sh -c '(.*)'$/\1/p" "$unit" | sed -e 's/\$\$/$/g' -e 's/%%/%/g' >"$d/backup.sh"
+    dir=$(sed -nE 's/^StateDirectory=(.*)$/\/var\/lib\/\1/p' "$unit")
+    sed -nE 's/^Environment=(.*)$/\1/p' "$unit" | tr ' ' '\n' >"$d/backup.env"
+    echo "PGHOST=$d/sock" >>"$d/backup.env"
+    user=$(sql_value "$d/init.sh" 'ALTER ROLE')
+    db=$(sql_value "$d/init.sh" 'ALTER DATABASE')
+    check_backup "systemd/$(basename "$unit")" "$d/backup.sh" "$dir" "$d/backup.env" 127.0.0.1 "$port" "$db" "$user" "$d" || rc=1
+  done
   stop_server
 done
 
 # --- container flavour ----------------------------------------------------------------------
 container_scripts=("$ENV_DIR"/compose/postgres/init-*.sh)
+if [[ -f $ENV_DIR/compose/compose.yaml ]]; then
+  mkdir -p "$WORK/compose"
+  # compose's scheduled dumps, next to the init scripts they belong to ($$ → $).
+  "$VPY" - "$ENV_DIR/compose/compose.yaml" "$WORK/compose" <<'PY'
+import pathlib, sys, yaml
+doc, out = yaml.safe_load(open(sys.argv[1])), pathlib.Path(sys.argv[2])
+for name, svc in (doc.get("services") or {}).items():
+    if not name.endswith("-backup") or "command" not in svc:
+        continue
+    db = name.removesuffix("-backup")
+    (out / f"init-{db}.backup").write_text(svc["command"][2].replace("$$", "$"))
+    env = svc.get("environment") or {}
+    (out / f"init-{db}.backup.env").write_text("".join(f"{k}={env[k]}\n" for k in ("PGUSER", "PGDATABASE") if k in env))
+PY
+fi
 if [[ -d $ENV_DIR/k8s ]]; then
   mkdir -p "$WORK/k8s"
   "$VPY" - "$ENV_DIR/k8s" "$WORK/k8s" <<'PY'
@@ -191,6 +263,12 @@ src, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 for f in sorted(src.glob("configmap-*-init.yaml")):
     doc = yaml.safe_load(f.read_text())
     (out / (f.stem.removeprefix("configmap-") + ".sh")).write_text(doc["data"]["init.sh"])
+for f in sorted(src.glob("cronjob-*-backup.yaml")):
+    c = yaml.safe_load(f.read_text())["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    name = f.stem.removeprefix("cronjob-").removesuffix("-backup")
+    (out / f"{name}-init.backup").write_text(c["command"][2])
+    env = [f"{e['name']}={e['value']}" for e in c.get("env", []) if "value" in e and e["name"] in ("PGUSER", "PGDATABASE")]
+    (out / f"{name}-init.backup.env").write_text("\n".join(env) + "\n")
 PY
   container_scripts+=("$WORK"/k8s/*.sh)
 fi
@@ -237,6 +315,21 @@ for script in "${container_scripts[@]}"; do
     continue
   fi
   check_roles "$label" "$d/init.sh" 192.0.2.10 "$port" "$PW" || rc=1
+  # The scheduled dump that goes with this server (compose service, k8s CronJob).
+  case $script in
+  "$WORK"/k8s/*) backup=${script%.sh}.backup ;;
+  *) backup="$WORK/compose/$(basename "${script%.sh}").backup" ;;
+  esac
+  if [[ -f $backup ]]; then
+    { cat "$backup.env"; echo "PGHOST=192.0.2.10"; echo "PGPORT=$port"; echo "PGPASSWORD=$PW"; } >"$d/backup.env"
+    user=$(sql_value "$d/init.sh" 'ALTER ROLE')
+    dir=$(sed -nE 's/^mkdir -p (.*)$/\1/p' "$backup" | head -n 1)
+    case $script in
+    "$WORK"/k8s/*) blabel="k8s CronJob $(basename "${script%-init.sh}")-backup" ;;
+    *) blabel="compose service $(basename "${script%.sh}" | sed 's/^init-//')-backup" ;;
+    esac
+    check_backup "$blabel" "$backup" "$dir" "$d/backup.env" 192.0.2.10 "$port" "$db" "$user" "$d" || rc=1
+  fi
   stop_server
 done
 

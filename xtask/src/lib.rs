@@ -19,6 +19,7 @@ pub const NATIVE: &[(&str, NativeCheck)] = &[
     ("http", std_http::check),
     ("net", std_net::check),
     ("nginx", std_nginx::check),
+    ("pg", std_pg::check),
     ("pgbouncer", std_pgbouncer::check),
     ("redis", std_redis::check),
     ("run", std_run::check),

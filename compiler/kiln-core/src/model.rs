@@ -450,6 +450,22 @@ pub struct Postgres {
     pub storage: Option<u64>,
     /// Extensions created in the database by the init script (`CREATE EXTENSION`).
     pub extensions: Vec<String>,
+    pub backup: Option<Backup>,
+}
+
+/// Scheduled dumps of a database.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Backup {
+    /// `hourly`, `daily` or `weekly`.
+    pub every: String,
+    /// Hour and minute (UTC) of a daily or weekly dump; the minute of an hourly one.
+    pub hour: u8,
+    pub minute: u8,
+    /// Days a dump is kept; `None`: forever.
+    pub keep: Option<u32>,
+    /// Prove each dump restores.
+    pub verify: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]

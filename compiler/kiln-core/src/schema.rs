@@ -217,6 +217,34 @@ pub const PULL_POLICIES: &[&str] = &["Always", "IfNotPresent", "Never"];
 pub const PROTOCOLS: &[&str] = &["tcp", "udp"];
 pub const FIREWALL_BACKENDS: &[&str] = &["ufw", "nftables"];
 pub const POOLERS: &[&str] = &["pgbouncer"];
+pub const BACKUP_EVERY: &[&str] = &["hourly", "daily", "weekly"];
+
+const BACKUP: NodeSpec = block(
+    "backup",
+    "Scheduled dumps of the database (`pg_dump --format=custom`), kept `keep` days: a systemd timer on a host, a scheduled service in compose, a CronJob on Kubernetes.",
+    &[
+        setting(
+            "every",
+            Ty::Enum(BACKUP_EVERY),
+            "How often (default `daily`).",
+        ),
+        setting(
+            "at",
+            Ty::Str,
+            "Time of day, `HH:MM` UTC, of a daily or weekly dump (weekly: on Sundays; default `\"02:00\"`); an hourly dump runs at minute MM.",
+        ),
+        setting(
+            "keep",
+            Ty::Int,
+            "Days a dump is kept before it is deleted (none: kept forever).",
+        ),
+        setting(
+            "verify",
+            Ty::Bool,
+            "After each dump, prove it restores (default `#true`): on a host into a scratch database that is dropped again; in containers, where the app's role cannot create databases, `pg_restore --list` reads the whole archive.",
+        ),
+    ],
+);
 
 const RESOURCES: NodeSpec = block(
     "resources",
@@ -686,6 +714,7 @@ pub const POSTGRES_BODY: &[NodeSpec] = &[
         "postgresql.conf settings (`shared_buffers \"4GB\"`).",
     ),
     POOLER,
+    BACKUP,
     RESOURCES,
 ];
 

@@ -75,6 +75,9 @@ pub fn emit(model: &Model) -> Output {
         )));
         let (db, pooler) = cx.postgres(name, &pgbouncer_files, &mut volumes);
         services.set(name.clone(), db);
+        if let Some(backup) = cx.postgres_backup(name, &mut volumes) {
+            services.set(crate::postgres::backup_name(name), backup);
+        }
         if let Some((pname, p)) = pooler {
             services.set(pname, p);
         }
@@ -939,6 +942,87 @@ impl Cx<'_> {
             (pool.name.clone(), p.from(&[&lp]))
         });
         (n, pooler)
+    }
+
+    /// The scheduled dump of postgres `name`: the server's image running kiln's backup loop
+    /// as the image's postgres user, connected as the app's role (it owns every object), into
+    /// a volume of its own. The volume is mounted on the image's postgres home, so a new
+    /// volume belongs to that user.
+    fn postgres_backup(&mut self, name: &str, volumes: &mut Node) -> Option<Node> {
+        let model = self.model;
+        let pg = &model.postgres[name];
+        pg.backup.as_ref()?;
+        let base = pointer(&["postgres", name]);
+        let bp = format!("{base}/backup");
+        let pp = |f: &str| format!("{base}/{f}");
+        let dir = "/var/lib/postgresql/backups";
+        let script = crate::postgres::container_backup_script(pg, dir).replace('$', "$$");
+        let mut env = Node::map()
+            .with("PGHOST", Node::str(model.container_host(name)))
+            .with(
+                "PGPORT",
+                Node::str(pg.port.to_string()).from(&[&pp("port")]),
+            )
+            .with("PGUSER", Node::str(dollar(&pg.user)).from(&[&pp("user")]))
+            .with(
+                "PGDATABASE",
+                Node::str(dollar(&pg.database)).from(&[&pp("database")]),
+            );
+        let mut secrets = Node::seq();
+        match &pg.password {
+            Some(pw) if model.secrets.get(pw).is_some_and(|x| x.as_file) => {
+                env.set(
+                    "PGPASSWORD_FILE",
+                    Node::str(format!("{SECRET_FILES_DIR}/{pw}")).from(&[&pp("password")]),
+                );
+                let grant = self.secret_file(pw, &pp("password"));
+                secrets.push(grant);
+            }
+            Some(pw) => env.set(
+                "PGPASSWORD",
+                Node::str(required(pw)).from(&[&pp("password")]),
+            ),
+            None => {}
+        }
+        self.doc_env(&crate::postgres::backup_name(name), &env);
+        let vol = format!("{}s", crate::postgres::backup_name(name));
+        let mut n = Node::map()
+            .with("image", Node::str(dollar(&pg.image)).from(&[&pp("image")]))
+            .with(
+                "command",
+                Node::strs(["sh".to_owned(), "-c".into(), script])
+                    .from(&[&bp, &format!("{bp}/every"), &format!("{bp}/at"), &format!("{bp}/keep"), &format!("{bp}/verify")])
+                    .comment("sleeps until each scheduled time (UTC), then pg_dump, the proof it restores (pg_restore --list), the rename and the pruning"),
+            )
+            .with(
+                "user",
+                Node::str(format!("{POSTGRES_UID}:{POSTGRES_UID}"))
+                    .comment("the image's own postgres user, who owns the volume's root"),
+            )
+            .with("restart", Node::str("always"))
+            .with("environment", env);
+        if !secrets.is_empty() {
+            n.set("secrets", secrets);
+        }
+        n.set(
+            "depends_on",
+            Node::map().with(
+                name.to_owned(),
+                Node::map().with("condition", Node::str("service_healthy")),
+            ),
+        );
+        n.set("networks", Node::strs(["data"]));
+        n.set(
+            "volumes",
+            Node::strs([format!("{vol}:/var/lib/postgresql")])
+                .from(&[&bp])
+                .comment(format!("the dumps, in {dir}")),
+        );
+        volumes.set(vol, Node::map().from(&[&bp]));
+        n.set("read_only", Node::bool(true));
+        n.set("tmpfs", Node::strs(["/tmp"]));
+        self.data_hardening(&mut n, &pp("resources"), &Resources::default(), 64);
+        Some(n.from(&[&bp]))
     }
 
     fn redis(&mut self, name: &str, volumes: &mut Node) -> Node {

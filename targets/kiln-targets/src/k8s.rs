@@ -2103,11 +2103,201 @@ impl Cx<'_> {
                 ),
             );
         self.add("ConfigMap", &init, node.from(&[&base]));
+        if pg.backup.is_some() {
+            self.postgres_backup(name);
+        }
         self.headless_service(name, "database", "postgres", pg.port, &pp("port"), &base);
 
         if pg.pooler.is_some() {
             self.pooler(name);
         }
+    }
+
+    /// The scheduled dump of postgres `name`: a CronJob running kiln's dump once in the
+    /// server's image, as the app's role (it owns every object), into a claim of its own.
+    fn postgres_backup(&mut self, name: &str) {
+        let model = self.model;
+        let pg = &model.postgres[name];
+        let base = pointer(&["postgres", name]);
+        let bp = format!("{base}/backup");
+        let pp = |f: &str| format!("{base}/{f}");
+        let job = crate::postgres::backup_name(name);
+        let dir = "/backups";
+        let script = crate::postgres::container_backup_script(pg, dir);
+        let mut env = Node::seq()
+            .item(
+                Node::map()
+                    .with("name", Node::str("KILN_BACKUP_ONCE"))
+                    .with("value", Node::str("1")),
+            )
+            .item(
+                Node::map()
+                    .with("name", Node::str("PGHOST"))
+                    .with("value", Node::str(name)),
+            )
+            .item(
+                Node::map()
+                    .with("name", Node::str("PGPORT"))
+                    .with("value", Node::str(pg.port.to_string()))
+                    .from(&[&pp("port")]),
+            )
+            .item(
+                Node::map()
+                    .with("name", Node::str("PGUSER"))
+                    .with("value", Node::str(k8s_escape(&pg.user)))
+                    .from(&[&pp("user")]),
+            )
+            .item(
+                Node::map()
+                    .with("name", Node::str("PGDATABASE"))
+                    .with("value", Node::str(k8s_escape(&pg.database)))
+                    .from(&[&pp("database")]),
+            );
+        let file_secret = pg
+            .password
+            .as_ref()
+            .filter(|pw| model.secrets.get(*pw).is_some_and(|x| x.as_file));
+        let mut mounts = Node::seq()
+            .item(
+                Node::map()
+                    .with("name", Node::str("backups"))
+                    .with("mountPath", Node::str(dir)),
+            )
+            .item(
+                Node::map()
+                    .with("name", Node::str("tmp"))
+                    .with("mountPath", Node::str("/tmp")),
+            );
+        let mut volumes = Node::seq()
+            .item(Node::map().with("name", Node::str("backups")).with(
+                "persistentVolumeClaim",
+                Node::map().with("claimName", Node::str(&job)),
+            ))
+            .item(
+                Node::map()
+                    .with("name", Node::str("tmp"))
+                    .with("emptyDir", Node::map()),
+            );
+        match (&pg.password, file_secret) {
+            (Some(pw), Some(_)) => {
+                env.push(
+                    Node::map()
+                        .with("name", Node::str("PGPASSWORD_FILE"))
+                        .with("value", Node::str(format!("{SECRET_FILES_DIR}/{pw}")))
+                        .from(&[&pp("password")]),
+                );
+                mounts.push(
+                    Node::map()
+                        .with("name", Node::str("secrets"))
+                        .with("mountPath", Node::str(SECRET_FILES_DIR))
+                        .with("readOnly", Node::bool(true)),
+                );
+                volumes.push(
+                    Node::map().with("name", Node::str("secrets")).with(
+                        "secret",
+                        Node::map()
+                            .with("secretName", Node::str(secrets_name(model)))
+                            .with(
+                                "items",
+                                Node::seq().item(
+                                    Node::map()
+                                        .with("key", Node::str(pw))
+                                        .with("path", Node::str(pw)),
+                                ),
+                            )
+                            .with("defaultMode", Node::int(0o440)),
+                    ),
+                );
+            }
+            (Some(pw), None) => {
+                env.push(self.secret_ref("PGPASSWORD", pw, false, &[&pp("password")]))
+            }
+            (None, _) => {}
+        }
+        let container = Node::map()
+            .with("name", Node::str("backup"))
+            .with("image", Node::str(&pg.image).from(&[&pp("image")]))
+            .with("imagePullPolicy", self.pull_policy(&pg.image))
+            .with(
+                "command",
+                Node::strs(["/bin/sh".to_owned(), "-c".into(), script])
+                    .from(&[&bp, &format!("{bp}/keep"), &format!("{bp}/verify")])
+                    .comment("pg_dump, the proof it restores (pg_restore --list), the rename and the pruning"),
+            )
+            .with("env", env)
+            .with(
+                "resources",
+                Node::map()
+                    .with("requests", Node::map().with("cpu", Node::str("100m")).with("memory", Node::str("128Mi")))
+                    .with("limits", Node::map().with("cpu", Node::str("1")).with("memory", Node::str("512Mi")))
+                    .comment("kiln's defaults for a dump"),
+            )
+            .with("volumeMounts", mounts)
+            .with("securityContext", Self::container_security(true, &[], &[], &[]));
+        let mut pod = self.data_pod(
+            K8S_POSTGRES_UID,
+            container,
+            volumes,
+            "the database's uid: fsGroup makes the claim writable",
+        );
+        pod.set("restartPolicy", Node::str("OnFailure"));
+        let spec = Node::map()
+            .with(
+                "schedule",
+                Node::str(crate::postgres::cron_schedule(pg))
+                    .from(&[&format!("{bp}/every"), &format!("{bp}/at")]),
+            )
+            .with("timeZone", Node::str("Etc/UTC"))
+            .with(
+                "concurrencyPolicy",
+                Node::str("Forbid").comment("one dump at a time"),
+            )
+            .with("startingDeadlineSeconds", Node::int(3600))
+            .with("successfulJobsHistoryLimit", Node::int(3))
+            .with("failedJobsHistoryLimit", Node::int(3))
+            .with(
+                "jobTemplate",
+                Node::map().with(
+                    "spec",
+                    Node::map().with("backoffLimit", Node::int(2)).with(
+                        "template",
+                        Node::map()
+                            .with(
+                                "metadata",
+                                Node::map().with("labels", self.labels(&job, "backup")),
+                            )
+                            .with("spec", pod),
+                    ),
+                ),
+            );
+        let node = self
+            .resource("batch/v1", "CronJob", self.metadata(&job, "backup"))
+            .with("spec", spec);
+        self.add("CronJob", &job, node.from(&[&bp]));
+        let storage = pg.storage.map_or_else(
+            || "10Gi".to_owned(),
+            |b| format!("{}Gi", b.div_ceil(1 << 30).max(1)),
+        );
+        let claim = self
+            .resource("v1", "PersistentVolumeClaim", self.metadata(&job, "backup"))
+            .with(
+                "spec",
+                Node::map()
+                    .with("accessModes", Node::strs(["ReadWriteOnce"]))
+                    .with(
+                        "resources",
+                        Node::map().with(
+                            "requests",
+                            Node::map().with(
+                                "storage",
+                                Node::str(storage)
+                                    .from(&[&pp("storage")])
+                                    .comment("the database's size: room for the kept dumps"),
+                            ),
+                        ),
+                    ),
+            );
+        self.add("PersistentVolumeClaim", &job, claim.from(&[&bp]));
     }
 
     fn data_pod(&mut self, uid: u32, container: Node, volumes: Node, why: &str) -> Node {
@@ -2552,9 +2742,15 @@ impl Cx<'_> {
         // Datastores from the pods that use them.
         for (pg_name, pg) in &model.postgres {
             let base = pointer(&["postgres", pg_name]);
+            let backup = pg
+                .backup
+                .as_ref()
+                .map(|_| crate::postgres::backup_name(pg_name));
             match &pg.pooler {
                 Some(pool) => {
-                    let from = self.pods(&[pool.name.as_str()]);
+                    let mut direct = vec![pool.name.as_str()];
+                    direct.extend(backup.as_deref());
+                    let from = self.pods(&direct);
                     self.allow(
                         pg_name,
                         "database",
@@ -2573,7 +2769,8 @@ impl Cx<'_> {
                     );
                 }
                 None => {
-                    let clients = clients(model, pg_name);
+                    let mut clients = clients(model, pg_name);
+                    clients.extend(backup.as_deref());
                     let from = self.pods(&clients);
                     self.allow(
                         pg_name,

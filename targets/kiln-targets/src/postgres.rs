@@ -434,3 +434,210 @@ pub(crate) fn host_hba(model: &Model, name: &str) -> Artifact {
     }
     w.finish(format!("postgresql/pg_hba-{}.conf", file_part(name)))
 }
+
+/// The name of the scheduled dump of postgres `name` (compose service, CronJob, unit part).
+pub(crate) fn backup_name(name: &str) -> String {
+    format!("{name}-backup")
+}
+
+/// The dump files of a database: `<database>-<UTC time>.dump`.
+fn dump_glob(pg: &Postgres) -> String {
+    format!("{}-*.dump", file_part(&pg.database))
+}
+
+/// One dump, in sh, written to `dir`: pg_dump into a `.part` file, the proof that it
+/// restores, then the rename (a dump is complete when it has its name) and the pruning.
+/// Each step runs only when the one before succeeded, whatever the shell's `-e`. With
+/// `restore`, the proof is a full restore into a scratch database (needs CREATEDB: the host's
+/// superuser); else `pg_restore --list` reads the whole archive. The connection comes from
+/// the libpq environment (PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD).
+fn dump_steps(pg: &Postgres, dir: &str, restore: bool) -> Vec<String> {
+    let b = pg.backup.as_ref();
+    let db = file_part(&pg.database);
+    let mut steps = vec![
+        format!("f={dir}/{db}-$(date -u +%Y%m%dT%H%M%SZ).dump"),
+        "pg_dump --format=custom --file=\"$f.part\"".to_owned(),
+    ];
+    if b.is_some_and(|b| b.verify) {
+        if restore {
+            let scratch: String = format!("{db}_restore_check").chars().take(63).collect();
+            steps.push(format!("dropdb --if-exists {scratch}"));
+            steps.push(format!("createdb {scratch}"));
+            steps.push(format!(
+                "pg_restore --exit-on-error --no-owner --no-privileges --dbname={scratch} \"$f.part\""
+            ));
+            steps.push(format!("dropdb {scratch}"));
+        } else {
+            steps.push("pg_restore --list \"$f.part\" >/dev/null".to_owned());
+        }
+    }
+    steps.push("mv \"$f.part\" \"$f\"".to_owned());
+    if let Some(days) = b.and_then(|b| b.keep) {
+        steps.push(format!(
+            "find {dir} -name \"{}\" -mtime +{} -delete",
+            dump_glob(pg),
+            days.saturating_sub(1)
+        ));
+    }
+    steps.push("echo \"backup: $f\"".to_owned());
+    steps
+}
+
+/// The script of a container's scheduled dump: the password from PGPASSWORD or the file
+/// PGPASSWORD_FILE names, then one dump now with `KILN_BACKUP_ONCE=1` (a Kubernetes Job, a
+/// test), else a loop that sleeps until each scheduled time (UTC, GNU date
+/// of the Debian-based image). A failed dump is reported and the loop goes on.
+pub(crate) fn container_backup_script(pg: &Postgres, dir: &str) -> String {
+    let b = pg.backup.as_ref();
+    let (every, hour, minute) = b.map_or(("daily", 2, 0), |b| (b.every.as_str(), b.hour, b.minute));
+    let steps = dump_steps(pg, dir, false).join(" && ");
+    let next = match every {
+        "hourly" => {
+            format!("next=$(date -u -d \"$(date -u +%Y-%m-%dT%H):{minute:02}\" +%s); step=3600")
+        }
+        "weekly" => format!("next=$(date -u -d \"sunday {hour:02}:{minute:02}\" +%s); step=604800"),
+        _ => format!("next=$(date -u -d \"today {hour:02}:{minute:02}\" +%s); step=86400"),
+    };
+    format!(
+        "[ -z \"${{PGPASSWORD_FILE:-}}\" ] || PGPASSWORD=$(cat \"$PGPASSWORD_FILE\"); export PGPASSWORD\n\
+         mkdir -p {dir}\n\
+         dump() {{ {steps}; }}\n\
+         if [ \"${{KILN_BACKUP_ONCE:-}}\" = 1 ]; then dump; exit; fi\n\
+         while :; do\n  now=$(date -u +%s); {next}\n  [ \"$next\" -gt \"$now\" ] || next=$((next + step))\n  sleep $((next - now))\n  dump || echo \"backup: the dump failed\" >&2\ndone\n"
+    )
+}
+
+/// A Kubernetes CronJob schedule (UTC) for the backup.
+pub(crate) fn cron_schedule(pg: &Postgres) -> String {
+    let (every, hour, minute) = pg
+        .backup
+        .as_ref()
+        .map_or(("daily", 2, 0), |b| (b.every.as_str(), b.hour, b.minute));
+    match every {
+        "hourly" => format!("{minute} * * * *"),
+        "weekly" => format!("{minute} {hour} * * 0"),
+        _ => format!("{minute} {hour} * * *"),
+    }
+}
+
+/// A systemd `OnCalendar=` for the backup (UTC).
+fn on_calendar(pg: &Postgres) -> String {
+    let (every, hour, minute) = pg
+        .backup
+        .as_ref()
+        .map_or(("daily", 2, 0), |b| (b.every.as_str(), b.hour, b.minute));
+    match every {
+        "hourly" => format!("*-*-* *:{minute:02}:00 UTC"),
+        "weekly" => format!("Sun *-*-* {hour:02}:{minute:02}:00 UTC"),
+        _ => format!("*-*-* {hour:02}:{minute:02}:00 UTC"),
+    }
+}
+
+/// A systemd command line word: `$` and `%` as systemd reads them literally.
+fn systemd_literal(s: &str) -> String {
+    s.replace('%', "%%").replace('$', "$$")
+}
+
+/// The host's scheduled dump of postgres `name`: a oneshot service run as the `postgres` OS
+/// user (peer authentication over the socket: no password anywhere) into a state directory
+/// only it reads, and its timer. `project_unit` is the project's unit name part.
+pub(crate) fn host_backup_units(model: &Model, name: &str, project_unit: &str) -> [Artifact; 2] {
+    let pg = &model.postgres[name];
+    let base = pointer(&["postgres", name]);
+    let bp = format!("{base}/backup");
+    let unit = format!("{project_unit}-{}", backup_name(&file_part(name)));
+    let state = format!("{project_unit}-backups/{}", file_part(name));
+    let server = host_unit(model, name);
+    let mut w = Writer::new();
+    w.line(format!("# {}", header_text(model)), &[]);
+    w.line("[Unit]", &[]);
+    w.line(
+        format!(
+            "Description={project_unit}: dump of PostgreSQL `{name}` (database {}), environment {}",
+            pg.database, model.environment
+        ),
+        &[&bp],
+    );
+    w.line(format!("After={server}"), &[&base]);
+    w.line(format!("Requires={server}"), &[&base]);
+    w.line("", &[]);
+    w.line("[Service]", &[]);
+    w.line("Type=oneshot", &[]);
+    w.line(
+        "# The server's own OS user: peer authentication on the socket, no password to keep.",
+        &[],
+    );
+    w.line("User=postgres", &[]);
+    w.line("Group=postgres", &[]);
+    w.line(
+        format!("# Dumps in /var/lib/{state}, readable by postgres only."),
+        &[&bp],
+    );
+    w.line(format!("StateDirectory={state}"), &[&bp]);
+    w.line("StateDirectoryMode=0700", &[]);
+    w.line("UMask=0077", &[]);
+    w.line(
+        format!("Environment=PGPORT={} PGDATABASE={}", pg.port, pg.database),
+        &[&format!("{base}/port"), &format!("{base}/database")],
+    );
+    let steps = dump_steps(pg, &format!("/var/lib/{state}"), true);
+    let script = steps.join(" && ");
+    w.line(
+        format!("ExecStart=/bin/sh -c '{}'", systemd_literal(&script)),
+        &[&bp, &format!("{bp}/verify"), &format!("{bp}/keep")],
+    );
+    for line in [
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "PrivateDevices=yes",
+        "ProtectKernelTunables=yes",
+        "ProtectKernelModules=yes",
+        "ProtectKernelLogs=yes",
+        "ProtectControlGroups=yes",
+        "ProtectClock=yes",
+        "ProtectHostname=yes",
+        "RestrictAddressFamilies=AF_UNIX",
+        "RestrictNamespaces=yes",
+        "RestrictRealtime=yes",
+        "RestrictSUIDSGID=yes",
+        "LockPersonality=yes",
+        "MemoryDenyWriteExecute=yes",
+        "SystemCallArchitectures=native",
+        "SystemCallFilter=@system-service",
+        "SystemCallFilter=~@privileged @resources",
+        "CapabilityBoundingSet=",
+        "IPAddressDeny=any",
+    ] {
+        w.line(line, &[]);
+    }
+    let service = w.finish(format!("systemd/{unit}.service"));
+
+    let mut t = Writer::new();
+    t.line(format!("# {}", header_text(model)), &[]);
+    t.line("[Unit]", &[]);
+    t.line(
+        format!(
+            "Description={project_unit}: {} dump of PostgreSQL `{name}`",
+            pg.backup.as_ref().map_or("daily", |b| b.every.as_str())
+        ),
+        &[&bp],
+    );
+    t.line("", &[]);
+    t.line("[Timer]", &[]);
+    t.line(
+        format!("OnCalendar={}", on_calendar(pg)),
+        &[&format!("{bp}/every"), &format!("{bp}/at")],
+    );
+    t.line(
+        "# A dump missed while the host was off runs at the next boot.",
+        &[],
+    );
+    t.line("Persistent=true", &[]);
+    t.line("", &[]);
+    t.line("[Install]", &[]);
+    t.line("WantedBy=timers.target", &[]);
+    let timer = t.finish(format!("systemd/{unit}.timer"));
+    [service, timer]
+}

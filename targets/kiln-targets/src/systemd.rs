@@ -83,6 +83,24 @@ pub fn emit(model: &Model) -> Output {
             let script = crate::postgres::init_script(model, name, crate::postgres::Flavor::Host);
             out.artifacts
                 .push(script.finish(format!("postgresql/{}", crate::postgres::init_file(name))));
+            if pg.backup.is_some() {
+                let [service, timer] = crate::postgres::host_backup_units(
+                    model,
+                    name,
+                    &unit_part(&model.project.name),
+                );
+                wanted.push((
+                    timer.path.trim_start_matches("systemd/").to_owned(),
+                    pointer(&["postgres", name, "backup"]),
+                ));
+                out.artifacts.push(service);
+                out.artifacts.push(timer);
+            }
+        } else if pg.backup.is_some() {
+            cx.unsupported(
+                pointer(&["postgres", name, "backup"]),
+                format!("postgres `{name}` is not on this host ({}): its backups are the server's (a managed database's snapshots), not this host's", pg.host),
+            );
         }
     }
     for (name, r) in &model.redis {

@@ -879,10 +879,42 @@ impl Lower<'_> {
                     .string(node, "storage", &format!("{ptr}/storage"))
                     .and_then(|s| parse_size(&s)),
                 extensions: self.list(node, "extensions", &format!("{ptr}/extensions")),
+                backup: node
+                    .child("backup")
+                    .map(|b| self.backup(b, &format!("{ptr}/backup"))),
             };
             out.insert(key, pg);
         }
         out
+    }
+
+    fn backup(&mut self, node: &Node, ptr: &str) -> Backup {
+        self.record(ptr, node);
+        let at = self.string(node, "at", &format!("{ptr}/at"));
+        let (hour, minute) = match at.as_deref().map(parse_hh_mm) {
+            None => (2, 0),
+            Some(Some(hm)) => hm,
+            Some(None) => {
+                let span = node
+                    .child("at")
+                    .map_or_else(|| node.value_span(), Node::value_span);
+                self.diags.push(
+                    Diagnostic::error("type-mismatch", "`at` is not a time of day `HH:MM`")
+                        .with_label(span, "expected `HH:MM` (UTC), such as \"02:00\"")
+                        .with_help("write the hour (00–23) and the minute (00–59): `at=\"02:30\"`"),
+                );
+                (2, 0)
+            }
+        };
+        Backup {
+            every: self
+                .string(node, "every", &format!("{ptr}/every"))
+                .unwrap_or_else(|| "daily".into()),
+            hour,
+            minute,
+            keep: self.uint(node, "keep", &format!("{ptr}/keep")),
+            verify: self.boolean(node, "verify", &format!("{ptr}/verify"), true),
+        }
     }
 
     fn pooler(&mut self, node: &Node, db: &str, ptr: &str) -> Pooler {
@@ -2412,4 +2444,14 @@ fn env_scalar(v: &Value) -> Option<EnvValue> {
         Value::Bool(b) => EnvValue::Bool(*b),
         Value::Null => return None,
     })
+}
+
+/// `HH:MM` (24-hour) → (hour, minute).
+fn parse_hh_mm(s: &str) -> Option<(u8, u8)> {
+    let (h, m) = s.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u8, u8) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60).then_some((h, m))
 }

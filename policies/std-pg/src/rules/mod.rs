@@ -1,0 +1,4 @@
+//! One rule per file: its docs (`RULE`) and its `check`.
+
+pub mod auth;
+pub mod backups;
