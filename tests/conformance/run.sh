@@ -82,6 +82,7 @@ has_target() { # ENV VALIDATOR
     [[ -n $(find "$e/k8s" -name 'configmap-*-init.yaml' -print -quit 2>/dev/null) ]] ;;
   logrotate) [[ -n $(find "$e/logrotate" -type f -print -quit 2>/dev/null) ]] ;;
   firewall) [[ -n $(find "$e/firewall" -type f -print -quit 2>/dev/null) ]] ;;
+  fail2ban) [[ -n $(find "$e/fail2ban" -name '*.local' -print -quit 2>/dev/null) ]] ;;
   compose) [[ -d $e/compose ]] ;;
   k8s) [[ -d $e/k8s ]] ;;
   static) [[ -n $(find "$e/k8s" -name 'configmap-*-static.yaml' -print -quit 2>/dev/null) ]] ||
@@ -90,7 +91,7 @@ has_target() { # ENV VALIDATOR
   esac
 }
 
-VALIDATORS=(nginx pgbouncer postgres systemd redis logrotate firewall compose k8s static yaml)
+VALIDATORS=(nginx pgbouncer postgres systemd redis logrotate firewall fail2ban compose k8s static yaml)
 for e in "${envs[@]}"; do
   if has_target "$e" pgbouncer; then
     mkdir -p "$WORK/pg"

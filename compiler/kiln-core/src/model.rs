@@ -29,6 +29,7 @@ pub struct Model {
     pub redis: BTreeMap<String, Redis>,
     pub sites: BTreeMap<String, Site>,
     pub firewall: Option<Firewall>,
+    pub fail2ban: Option<Fail2ban>,
     pub targets: Vec<Target>,
     pub kubernetes: Kubernetes,
     pub compose: Compose,
@@ -648,6 +649,26 @@ pub struct Firewall {
     pub default_incoming: String,
     /// Keyed by what the spec names (`ssh`, `https`, `8443`).
     pub allow: BTreeMap<String, FirewallRule>,
+}
+
+/// fail2ban on a host: defaults and jails. Durations in seconds.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Fail2ban {
+    pub ban_time: u64,
+    pub find_time: u64,
+    pub max_retry: u32,
+    /// Keyed by the jail's name (`sshd`, `nginx-limit-req`).
+    pub jails: BTreeMap<String, Jail>,
+}
+
+/// One jail's own settings; `None`: the defaults of its `fail2ban` block.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Jail {
+    pub ban_time: Option<u64>,
+    pub find_time: Option<u64>,
+    pub max_retry: Option<u32>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -218,6 +218,15 @@ pub const PROTOCOLS: &[&str] = &["tcp", "udp"];
 pub const FIREWALL_BACKENDS: &[&str] = &["ufw", "nftables"];
 pub const POOLERS: &[&str] = &["pgbouncer"];
 pub const BACKUP_EVERY: &[&str] = &["hourly", "daily", "weekly"];
+/// The fail2ban jails kiln writes, each with the log kiln knows it reads.
+pub const FAIL2BAN_JAILS: &[&str] = &[
+    "sshd",
+    "nginx-limit-req",
+    "nginx-botsearch",
+    "nginx-http-auth",
+    "nginx-bad-request",
+    "recidive",
+];
 
 const BACKUP: NodeSpec = block(
     "backup",
@@ -1167,6 +1176,38 @@ pub const ENV_BODY: &[NodeSpec] = &[
                     setting("proto", Ty::Enum(PROTOCOLS), "tcp (default) or udp."),
                     setting("limit", Ty::Bool, "Rate-limit connections (ufw `limit`)."),
                     setting("comment", Ty::Str, "Why it is open."),
+                ],
+            ),
+        ],
+    ),
+    block(
+        "fail2ban",
+        "Brute-force bans on a host (fail2ban): the jails kiln knows, reading the logs kiln's units and nginx write, banning through the firewall's backend.",
+        &[
+            setting(
+                "ban-time",
+                Ty::Duration,
+                "How long a ban lasts (default `\"1h\"`).",
+            ),
+            setting(
+                "find-time",
+                Ty::Duration,
+                "The window failures are counted in (default `\"10m\"`).",
+            ),
+            setting(
+                "max-retry",
+                Ty::Int,
+                "Failures in `find-time` that earn a ban (default 5).",
+            ),
+            keyed(
+                "jail",
+                Ty::Enum(FAIL2BAN_JAILS),
+                Values::None,
+                "A jail: `jail sshd`, `jail nginx-limit-req max-retry=10`; each takes `ban-time`, `find-time`, `max-retry` of its own.",
+                &[
+                    setting("ban-time", Ty::Duration, "This jail's ban time."),
+                    setting("find-time", Ty::Duration, "This jail's window."),
+                    setting("max-retry", Ty::Int, "This jail's failures before a ban."),
                 ],
             ),
         ],

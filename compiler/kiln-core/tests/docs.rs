@@ -55,6 +55,7 @@ fn keys(v: &serde_json::Value, skip_children: bool, out: &mut std::collections::
                         | "modules"
                         | "rules"
                         | "depends-on"
+                        | "jails"
                 );
                 match (named, child) {
                     (true, serde_json::Value::Object(entries)) => {

@@ -103,6 +103,12 @@ pub fn emit(model: &Model) -> Output {
         services.set(name, cx.nginx(&nginx_files, &statics));
         networks.insert("front");
     }
+    if model.fail2ban.is_some() && !model.targets.contains(&Target::Systemd) {
+        cx.unsupported(
+            "/fail2ban".into(),
+            "fail2ban runs on the host, not in compose: add the systemd target, which writes its jails",
+        );
+    }
     if let Some(fw) = &model.firewall {
         let published: Vec<String> = published_ports(model)
             .into_iter()

@@ -76,6 +76,12 @@ pub fn emit(model: &Model) -> Output {
             format!("{} (in k8s): {}", u.target.as_str(), u.message),
         );
     }
+    if model.fail2ban.is_some() && !model.targets.contains(&Target::Systemd) {
+        cx.unsupported(
+            "/fail2ban".into(),
+            "Kubernetes has no host to run fail2ban on: rate limits belong to the ingress controller (limit-rps annotations)",
+        );
+    }
     if model.firewall.is_some() {
         cx.unsupported(
             "/firewall".into(),

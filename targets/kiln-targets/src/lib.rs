@@ -6,6 +6,7 @@ use kiln_core::model::{Model, Target};
 use kiln_core::{Artifact, Lines, Pointers};
 
 pub mod compose;
+pub(crate) mod fail2ban;
 pub(crate) mod firewall;
 pub mod k8s;
 pub mod nginx;

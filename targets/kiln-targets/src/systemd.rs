@@ -110,6 +110,11 @@ pub fn emit(model: &Model) -> Output {
     }
     out.artifacts.push(logrotate(model));
     out.artifacts.extend(crate::firewall::emit(model));
+    let (jails, skipped) = crate::fail2ban::emit(model);
+    out.artifacts.extend(jails);
+    for (pointer, message) in skipped {
+        cx.unsupported(pointer, message);
+    }
     out.artifacts.push(cx.target(&wanted));
     out.artifacts.push(cx.env_example());
     out.unsupported = cx.unsupported;

@@ -607,6 +607,7 @@ impl Lower<'_> {
             redis,
             sites: BTreeMap::new(),
             firewall: None,
+            fail2ban: None,
             targets,
             kubernetes,
             compose,
@@ -624,6 +625,9 @@ impl Lower<'_> {
             if let Some((k, s)) = self.site(node, &model) {
                 model.sites.insert(k, s);
             }
+        }
+        if let Some(f) = root.child("fail2ban") {
+            model.fail2ban = Some(self.fail2ban(f));
         }
         if let Some(fw) = root.child("firewall") {
             model.firewall = Some(self.firewall(fw));
@@ -2038,6 +2042,36 @@ impl Lower<'_> {
                 .with_label(span, "no such service")
                 .with_help(unknown_name_help(name, "web service", web)),
             ),
+        }
+    }
+
+    fn fail2ban(&mut self, node: &Node) -> Fail2ban {
+        self.record("/fail2ban", node);
+        let mut jails = BTreeMap::new();
+        for jail in node.children_named("jail") {
+            let Some(key) = jail.key() else { continue };
+            let jp = format!("/fail2ban/jails/{}", pointer_segment(&key));
+            self.record(&jp, jail);
+            jails.insert(
+                key,
+                Jail {
+                    ban_time: self.duration(jail, "ban-time", &format!("{jp}/ban-time")),
+                    find_time: self.duration(jail, "find-time", &format!("{jp}/find-time")),
+                    max_retry: self.uint(jail, "max-retry", &format!("{jp}/max-retry")),
+                },
+            );
+        }
+        Fail2ban {
+            ban_time: self
+                .duration(node, "ban-time", "/fail2ban/ban-time")
+                .unwrap_or(3600),
+            find_time: self
+                .duration(node, "find-time", "/fail2ban/find-time")
+                .unwrap_or(600),
+            max_retry: self
+                .uint(node, "max-retry", "/fail2ban/max-retry")
+                .unwrap_or(5),
+            jails,
         }
     }
 
