@@ -110,6 +110,8 @@ pub struct Host {
     /// How logrotate rotates `<log-dir>/*.log` (the systemd target's `logrotate/<project>`).
     pub log_rotation: LogRotation,
     pub writable: Vec<String>,
+    /// `systemd` (a unit per process) or `supervisor` (programs in one supervisord file).
+    pub process_manager: String,
 }
 
 #[derive(Clone, Debug, Serialize)]

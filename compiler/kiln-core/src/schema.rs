@@ -1094,6 +1094,11 @@ pub const ENV_BODY: &[NodeSpec] = &[
                 Ty::Path,
                 "Log folder (default `/var/log/<project>`).",
             ),
+            setting(
+                "process-manager",
+                Ty::Enum(&["systemd", "supervisor"]),
+                "What runs the app's processes on the host (default `systemd`: a unit each); `supervisor`: one `supervisor/<project>.conf` of programs instead.",
+            ),
             block(
                 "log-rotation",
                 "How logrotate rotates the log folder's `*.log`: `log-rotation every=daily keep=14 max-size=\"100M\"` (the default: daily, 14 kept, compressed).",

@@ -12,6 +12,7 @@ pub mod k8s;
 pub mod nginx;
 pub mod pgbouncer;
 pub(crate) mod postgres;
+pub(crate) mod supervisor;
 pub mod systemd;
 pub mod writer;
 pub mod yaml;

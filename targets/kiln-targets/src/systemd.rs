@@ -61,7 +61,16 @@ pub fn emit(model: &Model) -> Output {
         .iter()
         .map(|(name, service)| (name.as_str(), cx.plan(name, service, &ports)))
         .collect();
+    let supervised = model.host.process_manager == "supervisor";
+    if supervised {
+        let (conf, mut skipped) = crate::supervisor::emit(model);
+        out.artifacts.push(conf);
+        cx.unsupported.append(&mut skipped);
+    }
     for (name, service) in &model.services {
+        if supervised {
+            break;
+        }
         let plan = &plans[name.as_str()];
         out.artifacts.push(cx.unit(name, service, plan, &plans));
         if service.replicas == 0 {
@@ -115,7 +124,9 @@ pub fn emit(model: &Model) -> Output {
     for (pointer, message) in skipped {
         cx.unsupported(pointer, message);
     }
-    out.artifacts.push(cx.target(&wanted));
+    if !supervised {
+        out.artifacts.push(cx.target(&wanted));
+    }
     out.artifacts.push(cx.env_example());
     out.unsupported = cx.unsupported;
     out
@@ -419,6 +430,19 @@ fn redis_quote(s: &str) -> String {
         s.to_owned()
     } else {
         format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+/// Where a process's program is on the host: an absolute path as it is, a relative one under
+/// the app's folder, a bare name in the app's virtualenv (python, alembic, celery …; system
+/// programs are named by absolute path in the spec).
+pub(crate) fn host_exe(model: &Model, exe: &str) -> String {
+    if exe.starts_with('/') {
+        exe.to_owned()
+    } else if exe.contains('/') {
+        format!("{}/{exe}", model.host.root.trim_end_matches('/'))
+    } else {
+        format!("{}/bin/{exe}", model.host.venv)
     }
 }
 
@@ -857,16 +881,7 @@ impl Cx<'_> {
             );
             return;
         };
-        let venv_bin = format!("{}/bin", model.host.venv);
-        let exe_path = if exe.starts_with('/') {
-            exe.clone()
-        } else if exe.contains('/') {
-            format!("{}/{exe}", model.host.root.trim_end_matches('/'))
-        } else {
-            // A bare name is a program of the app's virtualenv (python, alembic, celery …);
-            // system programs are named by absolute path in the spec.
-            format!("{venv_bin}/{exe}")
-        };
+        let exe_path = host_exe(model, exe);
         let mut words: Vec<(String, Vec<String>)> = vec![(
             exec_word(&exe_path),
             vec![format!("{svp}/run"), "/host/venv".into()],
@@ -1218,7 +1233,12 @@ impl Cx<'_> {
         let project = unit_part(&model.project.name);
         let mut w = Writer::new();
         w.line(format!("# {}", header_text(model)), &[]);
-        w.line(format!("# The environment file of every {project} unit: copy it to {} (owned by root, mode 0600)", model.host.env_file), &["/host/env-file"]);
+        if model.host.process_manager == "supervisor" {
+            w.line(format!("# The environment file of every {project} program: copy it to {} (owner root, group {}, mode 0640:", model.host.env_file, spec(&model.host.group)), &["/host/env-file", "/host/process-manager"]);
+            w.line("# the programs' sh reads it as the app's user). Values are read by sh: quote them as sh does.", &["/host/process-manager"]);
+        } else {
+            w.line(format!("# The environment file of every {project} unit: copy it to {} (owned by root, mode 0600)", model.host.env_file), &["/host/env-file"]);
+        }
         w.line(format!("# and fill in the secrets; `kiln secrets check --env {} --env-file FILE` judges them.", model.environment), &[]);
         w.line("# Values here override the units' Environment= lines.", &[]);
 

@@ -471,6 +471,9 @@ impl Lower<'_> {
                 .string(&host_node, "log-dir", "/host/log-dir")
                 .unwrap_or_else(|| format!("/var/log/{pname}")),
             log_rotation: self.log_rotation(&host_node),
+            process_manager: self
+                .string(&host_node, "process-manager", "/host/process-manager")
+                .unwrap_or_else(|| "systemd".into()),
             writable: self.list(&host_node, "writable", "/host/writable"),
             user,
             uid,
