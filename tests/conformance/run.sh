@@ -40,7 +40,7 @@ else
   shopt -u nullglob
   for d in "${cands[@]}"; do
     d=${d%/}
-    for t in nginx pgbouncer postgresql systemd supervisor redis compose k8s; do
+    for t in nginx pgbouncer postgresql systemd supervisor prometheus redis compose k8s; do
       if [[ -d $d/$t ]]; then
         envs+=("$d")
         break
@@ -84,6 +84,7 @@ has_target() { # ENV VALIDATOR
   firewall) [[ -n $(find "$e/firewall" -type f -print -quit 2>/dev/null) ]] ;;
   fail2ban) [[ -n $(find "$e/fail2ban" -name '*.local' -print -quit 2>/dev/null) ]] ;;
   supervisor) [[ -n $(find "$e/supervisor" -name '*.conf' -print -quit 2>/dev/null) ]] ;;
+  prometheus) [[ -f $e/prometheus/alerts.yml ]] ;;
   compose) [[ -d $e/compose ]] ;;
   k8s) [[ -d $e/k8s ]] ;;
   static) [[ -n $(find "$e/k8s" -name 'configmap-*-static.yaml' -print -quit 2>/dev/null) ]] ||
@@ -92,7 +93,7 @@ has_target() { # ENV VALIDATOR
   esac
 }
 
-VALIDATORS=(nginx pgbouncer postgres systemd redis logrotate firewall fail2ban supervisor compose k8s static yaml)
+VALIDATORS=(nginx pgbouncer postgres systemd redis logrotate firewall fail2ban supervisor prometheus compose k8s static yaml)
 for e in "${envs[@]}"; do
   if has_target "$e" pgbouncer; then
     mkdir -p "$WORK/pg"

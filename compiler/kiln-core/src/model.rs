@@ -30,6 +30,7 @@ pub struct Model {
     pub sites: BTreeMap<String, Site>,
     pub firewall: Option<Firewall>,
     pub fail2ban: Option<Fail2ban>,
+    pub alerts: Option<Alerts>,
     pub targets: Vec<Target>,
     pub kubernetes: Kubernetes,
     pub compose: Compose,
@@ -651,6 +652,18 @@ pub struct Firewall {
     pub default_incoming: String,
     /// Keyed by what the spec names (`ssh`, `https`, `8443`).
     pub allow: BTreeMap<String, FirewallRule>,
+}
+
+/// Prometheus alerting thresholds. Durations in seconds, rates and shares in percent.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Alerts {
+    pub error_rate: f64,
+    pub disk_free: u32,
+    pub cert_expiry: u64,
+    pub replication_lag: u64,
+    pub queue_length: u32,
+    pub connections: u32,
 }
 
 /// fail2ban on a host: defaults and jails. Durations in seconds.

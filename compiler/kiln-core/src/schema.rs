@@ -1186,6 +1186,42 @@ pub const ENV_BODY: &[NodeSpec] = &[
         ],
     ),
     block(
+        "alerts",
+        "Prometheus alerting rules for what the environment runs (`prometheus/alerts.yml`): sites down and certificates expiring (blackbox_exporter), 5xx rate of the web services, disk space, PostgreSQL, replication lag, Redis memory, Celery queues. Each threshold has a default.",
+        &[
+            setting(
+                "error-rate",
+                Ty::Number,
+                "Percent of 5xx responses over 5 minutes that alerts (default 5).",
+            ),
+            setting(
+                "disk-free",
+                Ty::Int,
+                "Percent of free disk space below which it alerts (default 10).",
+            ),
+            setting(
+                "cert-expiry",
+                Ty::Duration,
+                "Alert when a site's certificate expires within this (default `\"14d\"`).",
+            ),
+            setting(
+                "replication-lag",
+                Ty::Duration,
+                "Alert when a replica lags more than this (default `\"30s\"`).",
+            ),
+            setting(
+                "queue-length",
+                Ty::Int,
+                "Alert when a Celery queue holds more tasks than this for 10 minutes (default 1000).",
+            ),
+            setting(
+                "connections",
+                Ty::Int,
+                "Percent of PostgreSQL's max_connections in use that alerts (default 80).",
+            ),
+        ],
+    ),
+    block(
         "fail2ban",
         "Brute-force bans on a host (fail2ban): the jails kiln knows, reading the logs kiln's units and nginx write, banning through the firewall's backend.",
         &[

@@ -5,6 +5,7 @@
 use kiln_core::model::{Model, Target};
 use kiln_core::{Artifact, Lines, Pointers};
 
+pub(crate) mod alerts;
 pub mod compose;
 pub(crate) mod fail2ban;
 pub(crate) mod firewall;
@@ -54,7 +55,8 @@ pub fn emit(model: &Model, target: Target) -> Output {
     out
 }
 
-/// Every target the environment asks for.
+/// Every target the environment asks for, and the files that belong to no target (the
+/// Prometheus rules of `alerts`).
 pub fn emit_all(model: &Model) -> Output {
     let mut all = Output::default();
     for &target in &model.targets {
@@ -62,6 +64,7 @@ pub fn emit_all(model: &Model) -> Output {
         all.artifacts.append(&mut out.artifacts);
         all.unsupported.append(&mut out.unsupported);
     }
+    all.artifacts.extend(alerts::emit(model));
     all
 }
 

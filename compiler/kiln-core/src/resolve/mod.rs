@@ -611,6 +611,7 @@ impl Lower<'_> {
             sites: BTreeMap::new(),
             firewall: None,
             fail2ban: None,
+            alerts: None,
             targets,
             kubernetes,
             compose,
@@ -628,6 +629,34 @@ impl Lower<'_> {
             if let Some((k, s)) = self.site(node, &model) {
                 model.sites.insert(k, s);
             }
+        }
+        if let Some(a) = root.child("alerts") {
+            self.record("/alerts", a);
+            let error_rate = match self
+                .value(a, "error-rate", "/alerts/error-rate")
+                .map(|v| &v.value)
+            {
+                Some(Value::Int(i)) => *i as f64,
+                Some(Value::Float(f)) => *f,
+                Some(Value::Str(s)) => s.trim_end_matches('%').parse().unwrap_or(5.0),
+                _ => 5.0,
+            };
+            model.alerts = Some(Alerts {
+                error_rate,
+                disk_free: self.uint(a, "disk-free", "/alerts/disk-free").unwrap_or(10),
+                cert_expiry: self
+                    .duration(a, "cert-expiry", "/alerts/cert-expiry")
+                    .unwrap_or(14 * 86400),
+                replication_lag: self
+                    .duration(a, "replication-lag", "/alerts/replication-lag")
+                    .unwrap_or(30),
+                queue_length: self
+                    .uint(a, "queue-length", "/alerts/queue-length")
+                    .unwrap_or(1000),
+                connections: self
+                    .uint(a, "connections", "/alerts/connections")
+                    .unwrap_or(80),
+            });
         }
         if let Some(f) = root.child("fail2ban") {
             model.fail2ban = Some(self.fail2ban(f));
