@@ -10,6 +10,9 @@
 #   and port. pg_file_settings and pg_hba_file_rules must report no error. The init script runs
 #   as the postgres OS user (peer, over the socket), twice (idempotent), with the password on
 #   stdin as its header says.
+# replicas — compose's NAME-replica-I services (their entrypoint): started against the
+#   primary (run with the spec's settings), each must clone it with pg_basebackup, stream
+#   (pg_stat_replication) and serve a row written on the primary as a hot standby.
 # backups — the host's NAME-backup.service (its ExecStart, as systemd hands it to sh), compose's
 #   NAME-backup service and the k8s CronJob NAME-backup (their command, with
 #   KILN_BACKUP_ONCE=1): run once against the server, each must leave one complete dump (no
@@ -57,6 +60,7 @@ cleanup() {
 trap cleanup EXIT
 ensure_pki "$WORK/pki"
 PW='kiln-conformance-app-password'
+RPW='kiln-conformance-replication-password'
 
 # sql_value SCRIPT PATTERN: the first quoted identifier after PATTERN in the script's SQL.
 sql_value() { sed -nE "s/^$2 \"([^\"]+)\".*/\1/p" "$1" | head -n 1; }
@@ -167,6 +171,49 @@ check_backup() { # LABEL SCRIPT(sh, already unescaped) DIR-IN-SCRIPT ENVFILE HOS
   echo "  $label: one dump, complete, restores the app's rows${keep:+; older than $((keep + 1)) days pruned}"
 }
 
+# A streaming replica, from its entrypoint: cloned from the running primary (at 192.0.2.10)
+# by its own pg_basebackup, then a hot standby on 192.0.2.11. The primary must report it
+# streaming in pg_stat_replication, and a row written on the primary must be read on it.
+check_replica() { # LABEL SCRIPT PRIMARY_DIR PORT
+  local label=$1 script=$2 pd=$3 port=$4 r out i rpid
+  r=$(mktemp -d "$WORK/replica.XXXXXX")
+  mkdir -p "$r/sock"
+  sed -E -e "s/--host=[^ ]+/--host=192.0.2.10/g" \
+    -e "s|ssl_cert_file=[^ ]+|ssl_cert_file=$pd/server.crt|; s|ssl_key_file=[^ ]+|ssl_key_file=$pd/server.key|; s|ssl_ca_file=[^ ]+|ssl_ca_file=$pd/ca.crt|" \
+    "$script" >"$r/entry.sh"
+  chown -R postgres:postgres "$r"
+  ip addr add 192.0.2.11/32 dev lo 2>/dev/null || true
+  setpriv --reuid=postgres --regid=postgres --init-groups -- env -i PATH="$PATH" HOME=/tmp \
+    PGDATA="$r/data" PGPASSWORD="$RPW" sh -c "$(cat "$r/entry.sh")" sh \
+    -c listen_addresses=192.0.2.11 -c unix_socket_directories="$r/sock" -c shared_buffers=32MB \
+    -c effective_cache_size=128MB -c fsync=off >"$r/replica.log" 2>&1 &
+  rpid=$!
+  pids+=("$rpid")
+  out=""
+  for ((i = 0; i < 150; i++)); do
+    out=$(as_pg_psql "$pd" "$port" "SELECT state FROM pg_stat_replication" 2>/dev/null || true)
+    [[ $out == streaming ]] && break
+    kill -0 "$rpid" 2>/dev/null || break
+    sleep 0.2
+  done
+  if [[ $out != streaming ]]; then
+    err "$label: the replica does not stream (pg_stat_replication: '${out}'): $(tail -n 8 "$r/replica.log")"
+    kill -INT "$rpid" 2>/dev/null || true; stop_pid "$rpid"
+    return 1
+  fi
+  as_pg_psql "$pd" "$port" "CREATE TABLE IF NOT EXISTS kiln_replica_probe (id int); INSERT INTO kiln_replica_probe VALUES (42)" >/dev/null
+  for ((i = 0; i < 50; i++)); do
+    out=$(as_postgres psql -X -At -h "$r/sock" -p "$port" -U postgres -d postgres \
+      -c "SELECT pg_is_in_recovery()::text || ' ' || count(*) FROM kiln_replica_probe" 2>/dev/null || true)
+    [[ $out == "true 1" ]] && break
+    sleep 0.2
+  done
+  kill -INT "$rpid" 2>/dev/null || true
+  stop_pid "$rpid"
+  [[ $out == "true 1" ]] || { err "$label: the primary's row did not reach the standby ('$out')"; return 1; }
+  echo "  $label: cloned by pg_basebackup, streaming (pg_stat_replication), a hot standby with the primary's rows"
+}
+
 rc=0
 n=0
 
@@ -246,7 +293,17 @@ if [[ -f $ENV_DIR/compose/compose.yaml ]]; then
   "$VPY" - "$ENV_DIR/compose/compose.yaml" "$WORK/compose" <<'PY'
 import pathlib, sys, yaml
 doc, out = yaml.safe_load(open(sys.argv[1])), pathlib.Path(sys.argv[2])
+import re
 for name, svc in (doc.get("services") or {}).items():
+    if (svc.get("image") or "").startswith("postgres") and isinstance(svc.get("command"), list) \
+            and svc["command"][:1] == ["postgres"]:
+        # The primary's own settings (`-c k=v` pairs), as postgresql.conf lines.
+        args = [a.replace("$$", "$") for a in svc["command"][1:]]
+        lines = [f"{a.split('=', 1)[0]} = '{a.split('=', 1)[1]}'" for a in args if a != "-c" and "=" in a]
+        (out / f"init-{name}.settings").write_text("\n".join(lines) + "\n")
+    m = re.fullmatch(r"(.+)-replica-(\d+)", name)
+    if m and isinstance(svc.get("entrypoint"), list):
+        (out / f"init-{m.group(1)}.replica-{m.group(2)}").write_text(svc["entrypoint"][2].replace("$$", "$"))
     if not name.endswith("-backup") or "command" not in svc:
         continue
     db = name.removesuffix("-backup")
@@ -291,6 +348,18 @@ for script in "${container_scripts[@]}"; do
     exit 2
   fi
   echo "host all all all scram-sha-256" >>"$d/data/pg_hba.conf"
+  # compose's primary runs with the spec's settings: so does this one (file paths to the
+  # throwaway PKI, shared_buffers kept small; a replica must match the primary's limits).
+  settings="$WORK/compose/$(basename "${script%.sh}").settings"
+  if [[ $script != "$WORK"/k8s/* && -f $settings ]]; then
+    install -o postgres -m 600 "$PKI/cert.pem" "$d/server.crt"
+    install -o postgres -m 600 "$PKI/key.pem" "$d/server.key"
+    install -o postgres -m 644 "$PKI/ca.pem" "$d/ca.crt"
+    sed -E -e "s|^ssl_cert_file = .*|ssl_cert_file = '$d/server.crt'|" \
+      -e "s|^ssl_key_file = .*|ssl_key_file = '$d/server.key'|" \
+      -e "s|^ssl_ca_file = .*|ssl_ca_file = '$d/ca.crt'|" \
+      -e "/^(shared_buffers|effective_cache_size|port) = /d" "$settings" >>"$d/data/postgresql.conf"
+  fi
   {
     echo "listen_addresses = '127.0.0.1,192.0.2.10'"
     echo "port = $port"
@@ -302,7 +371,8 @@ for script in "${container_scripts[@]}"; do
   as_pg_psql "$d" "$port" "CREATE DATABASE \"$db\"" >/dev/null
   entry() { # PASSWORD → sources the script as docker-entrypoint.sh does
     (cd "$d" && as_postgres env -i PATH="$PATH" HOME=/tmp PGHOST="$d/sock" POSTGRES_USER=postgres \
-      POSTGRES_DB="$db" POSTGRES_PASSWORD="$1" bash -c 'set -Eeo pipefail; . ./init.sh; echo kiln-sourced-ok')
+      POSTGRES_DB="$db" POSTGRES_PASSWORD="$1" KILN_REPLICATION_PASSWORD="$RPW" PGDATA="$d/data" \
+      bash -c 'set -Eeo pipefail; . ./init.sh; echo kiln-sourced-ok')
   }
   if out=$(entry "" 2>&1); then
     err "$label: sourced without POSTGRES_PASSWORD, it succeeded; it must fail"
@@ -315,6 +385,13 @@ for script in "${container_scripts[@]}"; do
     continue
   fi
   check_roles "$label" "$d/init.sh" 192.0.2.10 "$port" "$PW" || rc=1
+  # The image's entrypoint restarts the server after the init scripts: pg_hba.conf is re-read.
+  as_pg_psql "$d" "$port" "SELECT pg_reload_conf()" >/dev/null
+  for replica in "$WORK/compose/$(basename "${script%.sh}")".replica-*; do
+    [[ $script != "$WORK"/k8s/* ]] || break
+    pname=$(basename "${script%.sh}")
+    check_replica "compose service ${pname#init-}-replica-${replica##*.replica-}" "$replica" "$d" "$port" || rc=1
+  done
   # The scheduled dump that goes with this server (compose service, k8s CronJob).
   case $script in
   "$WORK"/k8s/*) backup=${script%.sh}.backup ;;

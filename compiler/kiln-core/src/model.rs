@@ -244,6 +244,9 @@ pub struct Secret {
     pub description: Option<String>,
     /// The services that receive it; empty means every application process.
     pub services: Vec<String>,
+    /// `false` (`apps=#false`): no application process receives it; a data service's own
+    /// secret (a replication password).
+    pub apps: bool,
     /// The app's own minimum length for its value.
     pub min_length: Option<u32>,
     /// `deliver=file`: processes get a read-only file, its path in `<VAR>_FILE`, instead of
@@ -443,6 +446,10 @@ pub struct Postgres {
     pub port: u16,
     pub host: String,
     pub replicas: u32,
+    /// The role replicas stream as (`REPLICATION`, no other right).
+    pub replication_user: String,
+    /// The secret holding its password (required with replicas).
+    pub replication_password: Option<String>,
     /// Scheme of the wired DATABASE_URL (`postgres`, `postgresql+asyncpg`).
     pub url_scheme: String,
     /// Query string of the wired DATABASE_URL, without `?`.

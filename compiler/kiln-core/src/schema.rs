@@ -306,6 +306,11 @@ const SECRET: NodeSpec = keyed(
             "Only these services receive it (default: every application process).",
         ),
         setting(
+            "apps",
+            Ty::Bool,
+            "`#false`: no application process receives it, only the data services that name it (a `replication-password`).",
+        ),
+        setting(
             "min-length",
             Ty::Int,
             "The app's own minimum length (`min-length=50` for peppers the app refuses shorter); `kiln secrets check` holds every value to it.",
@@ -697,6 +702,16 @@ pub const POSTGRES_BODY: &[NodeSpec] = &[
         "Address on a host deployment (default `127.0.0.1`).",
     ),
     setting("replicas", Ty::Int, "Streaming read replicas."),
+    setting(
+        "replication-user",
+        Ty::Ident,
+        "The role replicas stream as (default `replicator`): REPLICATION and LOGIN, nothing else.",
+    ),
+    setting(
+        "replication-password",
+        Ty::EnvName,
+        "The secret holding the replication role's password (required with `replicas`).",
+    ),
     setting(
         "storage",
         Ty::Size,

@@ -75,6 +75,9 @@ pub fn emit(model: &Model) -> Output {
         )));
         let (db, pooler) = cx.postgres(name, &pgbouncer_files, &mut volumes);
         services.set(name.clone(), db);
+        for (rname, replica) in cx.postgres_replicas(name, &mut volumes) {
+            services.set(rname, replica);
+        }
         if let Some(backup) = cx.postgres_backup(name, &mut volumes) {
             services.set(crate::postgres::backup_name(name), backup);
         }
@@ -763,9 +766,6 @@ impl Cx<'_> {
         let pg = &model.postgres[name];
         let pp = |f: &str| format!("{}/{f}", pointer(&["postgres", name]));
         let base = pointer(&["postgres", name]);
-        if pg.replicas > 0 {
-            self.unsupported(pp("replicas"), format!("{} read replica(s) of `{name}`: kiln emits the primary only; set up streaming replication yourself", pg.replicas));
-        }
         for key in file_settings(pg) {
             self.unsupported(
                 pp(&format!("settings/{key}")),
@@ -824,6 +824,14 @@ impl Cx<'_> {
             env.set(
                 "POSTGRES_HOST_AUTH_METHOD",
                 Node::str(m).from(&[&pp("settings/password_encryption")]),
+            );
+        }
+        if let (true, Some(rpw)) = (pg.replicas > 0, &pg.replication_password) {
+            env.set(
+                "KILN_REPLICATION_PASSWORD",
+                Node::str(required(rpw))
+                    .from(&[&pp("replication-password")])
+                    .comment("the replicas' role, made by the init script"),
             );
         }
         self.doc_env(name, &env);
@@ -948,6 +956,91 @@ impl Cx<'_> {
             (pool.name.clone(), p.from(&[&lp]))
         });
         (n, pooler)
+    }
+
+    /// The streaming read replicas of postgres `name`: the server's image, cloned from the
+    /// primary by pg_basebackup on first start (with a replication slot of its own, so the
+    /// primary keeps the WAL it has not received), then a hot standby.
+    fn postgres_replicas(&mut self, name: &str, volumes: &mut Node) -> Vec<(String, Node)> {
+        let model = self.model;
+        let pg = &model.postgres[name];
+        let base = pointer(&["postgres", name]);
+        let pp = |f: &str| format!("{base}/{f}");
+        let mut out = Vec::new();
+        for i in 1..=pg.replicas {
+            let rname = crate::postgres::replica_name(name, i);
+            let script = crate::postgres::replica_script(pg, &model.container_host(name), i)
+                .replace('$', "$$");
+            let mut env = Node::map();
+            if let Some(rpw) = &pg.replication_password {
+                env.set(
+                    "PGPASSWORD",
+                    Node::str(required(rpw))
+                        .from(&[&pp("replication-password")])
+                        .comment("pg_basebackup's and the standby's login as the replication role"),
+                );
+            }
+            self.doc_env(&rname, &env);
+            let vol = format!("{rname}-data");
+            let mut n = Node::map()
+                .with("image", Node::str(dollar(&pg.image)).from(&[&pp("image")]))
+                .with(
+                    "entrypoint",
+                    Node::strs(["sh".to_owned(), "-c".into(), script])
+                        .from(&[&pp("replicas"), &pp("replication-user"), &pp("settings")])
+                        .comment(
+                            "clones the primary once (pg_basebackup), then runs as a hot standby",
+                        ),
+                )
+                .with(
+                    "user",
+                    Node::str(format!("{POSTGRES_UID}:{POSTGRES_UID}"))
+                        .comment("the image's own postgres user"),
+                )
+                .with("restart", Node::str("always"))
+                .with("environment", env)
+                .with(
+                    "depends_on",
+                    Node::map().with(
+                        name.to_owned(),
+                        Node::map().with("condition", Node::str("service_healthy")),
+                    ),
+                )
+                .with(
+                    "healthcheck",
+                    Node::map()
+                        .with(
+                            "test",
+                            Node::strs([
+                                "CMD".to_owned(),
+                                "pg_isready".into(),
+                                "-h".into(),
+                                "127.0.0.1".into(),
+                                "-p".into(),
+                                pg.port.to_string(),
+                            ])
+                            .from(&[&pp("port")]),
+                        )
+                        .with("interval", Node::str("10s"))
+                        .with("timeout", Node::str("5s"))
+                        .with("retries", Node::int(5))
+                        .with("start_period", Node::str("120s")),
+                )
+                .with("networks", Node::strs(["data"]))
+                .with(
+                    "volumes",
+                    Node::strs([format!("{vol}:{}", postgres_data_mount(pg))])
+                        .from(&[&pp("replicas"), &pp("version")]),
+                )
+                .with("read_only", Node::bool(true))
+                .with("tmpfs", Node::strs(["/tmp", "/var/run/postgresql"]))
+                .with("shm_size", Node::str("256m"));
+            volumes.set(vol, Node::map().from(&[&pp("replicas")]));
+            self.data_hardening(&mut n, &pp("resources"), &pg.resources, POSTGRES_PIDS);
+            n.set("stop_grace_period", Node::str("60s"));
+            out.push((rname, n.from(&[&pp("replicas")])));
+        }
+        out
     }
 
     /// The scheduled dump of postgres `name`: the server's image running kiln's backup loop

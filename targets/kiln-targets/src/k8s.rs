@@ -1861,7 +1861,7 @@ impl Cx<'_> {
         let base = pointer(&["postgres", name]);
         let pp = |f: &str| format!("{base}/{f}");
         if pg.replicas > 0 {
-            self.unsupported(pp("replicas"), format!("{} read replica(s) of `{name}`: kiln emits the primary only; use an operator (CloudNativePG …) for replication", pg.replicas));
+            self.unsupported(pp("replicas"), format!("{} read replica(s) of `{name}`: a replica's failover and re-cloning need a controller, which plain manifests are not; kiln emits the primary (with the replication role) and leaves the replicas to an operator (CloudNativePG …)", pg.replicas));
         }
         for key in file_settings(pg) {
             self.unsupported(
@@ -1914,6 +1914,14 @@ impl Cx<'_> {
                     .with("value", Node::str(m))
                     .from(&[&pp("settings/password_encryption")]),
             );
+        }
+        if let (true, Some(rpw)) = (pg.replicas > 0, &pg.replication_password) {
+            env.push(self.secret_ref(
+                "KILN_REPLICATION_PASSWORD",
+                rpw,
+                false,
+                &[&pp("replication-password")],
+            ));
         }
         if pg.version < 18 {
             // From 18 on, the image's PGDATA is a folder inside the volume already.

@@ -164,9 +164,30 @@ pub(crate) fn init_script(model: &Model, name: &str, flavor: Flavor) -> Writer {
         &[],
     );
     w.line("fi", &[]);
+    let repl = pg.replicas > 0;
+    let rp = p("replication-password");
+    let repl_secret = pg
+        .replication_password
+        .as_deref()
+        .unwrap_or("the replication password");
+    let mut env_prefix = "KILN_PW=$kiln_pw".to_owned();
+    if repl {
+        w.line("kiln_repl_pw=${KILN_REPLICATION_PASSWORD:-}", &[&rp]);
+        w.line("if [ -z \"$kiln_repl_pw\" ]; then", &[&rp]);
+        w.line(
+            format!(
+                "    echo \"{file}: KILN_REPLICATION_PASSWORD is empty: role {} needs its password ({repl_secret})\" >&2",
+                pg.replication_user
+            ),
+            &[&rp, &p("replication-user")],
+        );
+        w.line("    return 1 2>/dev/null || exit 1", &[]);
+        w.line("fi", &[]);
+        env_prefix.push_str(" KILN_REPL_PW=$kiln_repl_pw");
+    }
     w.line(
         format!(
-            "KILN_PW=$kiln_pw psql -v ON_ERROR_STOP=1 --no-psqlrc --no-password --username \"${{POSTGRES_USER:-postgres}}\" --port \"${{PGPORT:-{}}}\" --dbname postgres <<'SQL'",
+            "{env_prefix} psql -v ON_ERROR_STOP=1 --no-psqlrc --no-password --username \"${{POSTGRES_USER:-postgres}}\" --port \"${{PGPORT:-{}}}\" --dbname postgres <<'SQL'",
             pg.port
         ),
         &[&p("port")],
@@ -202,6 +223,32 @@ pub(crate) fn init_script(model: &Model, name: &str, flavor: Flavor) -> Writer {
         &[&p("user"), &p("password")],
     );
     w.line("\\unset kiln_pw", &[]);
+    if repl {
+        let ru = &pg.replication_user;
+        let from = [p("replication-user"), rp.clone(), p("replicas")];
+        let from: Vec<&str> = from.iter().map(String::as_str).collect();
+        w.line(
+            "-- The role the replicas stream as: replication, nothing else.",
+            &from,
+        );
+        w.line("\\set kiln_repl_pw `printf '%s' \"$KILN_REPL_PW\"`", &from);
+        w.line(
+            format!(
+                "SELECT format('CREATE ROLE %I', {}) WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {}) \\gexec",
+                literal(ru),
+                literal(ru)
+            ),
+            &from,
+        );
+        w.line(
+            format!(
+                "ALTER ROLE {} WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD :'kiln_repl_pw';",
+                ident(ru)
+            ),
+            &from,
+        );
+        w.line("\\unset kiln_repl_pw", &[]);
+    }
     w.line(
         format!(
             "SELECT format('CREATE DATABASE %I OWNER %I', {}, {}) WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = {}) \\gexec",
@@ -256,6 +303,23 @@ pub(crate) fn init_script(model: &Model, name: &str, flavor: Flavor) -> Writer {
         w.line("REVOKE CONNECT ON DATABASE postgres FROM PUBLIC;", &[]);
     }
     w.line("SQL", &[]);
+    if repl && flavor == Flavor::Container {
+        let line = format!(
+            "host replication {} all {}",
+            ident(&pg.replication_user),
+            password_method(pg)
+        );
+        w.line(
+            "# The image's pg_hba.conf has no replication line: the replicas' role, by password.",
+            &[&p("replicas")],
+        );
+        w.line(
+            format!(
+                "grep -qsxF '{line}' \"$PGDATA/pg_hba.conf\" || printf '%s\\n' '{line}' >>\"$PGDATA/pg_hba.conf\""
+            ),
+            &[&p("replicas"), &p("replication-user")],
+        );
+    }
     w
 }
 
@@ -640,4 +704,65 @@ pub(crate) fn host_backup_units(model: &Model, name: &str, project_unit: &str) -
     t.line("WantedBy=timers.target", &[]);
     let timer = t.finish(format!("systemd/{unit}.timer"));
     [service, timer]
+}
+
+/// The network name of read replica `i` (from 1) of postgres `name`.
+pub(crate) fn replica_name(name: &str, i: u32) -> String {
+    format!("{name}-replica-{i}")
+}
+
+/// The replication slot of replica `i`: a name PostgreSQL accepts (`[a-z0-9_]`).
+fn slot_name(name: &str, i: u32) -> String {
+    let s: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("{s}_replica_{i}")
+}
+
+/// The entrypoint of replica `i` of `pg` (whose primary is at `primary`): on an empty data
+/// folder, pg_basebackup from the primary (retried until the primary takes it), with the
+/// standby's settings written (`--write-recovery-conf`) and a slot of its own (created, or
+/// reused when the replica is re-cloned); then `postgres` with the primary's settings as a
+/// hot standby. The password comes from PGPASSWORD. Extra arguments go to `postgres`.
+pub(crate) fn replica_script(pg: &Postgres, primary: &str, i: u32) -> String {
+    let slot = slot_name(&file_part(primary), i);
+    let conn = format!(
+        "--host={primary} --port={} --username={}",
+        pg.port, pg.replication_user
+    );
+    let args: Vec<String> = crate::compose::containers::postgres_args("", pg)
+        .into_iter()
+        .map(|(a, _)| format!("-c {}", sh_word(&a)))
+        .collect();
+    let mut exec = String::from("exec postgres -c hot_standby=on");
+    for a in &args {
+        exec.push(' ');
+        exec.push_str(a);
+    }
+    exec.push_str(" \"$@\"");
+    format!(
+        "if [ ! -s \"$PGDATA/PG_VERSION\" ]; then\n\
+         \x20 mkdir -p \"$PGDATA\"\n\
+         \x20 until pg_basebackup --pgdata=\"$PGDATA\" {conn} --wal-method=stream --write-recovery-conf --checkpoint=fast --slot={slot} --create-slot ||\n\
+         \x20   pg_basebackup --pgdata=\"$PGDATA\" {conn} --wal-method=stream --write-recovery-conf --checkpoint=fast --slot={slot}; do\n\
+         \x20   echo \"replica: cannot clone the primary yet, retrying\" >&2; rm -rf \"$PGDATA\"/*; sleep 5\n\
+         \x20 done\n\
+         fi\n\
+         chmod 0700 \"$PGDATA\"\n\
+         {exec}\n"
+    )
+}
+
+/// A word for sh: bare when plain, else single-quoted.
+fn sh_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.,:/=@%+".contains(c))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }

@@ -89,6 +89,12 @@ pub fn emit(model: &Model) -> Output {
                 cx.unsupported(pointer, message);
             }
             out.artifacts.push(crate::postgres::host_hba(model, name));
+            if pg.replicas > 0 {
+                cx.unsupported(
+                    pointer(&["postgres", name, "replicas"]),
+                    format!("{} read replica(s) of `{name}`: a replica runs on another host, which this host's files do not configure; the init script creates the replication role", pg.replicas),
+                );
+            }
             let script = crate::postgres::init_script(model, name, crate::postgres::Flavor::Host);
             out.artifacts
                 .push(script.finish(format!("postgresql/{}", crate::postgres::init_file(name))));

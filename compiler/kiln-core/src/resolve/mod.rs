@@ -707,6 +707,7 @@ impl Lower<'_> {
             optional: self.boolean(node, "optional", &format!("{ptr}/optional"), false),
             description: self.string(node, "description", &format!("{ptr}/description")),
             services: self.list(node, "services", &format!("{ptr}/services")),
+            apps: self.boolean(node, "apps", &format!("{ptr}/apps"), true),
             min_length: self.uint(node, "min-length", &format!("{ptr}/min-length")),
             as_file: self
                 .string(node, "deliver", &format!("{ptr}/deliver"))
@@ -875,6 +876,22 @@ impl Lower<'_> {
                     );
                 }
             }
+            if let Some(at) = node.child("replicas")
+                && self
+                    .uint(node, "replicas", &format!("{ptr}/replicas"))
+                    .unwrap_or(0)
+                    > 0
+                && node.child("replication-password").is_none()
+            {
+                self.diags.push(
+                    Diagnostic::error(
+                        "missing-value",
+                        format!("postgres `{key}` has replicas but no `replication-password`"),
+                    )
+                    .with_label(at.value_span(), "streaming replicas log in to the primary")
+                    .with_help("declare `secret REPLICATION_PASSWORD kind=password` and add `replication-password REPLICATION_PASSWORD`: the replicas' role gets it, the app's password stays the app's"),
+                );
+            }
             if let (Some(u), Some(at)) = (&user, node.child("user"))
                 && u == "postgres"
             {
@@ -908,6 +925,15 @@ impl Lower<'_> {
                 replicas: self
                     .uint(node, "replicas", &format!("{ptr}/replicas"))
                     .unwrap_or(0),
+                replication_user: self
+                    .string(node, "replication-user", &format!("{ptr}/replication-user"))
+                    .unwrap_or_else(|| "replicator".into()),
+                replication_password: self.secret_ref(
+                    node,
+                    "replication-password",
+                    &format!("{ptr}/replication-password"),
+                    secrets,
+                ),
                 settings: self.free_map(node.child("settings"), &format!("{ptr}/settings")),
                 pooler,
                 resources: self.resources(node, &format!("{ptr}/resources")),
@@ -1174,7 +1200,7 @@ impl Lower<'_> {
         let uses = self.list(node, "uses", &format!("{ptr}/uses"));
         self.wire(node, &key, &uses, model, &ptr, &mut env);
         for (name, secret) in &model.secrets {
-            if secret.services.is_empty() || secret.services.contains(&key) {
+            if secret.apps && (secret.services.is_empty() || secret.services.contains(&key)) {
                 env.insert(name.clone(), EnvValue::Secret(name.clone()));
                 if let Some(o) = self
                     .prov
