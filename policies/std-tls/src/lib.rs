@@ -16,16 +16,18 @@ kiln_policy_sdk::kiln_policy! {
 /// The policy's metadata; `policy.json` is generated from it.
 pub const POLICY: PolicyDocs = PolicyDocs {
     id: "tls",
-    version: "1.0.0",
-    summary: "TLS protocol versions of nginx sites, PostgreSQL and Redis (Mozilla guideline 6.0)",
+    version: "1.1.0",
+    summary: "TLS protocol versions and cipher suites of nginx sites, PostgreSQL and Redis (Mozilla guideline 6.0)",
     inputs: &["spec"],
     targets: &[],
-    rules: &[&rules::protocols::RULE],
+    rules: &[&rules::protocols::RULE, &rules::ciphers::RULE],
     settings_schema: r#"{"type": "object", "additionalProperties": false}"#,
 };
 
 pub fn check(input: &Input) -> Vec<Finding> {
-    rules::protocols::check(input)
+    let mut out = rules::protocols::check(input);
+    out.extend(rules::ciphers::check(input));
+    out
 }
 
 /// The policy takes no settings.
@@ -71,6 +73,7 @@ mod tests {
     fn every_rule_fires_through_the_host_checks() {
         let mut doc: Value = serde_json::from_str(CLEAN).unwrap();
         doc["spec"]["sites"]["shop.example.com"]["tls"]["protocols"] = json!(["TLSv1", "TLSv1.2"]);
+        doc["spec"]["sites"]["shop.example.com"]["tls"]["ciphers"] = json!("HIGH:RC4-SHA");
         assert_all_rules(&doc);
     }
 

@@ -18,7 +18,7 @@ kiln_policy_sdk::kiln_policy! {
 /// The policy's metadata; `policy.json` is generated from it.
 pub const POLICY: PolicyDocs = PolicyDocs {
     id: "web",
-    version: "1.4.0",
+    version: "1.5.0",
     summary: "Django deployment settings: DEBUG, ALLOWED_HOSTS and CSRF origins against the sites, the HTTPS redirect",
     inputs: &["spec"],
     targets: &[],
@@ -28,6 +28,7 @@ pub const POLICY: PolicyDocs = PolicyDocs {
         &rules::https_redirect::RULE,
         &rules::cors_origins::RULE,
         &rules::email_tls::RULE,
+        &rules::health_check::RULE,
     ],
     settings_schema: r#"{
         "type": "object",
@@ -55,6 +56,7 @@ pub fn check(input: &Input) -> Vec<Finding> {
     findings.extend(rules::https_redirect::check(input));
     findings.extend(rules::cors_origins::check(input));
     findings.extend(rules::email_tls::check(input));
+    findings.extend(rules::health_check::check(input));
     findings
 }
 
@@ -109,6 +111,7 @@ mod tests {
             }
         }
         doc["spec"]["sites"]["shop.example.com"]["tls"]["mode"] = json!("off");
+        doc["spec"]["services"]["web"]["health"] = json!(null);
         assert_all_rules(&doc);
     }
 
