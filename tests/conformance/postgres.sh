@@ -385,6 +385,16 @@ for script in "${container_scripts[@]}"; do
     continue
   fi
   check_roles "$label" "$d/init.sh" 192.0.2.10 "$port" "$PW" || rc=1
+  if grep -qx "ssl = 'on'" "$d/data/postgresql.conf"; then
+    user=$(sql_value "$d/init.sh" 'ALTER ROLE')
+    if ! out=$(PGSSLMODE=verify-full PGSSLROOTCERT="$PKI/ca.pem" PGPASSWORD=$PW psql -X -At -h 127.0.0.1 -p "$port" -U "$user" -d "$db" \
+      -c "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()" 2>&1) || [[ $out != t ]]; then
+      err "$label: the spec's TLS settings do not serve TLS: $out"
+      rc=1
+    else
+      echo "  $label: TLS from the spec's settings (verify-full against the throwaway CA)"
+    fi
+  fi
   # The image's entrypoint restarts the server after the init scripts: pg_hba.conf is re-read.
   as_pg_psql "$d" "$port" "SELECT pg_reload_conf()" >/dev/null
   for replica in "$WORK/compose/$(basename "${script%.sh}")".replica-*; do

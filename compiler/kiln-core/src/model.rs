@@ -462,6 +462,17 @@ pub struct Postgres {
     /// Extensions created in the database by the init script (`CREATE EXTENSION`).
     pub extensions: Vec<String>,
     pub backup: Option<Backup>,
+    /// TLS for clients: the certificate, key and CA as secrets delivered as files.
+    pub tls: Option<PgTls>,
+}
+
+/// The server's TLS files, each the **name** of a secret delivered as a file.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct PgTls {
+    pub cert: String,
+    pub key: String,
+    pub ca: Option<String>,
 }
 
 /// Scheduled dumps of a database.

@@ -739,6 +739,27 @@ pub const POSTGRES_BODY: &[NodeSpec] = &[
     ),
     POOLER,
     BACKUP,
+    block(
+        "tls",
+        "TLS for clients (`ssl on`): `tls cert=PG_TLS_CERT key=PG_TLS_KEY ca=PG_TLS_CA`, each a secret delivered as a file (`deliver=file`), never a file in the spec or the image.",
+        &[
+            setting(
+                "cert",
+                Ty::EnvName,
+                "The secret holding the server certificate (PEM, with its chain).",
+            ),
+            setting(
+                "key",
+                Ty::EnvName,
+                "The secret holding the server's private key (PEM).",
+            ),
+            setting(
+                "ca",
+                Ty::EnvName,
+                "The secret holding the CA that signs client certificates (`ssl_ca_file`), if clients present one.",
+            ),
+        ],
+    ),
     RESOURCES,
 ];
 

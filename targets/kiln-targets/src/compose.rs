@@ -773,7 +773,24 @@ impl Cx<'_> {
             );
         }
         let mut n = Node::map().with("image", Node::str(dollar(&pg.image)).from(&[&pp("image")]));
-        let args = postgres_args(name, pg);
+        let mut args = postgres_args(name, pg);
+        // The key, copied from the secret's file (world-readable in compose) to a file only
+        // the server's user reads: PostgreSQL refuses any other.
+        const KEY_COPY: &str = "/var/run/postgresql/server.key";
+        args.extend(crate::postgres::tls_args(name, pg, KEY_COPY));
+        if let Some(t) = &pg.tls {
+            n.set(
+                "entrypoint",
+                Node::strs([
+                    "sh".to_owned(),
+                    "-c".into(),
+                    format!("install -m 0600 {SECRET_FILES_DIR}/{} {KEY_COPY} && exec docker-entrypoint.sh \"$$@\"", t.key),
+                    "sh".into(),
+                ])
+                .from(&[&pp("tls/key")])
+                .comment("PostgreSQL reads its key only from a file no one else can read: a private copy, then the image's entrypoint"),
+            );
+        }
         if !args.is_empty() {
             let mut cmd = Node::seq().item(Node::str("postgres"));
             for (arg, ptr) in &args {
@@ -803,6 +820,16 @@ impl Cx<'_> {
                 )),
             );
         let mut pg_secrets = Node::seq();
+        if let Some(t) = &pg.tls {
+            let mut files = vec![(&t.cert, "cert"), (&t.key, "key")];
+            if let Some(ca) = &t.ca {
+                files.push((ca, "ca"));
+            }
+            for (secret, field) in files {
+                let grant = self.secret_file(secret, &pp(&format!("tls/{field}")));
+                pg_secrets.push(grant);
+            }
+        }
         match &pg.password {
             Some(pw) if model.secrets.get(pw).is_some_and(|x| x.as_file) => {
                 env.set(

@@ -1870,7 +1870,15 @@ impl Cx<'_> {
             );
         }
         let mut args = Node::seq().item(Node::str("postgres"));
-        for (arg, ptr) in postgres_args(name, pg) {
+        // A secret volume's files are root-owned, 0440: PostgreSQL accepts such a key.
+        let tls_key = pg
+            .tls
+            .as_ref()
+            .map(|t| format!("{SECRET_FILES_DIR}/{}", t.key))
+            .unwrap_or_default();
+        let mut pg_args = postgres_args(name, pg);
+        pg_args.extend(crate::postgres::tls_args(name, pg, &tls_key));
+        for (arg, ptr) in pg_args {
             args.push(Node::str("-c").from(&[&ptr]));
             args.push(Node::str(k8s_escape(&arg)).from(&[&ptr]));
         }
@@ -1891,7 +1899,6 @@ impl Cx<'_> {
                         init_name(name)
                     )),
             );
-        let mut pg_secret_file: Option<String> = None;
         match &pg.password {
             Some(pw) if model.secrets.get(pw).is_some_and(|x| x.as_file) => {
                 env.push(
@@ -1900,7 +1907,6 @@ impl Cx<'_> {
                         .with("value", Node::str(format!("{SECRET_FILES_DIR}/{pw}")))
                         .from(&[&pp("password")]),
                 );
-                pg_secret_file = Some(pw.clone());
             }
             Some(pw) => env.push(self.secret_ref("POSTGRES_PASSWORD", pw, false, &[&pp("password")])),
             None => self.unsupported(base.clone(), format!("postgres `{name}` has no password: the official image refuses to start without POSTGRES_PASSWORD")),
@@ -2012,7 +2018,8 @@ impl Cx<'_> {
                     .with("readOnly", Node::bool(true))
                     .from(&[&pp("user"), &pp("database"), &pp("extensions")]),
             );
-        if pg_secret_file.is_some() {
+        let file_keys = crate::postgres::file_secrets(model, pg);
+        if !file_keys.is_empty() {
             mounts.push(
                 Node::map()
                     .with("name", Node::str("secrets"))
@@ -2066,7 +2073,15 @@ impl Cx<'_> {
                     )
                     .comment("the app's role, database, grants and extensions, made when the volume is initialised"),
             );
-        if let Some(pw) = &pg_secret_file {
+        if !file_keys.is_empty() {
+            let mut items = Node::seq();
+            for key in &file_keys {
+                items.push(
+                    Node::map()
+                        .with("key", Node::str(key))
+                        .with("path", Node::str(key)),
+                );
+            }
             volumes.push(
                 Node::map()
                     .with("name", Node::str("secrets"))
@@ -2074,14 +2089,7 @@ impl Cx<'_> {
                         "secret",
                         Node::map()
                             .with("secretName", Node::str(secrets_name(model)))
-                            .with(
-                                "items",
-                                Node::seq().item(
-                                    Node::map()
-                                        .with("key", Node::str(pw))
-                                        .with("path", Node::str(pw)),
-                                ),
-                            )
+                            .with("items", items)
                             .with(
                                 "defaultMode",
                                 Node::int(0o440).comment(

@@ -382,8 +382,52 @@ pub(crate) fn host_conf(model: &Model, name: &str) -> (Artifact, Vec<(String, St
     if !pg.settings.contains_key("password_encryption") {
         w.line(format!("password_encryption = {}", literal(method)), &[]);
     }
+    if let Some(t) = &pg.tls {
+        let tp = format!("{base}/tls");
+        let dir = format!("/etc/postgresql/{v}/{cl}/tls");
+        let store = format!("/etc/credstore/{}", file_part(&model.project.name));
+        w.line(
+            "# TLS: install the secrets' files here, readable by postgres only:",
+            &[&tp],
+        );
+        let mut files = vec![
+            (&t.cert, "server.crt", "cert"),
+            (&t.key, "server.key", "key"),
+        ];
+        if let Some(ca) = &t.ca {
+            files.push((ca, "ca.crt", "ca"));
+        }
+        for (secret, file, _) in &files {
+            w.line(
+                format!(
+                    "#   install -D -o postgres -g postgres -m 0600 {store}/{secret} {dir}/{file}"
+                ),
+                &[&tp],
+            );
+        }
+        w.line("ssl = on", &[&tp]);
+        for (_, file, field) in &files {
+            let setting = match *field {
+                "cert" => "ssl_cert_file",
+                "key" => "ssl_key_file",
+                _ => "ssl_ca_file",
+            };
+            w.line(
+                format!("{setting} = {}", literal(&format!("{dir}/{file}"))),
+                &[&format!("{tp}/{field}")],
+            );
+        }
+    }
     for (k, val) in &pg.settings {
         let ptr = pointer(&["postgres", name, "settings", k]);
+        if pg.tls.is_some()
+            && matches!(
+                k.as_str(),
+                "ssl" | "ssl_cert_file" | "ssl_key_file" | "ssl_ca_file"
+            )
+        {
+            continue;
+        }
         if !conf_key(k) {
             skipped.push((
                 ptr,
@@ -443,6 +487,7 @@ pub(crate) fn host_hba(model: &Model, name: &str) -> Artifact {
     let method = password_method(pg);
     // TLS required of TCP clients when the spec turns it on.
     let tcp = match pg.settings.get("ssl") {
+        _ if pg.tls.is_some() => "hostssl",
         Some(serde_json::Value::Bool(true)) => "hostssl",
         Some(serde_json::Value::String(s)) if matches!(s.as_str(), "on" | "true") => "hostssl",
         _ => "host",
@@ -765,4 +810,41 @@ fn sh_word(s: &str) -> String {
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
     }
+}
+
+/// `-c` settings of a container's TLS: the secrets' files under /run/secrets, the key at
+/// `key_path` (compose copies it to a private file first: PostgreSQL refuses a key others
+/// can read). Each with its pointer.
+pub(crate) fn tls_args(name: &str, pg: &Postgres, key_path: &str) -> Vec<(String, String)> {
+    let Some(t) = &pg.tls else {
+        return Vec::new();
+    };
+    let dir = kiln_core::model::SECRET_FILES_DIR;
+    let p = |f: &str| pointer(&["postgres", name, "tls", f]);
+    let mut out = vec![
+        ("ssl=on".to_owned(), pointer(&["postgres", name, "tls"])),
+        (format!("ssl_cert_file={dir}/{}", t.cert), p("cert")),
+        (format!("ssl_key_file={key_path}"), p("key")),
+    ];
+    if let Some(ca) = &t.ca {
+        out.push((format!("ssl_ca_file={dir}/{ca}"), p("ca")));
+    }
+    out
+}
+
+/// The secrets a container's PostgreSQL reads as files: its password's, then its TLS files.
+pub(crate) fn file_secrets(model: &Model, pg: &Postgres) -> Vec<String> {
+    let mut out: Vec<String> = pg
+        .password
+        .iter()
+        .filter(|pw| model.secrets.get(*pw).is_some_and(|s| s.as_file))
+        .cloned()
+        .collect();
+    if let Some(t) = &pg.tls {
+        out.push(t.cert.clone());
+        out.push(t.key.clone());
+        out.extend(t.ca.clone());
+    }
+    out.dedup();
+    out
 }

@@ -944,10 +944,59 @@ impl Lower<'_> {
                 backup: node
                     .child("backup")
                     .map(|b| self.backup(b, &format!("{ptr}/backup"))),
+                tls: node
+                    .child("tls")
+                    .and_then(|t| self.pg_tls(t, &format!("{ptr}/tls"), secrets)),
             };
             out.insert(key, pg);
         }
         out
+    }
+
+    /// `postgres { tls cert= key= ca= }`: each a declared secret delivered as a file.
+    fn pg_tls(
+        &mut self,
+        node: &Node,
+        ptr: &str,
+        secrets: &BTreeMap<String, Secret>,
+    ) -> Option<PgTls> {
+        self.record(ptr, node);
+        let get = |l: &mut Self, field: &str| -> Option<String> {
+            let name = l.secret_ref(node, field, &format!("{ptr}/{field}"), secrets)?;
+            if !secrets.get(&name).is_some_and(|s| s.as_file) {
+                let span = node
+                    .child(field)
+                    .map_or_else(|| node.value_span(), Node::value_span);
+                l.diags.push(
+                    Diagnostic::error(
+                        "secret-not-file",
+                        format!("TLS `{field}` names secret `{name}`, which is not delivered as a file"),
+                    )
+                    .with_label(span, "PostgreSQL reads it from a file")
+                    .with_help(format!("declare it `secret {name} kind=generic deliver=file`: the server gets a read-only file, never the PEM in its environment")),
+                );
+                return None;
+            }
+            Some(name)
+        };
+        let cert = get(self, "cert");
+        let key = get(self, "key");
+        let ca = node.child("ca").and_then(|_| get(self, "ca"));
+        if cert.is_none() || key.is_none() {
+            if node.child("cert").is_none() || node.child("key").is_none() {
+                self.diags.push(
+                    Diagnostic::error("missing-value", "PostgreSQL TLS needs both `cert` and `key`")
+                        .with_label(node.name_span, "incomplete")
+                        .with_help("write `tls cert=PG_TLS_CERT key=PG_TLS_KEY`, each a secret with `deliver=file`"),
+                );
+            }
+            return None;
+        }
+        Some(PgTls {
+            cert: cert?,
+            key: key?,
+            ca,
+        })
     }
 
     fn backup(&mut self, node: &Node, ptr: &str) -> Backup {
