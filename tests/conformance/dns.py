@@ -2,7 +2,8 @@
 
     python dns.py MAP.json ADDR [ADDR…]      ADDR = IP (port 53) or IP:PORT
 
-Answers A queries for the names in MAP.json ({"web": "127.0.1.1", …}), re-read on every
+Answers A queries for the names in MAP.json ({"web": "127.0.1.1", "api": ["127.0.1.2", …]}
+a name may have several addresses, a service's replicas), re-read on every
 query so the check can move a name to another address while nginx runs; NXDOMAIN for other
 names, an empty answer for other types. Prints "ready" once every address listens; runs
 until killed. UDP only: nginx's resolver asks over UDP.
@@ -37,8 +38,10 @@ def answer(query, names):
     records = b""
     count = 0
     if ip and qtype == 1 and qclass == 1:
-        records = struct.pack("!HHHIH", 0xC00C, 1, 1, 1, 4) + socket.inet_aton(ip)
-        count = 1
+        # One address, or a list: every replica of a compose service.
+        ips = ip if isinstance(ip, list) else [ip]
+        records = b"".join(struct.pack("!HHHIH", 0xC00C, 1, 1, 1, 4) + socket.inet_aton(a) for a in ips)
+        count = len(ips)
     header = struct.pack("!HHHHHH", qid, 0x8180 | rcode, 1, count, 0, 0)
     return header + question + records
 

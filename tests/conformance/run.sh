@@ -85,6 +85,7 @@ has_target() { # ENV VALIDATOR
   fail2ban) [[ -n $(find "$e/fail2ban" -name '*.local' -print -quit 2>/dev/null) ]] ;;
   supervisor) [[ -n $(find "$e/supervisor" -name '*.conf' -print -quit 2>/dev/null) ]] ;;
   prometheus) [[ -f $e/prometheus/alerts.yml ]] ;;
+  haproxy) [[ -n $(find "$e/compose/haproxy" -name '*.cfg' -print -quit 2>/dev/null) ]] ;;
   compose) [[ -d $e/compose ]] ;;
   k8s) [[ -d $e/k8s ]] ;;
   static) [[ -n $(find "$e/k8s" -name 'configmap-*-static.yaml' -print -quit 2>/dev/null) ]] ||
@@ -93,7 +94,7 @@ has_target() { # ENV VALIDATOR
   esac
 }
 
-VALIDATORS=(nginx pgbouncer postgres systemd redis logrotate firewall fail2ban supervisor prometheus compose k8s static yaml)
+VALIDATORS=(nginx pgbouncer postgres systemd redis logrotate firewall fail2ban supervisor prometheus haproxy compose k8s static yaml)
 for e in "${envs[@]}"; do
   if has_target "$e" pgbouncer; then
     mkdir -p "$WORK/pg"

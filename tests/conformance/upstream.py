@@ -30,6 +30,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(code)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(BODY)))
+        # Which stand-in answered (the HAProxy check counts them); not a security header.
+        self.send_header("X-Kiln-Upstream", "%s:%s" % self.server.server_address[:2] if isinstance(self.server.server_address, tuple) else "unix")
+        # What the request carried, for the checks that look at health requests.
+        log = os.environ.get("KILN_UPSTREAM_LOG")
+        if log:
+            with open(log, "a") as f:
+                f.write("%s %s %s\n" % (self.path, self.headers.get("Host"), self.headers.get("X-Forwarded-Proto")))
         self.end_headers()
         if with_body:
             self.wfile.write(BODY)

@@ -285,6 +285,8 @@ pub struct Service {
     pub run: Process,
     pub port: Option<u16>,
     pub health: Option<Health>,
+    /// `haproxy`: a load balancer with health checks in front of the replicas.
+    pub balancer: Option<String>,
     pub replicas: u32,
     pub resources: Resources,
     pub uses: Vec<String>,

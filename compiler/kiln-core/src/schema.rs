@@ -533,6 +533,11 @@ pub const SERVICE_BODY: &[NodeSpec] = &[
     ),
     HEALTH,
     setting(
+        "balancer",
+        Ty::Enum(&["haproxy"]),
+        "A load balancer in front of the service's replicas, with active health checks of its `health` path: `balancer haproxy` (compose: a `<name>-lb` service the sites proxy to).",
+    ),
+    setting(
         "replicas",
         Ty::Int,
         "Number of instances (containers, pods).",

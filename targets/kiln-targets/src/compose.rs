@@ -66,6 +66,19 @@ pub fn emit(model: &Model) -> Output {
             name.clone(),
             cx.app_service(name, s, &mut volumes, &mut networks),
         );
+        if s.balancer.is_some() {
+            match crate::haproxy::config(model, name) {
+                Some(cfg) => {
+                    services.set(crate::haproxy::lb_name(name), cx.balancer(name, &cfg.path));
+                    artifacts.push(cfg);
+                    networks.insert("front");
+                }
+                None => cx.unsupported(
+                    sp(name, "balancer"),
+                    format!("service `{name}` has no port: there is nothing to balance"),
+                ),
+            }
+        }
     }
     for name in model.postgres.keys() {
         let script = crate::postgres::init_script(model, name, crate::postgres::Flavor::Container);
@@ -983,6 +996,33 @@ impl Cx<'_> {
             (pool.name.clone(), p.from(&[&lp]))
         });
         (n, pooler)
+    }
+
+    /// HAProxy in front of service `name`'s replicas: its config mounted read-only, the
+    /// image's own unprivileged user, started once the service is healthy.
+    fn balancer(&mut self, name: &str, cfg_path: &str) -> Node {
+        let bp = sp(name, "balancer");
+        let file = cfg_path.trim_start_matches("compose/");
+        let mut n = Node::map()
+            .with("image", Node::str(crate::haproxy::IMAGE).from(&[&bp]))
+            .with("restart", Node::str("always"))
+            .with(
+                "depends_on",
+                Node::map().with(
+                    name.to_owned(),
+                    Node::map().with("condition", Node::str("service_healthy")),
+                ),
+            )
+            .with("networks", Node::strs(["front"]))
+            .with(
+                "volumes",
+                Node::strs([format!("./{file}:/usr/local/etc/haproxy/haproxy.cfg:ro")])
+                    .from(&[&bp]),
+            )
+            .with("read_only", Node::bool(true))
+            .with("tmpfs", Node::strs(["/tmp", "/var/lib/haproxy"]));
+        self.data_hardening(&mut n, &sp(name, "resources"), &Resources::default(), 128);
+        n.from(&[&bp])
     }
 
     /// The streaming read replicas of postgres `name`: the server's image, cloned from the

@@ -76,6 +76,14 @@ pub fn emit(model: &Model) -> Output {
             format!("{} (in k8s): {}", u.target.as_str(), u.message),
         );
     }
+    for (name, s) in &model.services {
+        if s.balancer.is_some() {
+            cx.unsupported(
+                sp(name, "balancer"),
+                format!("service `{name}`: a Kubernetes Service balances the replicas and its readiness probe (the `health` path) takes a failing one out, so no HAProxy is emitted"),
+            );
+        }
+    }
     if model.fail2ban.is_some() && !model.targets.contains(&Target::Systemd) {
         cx.unsupported(
             "/fail2ban".into(),

@@ -9,6 +9,7 @@ pub(crate) mod alerts;
 pub mod compose;
 pub(crate) mod fail2ban;
 pub(crate) mod firewall;
+pub(crate) mod haproxy;
 pub mod k8s;
 pub mod nginx;
 pub mod pgbouncer;

@@ -717,9 +717,13 @@ impl Cx<'_> {
                     );
                     let variable = upstream_variable(key, svc);
                     c.open(format!("map $host ${variable}"), &[&svp]);
+                    let target = match model.services.get(svc).and_then(|s| s.balancer.as_ref()) {
+                        Some(_) => crate::haproxy::lb_name(svc),
+                        None => model.container_host(svc),
+                    };
                     c.line(
-                        format!("default \"{}:{port}\";", model.container_host(svc)),
-                        &[&svp, &format!("{svp}/port")],
+                        format!("default \"{target}:{port}\";"),
+                        &[&svp, &format!("{svp}/port"), &format!("{svp}/balancer")],
                     );
                     c.close();
                     upstreams.insert(svc.to_owned(), format!("${variable}"));

@@ -61,6 +61,14 @@ pub fn emit(model: &Model) -> Output {
         .iter()
         .map(|(name, service)| (name.as_str(), cx.plan(name, service, &ports)))
         .collect();
+    for (name, s) in &model.services {
+        if s.balancer.is_some() {
+            cx.unsupported(
+                pointer(&["services", name, "balancer"]),
+                format!("service `{name}`: on a host nginx balances the instances itself (its upstream, with max_fails); kiln writes no HAProxy for hosts"),
+            );
+        }
+    }
     let supervised = model.host.process_manager == "supervisor";
     if supervised {
         let (conf, mut skipped) = crate::supervisor::emit(model);

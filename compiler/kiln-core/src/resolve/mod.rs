@@ -1321,6 +1321,7 @@ impl Lower<'_> {
             run,
             port,
             health,
+            balancer: self.string(node, "balancer", &format!("{ptr}/balancer")),
             replicas: self
                 .uint(node, "replicas", &format!("{ptr}/replicas"))
                 .unwrap_or(1),
