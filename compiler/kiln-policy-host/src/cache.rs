@@ -407,27 +407,35 @@ fn write_entry(
     tag: &blake3::Hash,
     payload: &[u8],
 ) -> io::Result<()> {
-    fs::create_dir_all(dir)?;
     let name = path
         .file_name()
         .map_or("entry".into(), |n| n.to_string_lossy());
-    let tmp = dir.join(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(magic)?;
-        file.write_all(tag.as_bytes())?;
-        file.write_all(payload)?;
-        drop(file);
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    // A prune (another thread or process) removes folders it finds empty: one that vanishes
+    // between its creation and the write is created again, once.
+    let mut retried = false;
+    loop {
+        fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(
+            ".{name}.{}.{}.tmp",
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = (|| {
+            let mut file = fs::File::create(&tmp)?;
+            file.write_all(magic)?;
+            file.write_all(tag.as_bytes())?;
+            file.write_all(payload)?;
+            drop(file);
+            fs::rename(&tmp, path)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        match result {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !retried => retried = true,
+            result => return result,
+        }
     }
-    result
 }
 
 /// The cache of policy outputs: `<cache_dir>/policy-results/<2 hex>/<key>`, where `key` is the
