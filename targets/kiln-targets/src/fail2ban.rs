@@ -23,7 +23,7 @@ pub(crate) fn emit(model: &Model) -> (Option<Artifact>, Vec<(String, String)>) {
     w.line(
         format!(
             "# fail2ban: install as /etc/fail2ban/jail.d/{}.local, then `systemctl reload fail2ban`.",
-            crate::postgres::file_part(&model.project.name)
+            crate::file_part(&model.project.name)
         ),
         &["/fail2ban"],
     );
@@ -128,7 +128,7 @@ pub(crate) fn emit(model: &Model) -> (Option<Artifact>, Vec<(String, String)>) {
     }
     let file = format!(
         "fail2ban/jail.d/{}.local",
-        crate::postgres::file_part(&model.project.name)
+        crate::file_part(&model.project.name)
     );
     (Some(w.finish(file)), skipped)
 }

@@ -34,7 +34,7 @@ fn sh_quote(s: &str) -> String {
 }
 
 fn project_part(model: &Model) -> String {
-    crate::postgres::file_part(&model.project.name)
+    crate::file_part(&model.project.name)
 }
 
 fn ufw(model: &Model, fw: &Firewall) -> Artifact {

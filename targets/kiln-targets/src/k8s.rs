@@ -157,6 +157,15 @@ fn static_resources() -> Node {
         .comment("kiln's defaults for the static-file containers")
 }
 
+/// The size of a database's claims (its data, its backups): the spec's `storage` in whole Gi,
+/// rounded up, else kiln's 10Gi.
+fn claim_size(pg: &kiln_core::model::Postgres) -> String {
+    pg.storage.map_or_else(
+        || "10Gi".to_owned(),
+        |b| format!("{}Gi", b.div_ceil(1 << 30).max(1)),
+    )
+}
+
 /// The ConfigMap of postgres `name`'s init script.
 fn init_name(name: &str) -> String {
     format!("{name}-init")
@@ -2114,11 +2123,7 @@ impl Cx<'_> {
             volumes,
             "a high uid of its own (the image runs as any user: nss_wrapper, PGDATA inside the volume)",
         );
-        // The claim: the spec's size in whole Gi (rounded up), else kiln's 10Gi.
-        let storage = pg.storage.map_or_else(
-            || "10Gi".to_owned(),
-            |b| format!("{}Gi", b.div_ceil(1 << 30).max(1)),
-        );
+        let storage = claim_size(pg);
         self.stateful_set(name, "database", &base, pod, &storage, 120);
         let script = crate::postgres::init_script(model, name, crate::postgres::Flavor::Container)
             .finish("init.sh");
@@ -2304,10 +2309,7 @@ impl Cx<'_> {
             .resource("batch/v1", "CronJob", self.metadata(&job, "backup"))
             .with("spec", spec);
         self.add("CronJob", &job, node.from(&[&bp]));
-        let storage = pg.storage.map_or_else(
-            || "10Gi".to_owned(),
-            |b| format!("{}Gi", b.div_ceil(1 << 30).max(1)),
-        );
+        let storage = claim_size(pg);
         let claim = self
             .resource("v1", "PersistentVolumeClaim", self.metadata(&job, "backup"))
             .with(

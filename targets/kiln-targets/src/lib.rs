@@ -214,3 +214,28 @@ pub(crate) fn volume_holding(model: &Model, root: &str) -> Option<(String, Strin
             })
     })
 }
+
+/// A file name component: what is safe in a path and a shell word, nothing else.
+pub(crate) fn file_part(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// A word for sh: bare when plain, else single-quoted.
+pub(crate) fn sh_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.,:/=@%+".contains(c))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}

@@ -37,20 +37,7 @@ pub(crate) enum Flavor {
 
 /// The file name of the init script of postgres `name` (the same in every target's folder).
 pub(crate) fn init_file(name: &str) -> String {
-    format!("init-{}.sh", file_part(name))
-}
-
-/// A file name component: what is safe in a path and a shell word, nothing else.
-pub(crate) fn file_part(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    format!("init-{}.sh", crate::file_part(name))
 }
 
 /// `"name"`: an SQL identifier, quoted.
@@ -112,12 +99,12 @@ pub(crate) fn init_script(model: &Model, name: &str, flavor: Flavor) -> Writer {
             let source = match &pg.password {
                 Some(pw) if model.secrets.get(pw).is_some_and(|s| s.as_file) => format!(
                     "sudo cat /etc/credstore/{}/{pw}",
-                    file_part(&model.project.name)
+                    crate::file_part(&model.project.name)
                 ),
                 Some(pw) => format!(
                     "sudo sed -n 's/^{pw}=//p' /etc/{}/{}.env",
-                    file_part(&model.project.name),
-                    file_part(&model.environment)
+                    crate::file_part(&model.project.name),
+                    crate::file_part(&model.environment)
                 ),
                 None => "printf '%s' \"$PASSWORD\"".to_owned(),
             };
@@ -340,7 +327,7 @@ pub(crate) fn cluster(model: &Model, name: &str) -> String {
     if local <= 1 {
         "main".to_owned()
     } else {
-        file_part(name)
+        crate::file_part(name)
     }
 }
 
@@ -364,7 +351,7 @@ pub(crate) fn host_conf(model: &Model, name: &str) -> (Artifact, Vec<(String, St
     w.line(
         format!(
             "# with pg_hba-{}.conf as /etc/postgresql/{v}/{cl}/pg_hba.conf, then `systemctl restart postgresql@{v}-{cl}`.",
-            file_part(name)
+            crate::file_part(name)
         ),
         &[&base],
     );
@@ -385,7 +372,7 @@ pub(crate) fn host_conf(model: &Model, name: &str) -> (Artifact, Vec<(String, St
     if let Some(t) = &pg.tls {
         let tp = format!("{base}/tls");
         let dir = format!("/etc/postgresql/{v}/{cl}/tls");
-        let store = format!("/etc/credstore/{}", file_part(&model.project.name));
+        let store = format!("/etc/credstore/{}", crate::file_part(&model.project.name));
         w.line(
             "# TLS: install the secrets' files here, readable by postgres only:",
             &[&tp],
@@ -433,7 +420,7 @@ pub(crate) fn host_conf(model: &Model, name: &str) -> (Artifact, Vec<(String, St
                 ptr,
                 format!(
                     "`{k}` is not a PostgreSQL setting name: it is left out of postgresql/{}.conf",
-                    file_part(name)
+                    crate::file_part(name)
                 ),
             ));
             continue;
@@ -441,7 +428,7 @@ pub(crate) fn host_conf(model: &Model, name: &str) -> (Artifact, Vec<(String, St
         w.line(format!("{k} = {}", conf_value(val)), &[&ptr]);
     }
     (
-        w.finish(format!("postgresql/{}.conf", file_part(name))),
+        w.finish(format!("postgresql/{}.conf", crate::file_part(name))),
         skipped,
     )
 }
@@ -507,7 +494,7 @@ pub(crate) fn host_hba(model: &Model, name: &str) -> Artifact {
             "# Who logs in to PostgreSQL `{name}`: install as /etc/postgresql/{}/{}/pg_hba.conf (see {}.conf).",
             pg.version,
             cluster(model, name),
-            file_part(name)
+            crate::file_part(name)
         ),
         &[&base],
     );
@@ -541,7 +528,7 @@ pub(crate) fn host_hba(model: &Model, name: &str) -> Artifact {
             &from,
         );
     }
-    w.finish(format!("postgresql/pg_hba-{}.conf", file_part(name)))
+    w.finish(format!("postgresql/pg_hba-{}.conf", crate::file_part(name)))
 }
 
 /// The name of the scheduled dump of postgres `name` (compose service, CronJob, unit part).
@@ -551,7 +538,7 @@ pub(crate) fn backup_name(name: &str) -> String {
 
 /// The dump files of a database: `<database>-<UTC time>.dump`.
 fn dump_glob(pg: &Postgres) -> String {
-    format!("{}-*.dump", file_part(&pg.database))
+    format!("{}-*.dump", crate::file_part(&pg.database))
 }
 
 /// One dump, in sh, written to `dir`: pg_dump into a `.part` file, the proof that it
@@ -562,7 +549,7 @@ fn dump_glob(pg: &Postgres) -> String {
 /// the libpq environment (PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD).
 fn dump_steps(pg: &Postgres, dir: &str, restore: bool) -> Vec<String> {
     let b = pg.backup.as_ref();
-    let db = file_part(&pg.database);
+    let db = crate::file_part(&pg.database);
     let mut steps = vec![
         format!("f={dir}/{db}-$(date -u +%Y%m%dT%H%M%SZ).dump"),
         "pg_dump --format=custom --file=\"$f.part\"".to_owned(),
@@ -654,8 +641,8 @@ pub(crate) fn host_backup_units(model: &Model, name: &str, project_unit: &str) -
     let pg = &model.postgres[name];
     let base = pointer(&["postgres", name]);
     let bp = format!("{base}/backup");
-    let unit = format!("{project_unit}-{}", backup_name(&file_part(name)));
-    let state = format!("{project_unit}-backups/{}", file_part(name));
+    let unit = format!("{project_unit}-{}", backup_name(&crate::file_part(name)));
+    let state = format!("{project_unit}-backups/{}", crate::file_part(name));
     let server = host_unit(model, name);
     let mut w = Writer::new();
     w.line(format!("# {}", header_text(model)), &[]);
@@ -772,14 +759,14 @@ fn slot_name(name: &str, i: u32) -> String {
 /// reused when the replica is re-cloned); then `postgres` with the primary's settings as a
 /// hot standby. The password comes from PGPASSWORD. Extra arguments go to `postgres`.
 pub(crate) fn replica_script(pg: &Postgres, primary: &str, i: u32) -> String {
-    let slot = slot_name(&file_part(primary), i);
+    let slot = slot_name(&crate::file_part(primary), i);
     let conn = format!(
         "--host={primary} --port={} --username={}",
         pg.port, pg.replication_user
     );
     let args: Vec<String> = crate::compose::containers::postgres_args("", pg)
         .into_iter()
-        .map(|(a, _)| format!("-c {}", sh_word(&a)))
+        .map(|(a, _)| format!("-c {}", crate::sh_word(&a)))
         .collect();
     let mut exec = String::from("exec postgres -c hot_standby=on");
     for a in &args {
@@ -798,18 +785,6 @@ pub(crate) fn replica_script(pg: &Postgres, primary: &str, i: u32) -> String {
          chmod 0700 \"$PGDATA\"\n\
          {exec}\n"
     )
-}
-
-/// A word for sh: bare when plain, else single-quoted.
-fn sh_word(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.,:/=@%+".contains(c))
-    {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
 }
 
 /// `-c` settings of a container's TLS: the secrets' files under /run/secrets, the key at

@@ -17,17 +17,6 @@ use kiln_core::model::{Model, ServiceKind, pointer};
 
 use crate::{Unsupported, Writer, header_text};
 
-/// `'text'` for sh.
-fn sh_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.,:/=@%+".contains(c))
-    {
-        return s.to_owned();
-    }
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
 /// A supervisor value: `%` is its interpolation character, written `%%`. (The command is
 /// split by Python's shlex: inside its double quotes only `\\` and `\"` are escapes, and
 /// `$` is left for the sh that runs the script.)
@@ -35,21 +24,9 @@ fn conf(s: &str) -> String {
     s.replace('%', "%%")
 }
 
-fn program_part(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 pub(crate) fn emit(model: &Model) -> (Artifact, Vec<Unsupported>) {
     let host = &model.host;
-    let project = program_part(&model.project.name);
+    let project = crate::file_part(&model.project.name);
     let ports = crate::systemd::host_ports(model);
     let mut unsupported = Vec::new();
     let mut skip = |pointer: String, message: String| {
@@ -86,7 +63,7 @@ pub(crate) fn emit(model: &Model) -> (Artifact, Vec<Unsupported>) {
     if !tasks.is_empty() {
         let names: Vec<String> = tasks
             .iter()
-            .map(|t| format!("{project}:{project}-{}", program_part(t)))
+            .map(|t| format!("{project}:{project}-{}", crate::file_part(t)))
             .collect();
         w.line(
             format!(
@@ -126,9 +103,9 @@ pub(crate) fn emit(model: &Model) -> (Artifact, Vec<Unsupported>) {
         for port in &instance_ports {
             let program = match port {
                 Some(p) if instance_ports.len() > 1 => {
-                    format!("{project}-{}-{p}", program_part(name))
+                    format!("{project}-{}-{p}", crate::file_part(name))
                 }
-                _ => format!("{project}-{}", program_part(name)),
+                _ => format!("{project}-{}", crate::file_part(name)),
             };
             let words = service.run.command_line("127.0.0.1", *port);
             let Some(exe) = words.first() else {
@@ -142,7 +119,7 @@ pub(crate) fn emit(model: &Model) -> (Artifact, Vec<Unsupported>) {
             if !service.env.contains_key("PATH") {
                 script.push_str(&format!(
                     "export PATH={}; ",
-                    sh_quote(&format!("{}/bin:/usr/local/bin:/usr/bin:/bin", host.venv))
+                    crate::sh_word(&format!("{}/bin:/usr/local/bin:/usr/bin:/bin", host.venv))
                 ));
             }
             for (key, value) in &service.env {
@@ -152,16 +129,16 @@ pub(crate) fn emit(model: &Model) -> (Artifact, Vec<Unsupported>) {
                 let Some(text) = value.render(&|h| model.host_address(h)) else {
                     continue;
                 };
-                script.push_str(&format!("export {key}={}; ", sh_quote(&text)));
+                script.push_str(&format!("export {key}={}; ", crate::sh_word(&text)));
             }
             script.push_str(&format!(
                 "set -a; . {}; set +a; exec {}",
-                sh_quote(&host.env_file),
-                sh_quote(&crate::systemd::host_exe(model, exe))
+                crate::sh_word(&host.env_file),
+                crate::sh_word(&crate::systemd::host_exe(model, exe))
             ));
             for a in &words[1..] {
                 script.push(' ');
-                script.push_str(&sh_quote(a));
+                script.push_str(&crate::sh_word(a));
             }
             let replicas = if service.kind == ServiceKind::Worker && service.replicas > 1 {
                 service.replicas
@@ -171,7 +148,7 @@ pub(crate) fn emit(model: &Model) -> (Artifact, Vec<Unsupported>) {
             if replicas > 1 && service.run.program == "celery-worker" {
                 script.push_str(&format!(
                     " --hostname={}%(process_num)d@%h",
-                    program_part(name)
+                    crate::file_part(name)
                 ));
             }
             w.line("", &[]);
