@@ -8,6 +8,11 @@ PGDIR  a running throwaway cluster made by pg-cluster.sh (DIR/port, DIR/sock)
 PKI    the throwaway PKI (pki.sh)
 ENV_DIR  optional: DATABASE_URL users found in its *.env.example / compose.yaml are tested too
 
+With KILN_PGB_APP_USER and KILN_PGB_APP_PASSWORD set, the cluster is one whose roles were made
+by kiln's own init script (postgres.sh runs it): the app role and its database are used as they
+are, never created, re-passworded or granted anything, and the cluster's superuser is reached
+as the postgres OS user (peer), as a host's pg_hba.conf allows.
+
 Copies the ini rewriting ONLY host-specific keys (listen_addr/listen_port, unix_socket_dir,
 pidfile, logfile, auth_file, auth_hba_file, user, TLS file paths, and host/port of every
 [databases] entry), creates the roles and databases it names in the cluster with random
@@ -119,12 +124,22 @@ class Check:
         self.pg_sock = os.path.join(pgdir, "sock")
         self.bin = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
         self.passwords = {}
+        # The app role of kiln's init script, when the cluster has one (see the docstring).
+        self.existing = os.environ.get("KILN_PGB_APP_USER") or None
+        if self.existing:
+            self.passwords[self.existing] = os.environ["KILN_PGB_APP_PASSWORD"]
         self.copy = None
         self.inserted = (0, 0)
 
     # ----------------------------------------------------------- cluster side
+    def as_superuser(self):
+        """The command prefix of the cluster's superuser connections."""
+        if self.existing:
+            return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]
+        return []
+
     def psql_admin(self, sql):
-        r = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", self.pg_sock,
+        r = subprocess.run(self.as_superuser() + ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", self.pg_sock,
                             "-p", str(self.pg_port), "-U", "postgres", "-d", "postgres", "-c", sql],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if r.returncode:
@@ -163,7 +178,7 @@ class Check:
         return v
 
     def psql_admin_script(self, script):
-        r = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", self.pg_sock,
+        r = subprocess.run(self.as_superuser() + ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", self.pg_sock,
                             "-p", str(self.pg_port), "-U", "postgres", "-d", "postgres"],
                            input=script, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if r.returncode:
@@ -196,7 +211,7 @@ class Check:
             raise Fail(f"{self.ini}: no [databases] entries")
 
         # who and what to create
-        app_users = self.url_users()
+        app_users = [self.existing] if self.existing else self.url_users()
         forced = [dict(t).get("user") for _, t, _ in dbs if dict(t).get("user")]
         admin = csv(pgb.get("admin_users", ""))
         stats = csv(pgb.get("stats_users", ""))
@@ -209,7 +224,7 @@ class Check:
         for u in app_users + forced + admin + stats + extra:
             if u not in everyone:
                 everyone.append(u)
-        self.ensure_roles(everyone)
+        self.ensure_roles([u for u in everyone if u != self.existing])
         targets = []  # (alias, real dbname)
         to_create = []
         for alias, toks, _ in dbs:
@@ -217,7 +232,8 @@ class Check:
             real = d.get("dbname", alias if alias != "*" else "kiln_conformance_any")
             to_create.append((real, d.get("user") or app_users[0]))
             targets.append((alias if alias != "*" else real, real))
-        self.ensure_dbs(to_create)
+        if not self.existing:
+            self.ensure_dbs(to_create)
         verifiers = self.verifiers(everyone)
 
         # the copy: host-specific keys only

@@ -12,7 +12,8 @@
 #   stdin as its header says.
 # replicas — compose's NAME-replica-I services (their entrypoint): started against the
 #   primary (run with the spec's settings), each must clone it with pg_basebackup, stream
-#   (pg_stat_replication) and serve a row written on the primary as a hot standby.
+#   (pg_stat_replication), over TLS when the primary has it (pg_stat_ssl), and serve a row written
+#   on the primary as a hot standby.
 # backups — the host's NAME-backup.service (its ExecStart, as systemd hands it to sh), compose's
 #   NAME-backup service and the k8s CronJob NAME-backup (their command, with
 #   KILN_BACKUP_ONCE=1): run once against the server, each must leave one complete dump (no
@@ -201,6 +202,17 @@ check_replica() { # LABEL SCRIPT PRIMARY_DIR PORT
     kill -INT "$rpid" 2>/dev/null || true; stop_pid "$rpid"
     return 1
   fi
+  # A primary with TLS streams to its replicas over TLS only.
+  local tls=""
+  if grep -qx "ssl = 'on'" "$pd/data/postgresql.conf"; then
+    out=$(as_pg_psql "$pd" "$port" "SELECT s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)" 2>&1 || true)
+    if [[ $out != t ]]; then
+      err "$label: the primary has TLS but the replica streams without it (pg_stat_ssl: '$out')"
+      kill -INT "$rpid" 2>/dev/null || true; stop_pid "$rpid"
+      return 1
+    fi
+    tls=" over TLS"
+  fi
   as_pg_psql "$pd" "$port" "CREATE TABLE IF NOT EXISTS kiln_replica_probe (id int); INSERT INTO kiln_replica_probe VALUES (42)" >/dev/null
   for ((i = 0; i < 50; i++)); do
     out=$(as_postgres psql -X -At -h "$r/sock" -p "$port" -U postgres -d postgres \
@@ -211,7 +223,7 @@ check_replica() { # LABEL SCRIPT PRIMARY_DIR PORT
   kill -INT "$rpid" 2>/dev/null || true
   stop_pid "$rpid"
   [[ $out == "true 1" ]] || { err "$label: the primary's row did not reach the standby ('$out')"; return 1; }
-  echo "  $label: cloned by pg_basebackup, streaming (pg_stat_replication), a hot standby with the primary's rows"
+  echo "  $label: cloned by pg_basebackup, streaming$tls (pg_stat_replication), a hot standby with the primary's rows"
 }
 
 rc=0
@@ -272,6 +284,25 @@ for conf in "$ENV_DIR"/postgresql/*.conf; do
     fi
   done
   check_roles "postgresql/init-$base.sh" "$d/init.sh" 127.0.0.1 "$port" "$PW" || rc=1
+  # The host's pgbouncer in front of this server, with the roles the init script made: the app
+  # logs in through it by SCRAM with its own password.
+  pgb_ini="$ENV_DIR/pgbouncer/pgbouncer.ini"
+  db=$(sql_value "$d/init.sh" 'ALTER DATABASE')
+  if [[ -f $pgb_ini ]] && grep -Eq "dbname=$db( |\$)" "$pgb_ini"; then
+    require_venv
+    mkdir -p "$d/pgb-cluster" "$d/pgb"
+    printf '%s\n' "$port" >"$d/pgb-cluster/port"
+    ln -sfn "$d/sock" "$d/pgb-cluster/sock"
+    cp "$PKI/ca.pem" "$d/pgb-cluster/ca.pem"
+    if out=$(KILN_PGB_APP_USER=$(sql_value "$d/init.sh" 'ALTER ROLE') KILN_PGB_APP_PASSWORD=$PW \
+      "$VPY" "$CONF_DIR/pgbouncer_check.py" "$pgb_ini" "$d/pgb" "$d/pgb-cluster" "$PKI" 2>&1); then
+      echo "  pgbouncer/pgbouncer.ini in front of postgresql/$base.conf, with init-$base.sh's roles:"
+      printf '%s\n' "$out" | sed 's/^/  /'
+    else
+      err "pgbouncer/pgbouncer.ini in front of postgresql/$base.conf: $out"
+      rc=1
+    fi
+  fi
   for unit in "$ENV_DIR"/systemd/*-"$base"-backup.service; do
     # The unit's one ExecStart, as sh gets it from systemd ($$ → $, %% → %).
     sed -nE "s/^ExecStart=\/bin\/sh -c '(.*)'$/\1/p" "$unit" | sed -e 's/\$\$/$/g' -e 's/%%/%/g' >"$d/backup.sh"

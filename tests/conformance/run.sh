@@ -86,6 +86,7 @@ has_target() { # ENV VALIDATOR
   supervisor) [[ -n $(find "$e/supervisor" -name '*.conf' -print -quit 2>/dev/null) ]] ;;
   prometheus) [[ -f $e/prometheus/alerts.yml ]] ;;
   haproxy) [[ -n $(find "$e/compose/haproxy" -name '*.cfg' -print -quit 2>/dev/null) ]] ;;
+  sentinel) grep -qs -- '^        exec redis-sentinel ' "$e/compose/compose.yaml" ;;
   compose) [[ -d $e/compose ]] ;;
   k8s) [[ -d $e/k8s ]] ;;
   static) [[ -n $(find "$e/k8s" -name 'configmap-*-static.yaml' -print -quit 2>/dev/null) ]] ||
@@ -94,7 +95,7 @@ has_target() { # ENV VALIDATOR
   esac
 }
 
-VALIDATORS=(nginx pgbouncer postgres systemd redis logrotate firewall fail2ban supervisor prometheus haproxy compose k8s static yaml)
+VALIDATORS=(nginx pgbouncer postgres systemd redis sentinel logrotate firewall fail2ban supervisor prometheus haproxy compose k8s static yaml)
 for e in "${envs[@]}"; do
   if has_target "$e" pgbouncer; then
     mkdir -p "$WORK/pg"

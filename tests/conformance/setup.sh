@@ -2,7 +2,7 @@
 # setup.sh — install what the conformance suite needs. Idempotent, quiet on success, fast when
 # everything is there already. Needs root only when something must be installed with apt.
 #
-#   apt:  nginx pgbouncer postgresql redis-server logrotate nftables ufw fail2ban supervisor prometheus (promtool) haproxy openssl curl util-linux (unshare,
+#   apt:  nginx pgbouncer postgresql redis-server redis-sentinel logrotate nftables ufw fail2ban supervisor prometheus (promtool) haproxy openssl curl util-linux (unshare,
 #         setpriv) iproute2
 #         python3-venv (systemd-analyze comes with systemd)
 #   venv: ${KILN_CONFORMANCE_VENV:-~/.cache/kiln-conformance/venv} with the exact pins of
@@ -12,7 +12,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 VALIDATOR=setup
 
-APT_PKGS=(nginx pgbouncer postgresql redis-server logrotate nftables ufw fail2ban supervisor prometheus haproxy openssl curl util-linux iproute2
+APT_PKGS=(nginx pgbouncer postgresql redis-server redis-sentinel logrotate nftables ufw fail2ban supervisor prometheus haproxy openssl curl util-linux iproute2
   python3 python3-venv systemd ca-certificates)
 
 missing=()
@@ -44,7 +44,7 @@ if ((${#missing[@]})); then
   rm -f "$log"
 fi
 
-for tool in nginx pgbouncer psql redis-server redis-cli logrotate nft ufw fail2ban-client supervisord promtool haproxy openssl curl unshare setpriv systemd-analyze ip; do
+for tool in nginx pgbouncer psql redis-server redis-sentinel redis-cli logrotate nft ufw fail2ban-client supervisord promtool haproxy openssl curl unshare setpriv systemd-analyze ip; do
   command -v "$tool" >/dev/null 2>&1 || [[ -x /usr/sbin/$tool ]] || usage_die "$tool not found after install"
 done
 pg_bindir >/dev/null

@@ -539,6 +539,37 @@ pub struct Redis {
     pub appendonly: bool,
     pub settings: BTreeMap<String, serde_json::Value>,
     pub resources: Resources,
+    /// Read replicas (`replicaof` the primary).
+    pub replicas: u32,
+    /// A Sentinel group that watches the primary and promotes a replica when it fails.
+    pub sentinel: Option<Sentinel>,
+}
+
+/// The host name of read replica `i` (from 1) of redis `name`.
+pub fn redis_replica_host(name: &str, i: u32) -> String {
+    format!("{name}-replica-{i}")
+}
+
+/// The host name of sentinel `i` (from 1) of redis `name`.
+pub fn sentinel_host(name: &str, i: u32) -> String {
+    format!("{name}-sentinel-{i}")
+}
+
+/// `redis { sentinel { … } }`: Redis Sentinel for a primary and its replicas.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Sentinel {
+    /// Sentinel processes (default 3: a majority survives one loss).
+    pub count: u32,
+    pub port: u16,
+    /// The name clients ask the sentinels for (default: the server's name).
+    pub master_name: String,
+    /// Sentinels that must agree the primary is down (default: a majority of `count`).
+    pub quorum: u32,
+    /// Seconds without a reply before a sentinel deems the primary down.
+    pub down_after: u64,
+    /// Seconds a failover may take before another sentinel retries it.
+    pub failover_timeout: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]

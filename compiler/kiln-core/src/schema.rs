@@ -799,6 +799,43 @@ pub const REDIS_BODY: &[NodeSpec] = &[
         "The secret holding the password (`requirepass`).",
     ),
     setting("appendonly", Ty::Bool, "AOF persistence."),
+    setting(
+        "replicas",
+        Ty::Int,
+        "Read replicas, each `replicaof` the primary with its password (`masterauth`); compose only.",
+    ),
+    block(
+        "sentinel",
+        "Redis Sentinel: a group of sentinels that watches the primary and promotes a replica when it fails (needs `replicas`; compose only). Clients find the primary through `${NAME.sentinel-url}` and `${NAME.sentinel-master}`.",
+        &[
+            setting(
+                "count",
+                Ty::Int,
+                "Sentinel processes (default 3: a majority survives the loss of one).",
+            ),
+            setting("port", Ty::Port, "The sentinels' port (default 26379)."),
+            setting(
+                "master-name",
+                Ty::Ident,
+                "The name clients ask for (default: the server's name).",
+            ),
+            setting(
+                "quorum",
+                Ty::Int,
+                "Sentinels that must agree the primary is down (default: a majority of `count`).",
+            ),
+            setting(
+                "down-after",
+                Ty::Duration,
+                "Time without a reply before the primary is deemed down (default `\"5s\"`).",
+            ),
+            setting(
+                "failover-timeout",
+                Ty::Duration,
+                "Time a failover may take before it is retried (default `\"60s\"`).",
+            ),
+        ],
+    ),
     free_block("settings", Ty::Scalar, "Other redis.conf settings."),
     RESOURCES,
 ];

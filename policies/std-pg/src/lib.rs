@@ -1,4 +1,4 @@
-//! kiln standard policy `pg`: PostgreSQL backups and authentication.
+//! kiln standard policy `pg`: PostgreSQL backups, authentication and replication.
 
 pub mod rules;
 
@@ -15,17 +15,22 @@ kiln_policy_sdk::kiln_policy! {
 /// The policy's metadata; `policy.json` is generated from it.
 pub const POLICY: PolicyDocs = PolicyDocs {
     id: "pg",
-    version: "1.0.0",
-    summary: "PostgreSQL: scheduled, bounded, restorable backups; SCRAM passwords",
+    version: "1.1.0",
+    summary: "PostgreSQL: scheduled, bounded, restorable backups; SCRAM passwords; replication over TLS",
     inputs: &["spec"],
     targets: &[],
-    rules: &[&rules::auth::RULE, &rules::backups::RULE],
+    rules: &[
+        &rules::auth::RULE,
+        &rules::backups::RULE,
+        &rules::replica_tls::RULE,
+    ],
     settings_schema: r#"{"type": "object", "additionalProperties": false}"#,
 };
 
 pub fn check(input: &Input) -> Vec<Finding> {
     let mut out = rules::auth::check(input);
     out.extend(rules::backups::check(input));
+    out.extend(rules::replica_tls::check(input));
     out
 }
 
@@ -73,6 +78,7 @@ mod tests {
         let mut doc: Value = serde_json::from_str(CLEAN).unwrap();
         doc["spec"]["postgres"]["db"]["settings"]["password_encryption"] = json!("md5");
         doc["spec"]["postgres"]["db"]["backup"] = json!(null);
+        doc["spec"]["postgres"]["db"]["replicas"] = json!(1);
         assert_all_rules(&doc);
     }
 

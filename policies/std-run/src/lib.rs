@@ -1,5 +1,6 @@
 //! kiln standard policy `run`: runtime hardening of every process, judged once for compose,
-//! Kubernetes and systemd (non-root, no new privileges, resource limits, pinned images).
+//! Kubernetes and systemd (non-root, no new privileges, resource limits, pinned images), and
+//! the alerting rules a production environment needs.
 
 pub mod rules;
 
@@ -16,8 +17,8 @@ kiln_policy_sdk::kiln_policy! {
 /// The policy's metadata; `policy.json` is generated from it.
 pub const POLICY: PolicyDocs = PolicyDocs {
     id: "run",
-    version: "1.1.0",
-    summary: "Runtime hardening of every process on every target: non-root, no new privileges, resource limits, pinned images",
+    version: "1.2.0",
+    summary: "Runtime hardening of every process on every target: non-root, no new privileges, resource limits, pinned images; alerting rules in production",
     inputs: &["spec", "artifacts"],
     targets: &["compose", "k8s", "systemd"],
     rules: &[
@@ -26,6 +27,7 @@ pub const POLICY: PolicyDocs = PolicyDocs {
         &rules::resource_limits::RULE,
         &rules::image_pinned::RULE,
         &rules::image_consistent::RULE,
+        &rules::alerts::RULE,
     ],
     settings_schema: r#"{"type": "object", "additionalProperties": false}"#,
 };
@@ -36,6 +38,7 @@ pub fn check(input: &Input) -> Vec<Finding> {
     findings.extend(rules::resource_limits::check(input));
     findings.extend(rules::image_pinned::check(input));
     findings.extend(rules::image_consistent::check(input));
+    findings.extend(rules::alerts::check(input));
     findings
 }
 
@@ -87,6 +90,7 @@ mod tests {
         web["image"] = json!("ghcr.io/acme/shop:latest");
         web["resources"]["memory"] = json!(null);
         doc["spec"]["services"]["worker"]["image"] = json!("ghcr.io/acme/shop:2.4.0");
+        doc["spec"]["alerts"] = json!(null);
         assert_all_rules(&doc);
     }
 

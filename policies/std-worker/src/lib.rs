@@ -1,4 +1,4 @@
-//! kiln standard policy `worker`: Celery processes (one beat per schedule).
+//! kiln standard policy `worker`: Celery processes (one beat per schedule, a set concurrency).
 
 pub mod rules;
 
@@ -15,16 +15,18 @@ kiln_policy_sdk::kiln_policy! {
 /// The policy's metadata; `policy.json` is generated from it.
 pub const POLICY: PolicyDocs = PolicyDocs {
     id: "worker",
-    version: "1.0.0",
-    summary: "Celery workers and beat: exactly one beat per schedule",
+    version: "1.1.0",
+    summary: "Celery workers and beat: exactly one beat per schedule, a concurrency of their own",
     inputs: &["spec"],
     targets: &[],
-    rules: &[&rules::celery_single_beat::RULE],
+    rules: &[&rules::celery_single_beat::RULE, &rules::concurrency::RULE],
     settings_schema: r#"{"type": "object", "additionalProperties": false}"#,
 };
 
 pub fn check(input: &Input) -> Vec<Finding> {
-    rules::celery_single_beat::check(input)
+    let mut out = rules::celery_single_beat::check(input);
+    out.extend(rules::concurrency::check(input));
+    out
 }
 
 /// The policy takes no settings.
@@ -70,6 +72,8 @@ mod tests {
     fn every_rule_fires_through_the_host_checks() {
         let mut doc: Value = serde_json::from_str(CLEAN).unwrap();
         doc["spec"]["services"]["beat"]["replicas"] = json!(2);
+        doc["spec"]["services"]["worker"]["run"]["argv"] =
+            json!(["celery", "-A", "config", "worker"]);
         assert_all_rules(&doc);
     }
 

@@ -100,7 +100,9 @@ pub fn emit(model: &Model) -> Output {
         networks.insert("data");
     }
     for name in model.redis.keys() {
-        services.set(name.clone(), cx.redis(name, &mut volumes));
+        for (host, n) in cx.redis_group(name, &mut volumes) {
+            services.set(host, n);
+        }
         networks.insert("data");
     }
     let statics = image_statics(model);
@@ -963,7 +965,7 @@ impl Cx<'_> {
                 .with("user", Node::str(format!("{PGBOUNCER_UID}:{PGBOUNCER_UID}")).comment("the image's own non-root user"))
                 .with("restart", Node::str("always"))
                 .with("environment", env)
-                .with("depends_on", Node::map().with(name.to_owned(), Node::map().with("condition", Node::str("service_healthy"))))
+                .with("depends_on", healthy(name))
                 .with(
                     "healthcheck",
                     Node::map()
@@ -1006,13 +1008,7 @@ impl Cx<'_> {
         let mut n = Node::map()
             .with("image", Node::str(crate::haproxy::IMAGE).from(&[&bp]))
             .with("restart", Node::str("always"))
-            .with(
-                "depends_on",
-                Node::map().with(
-                    name.to_owned(),
-                    Node::map().with("condition", Node::str("service_healthy")),
-                ),
-            )
+            .with("depends_on", healthy(name))
             .with("networks", Node::strs(["front"]))
             .with(
                 "volumes",
@@ -1066,13 +1062,7 @@ impl Cx<'_> {
                 )
                 .with("restart", Node::str("always"))
                 .with("environment", env)
-                .with(
-                    "depends_on",
-                    Node::map().with(
-                        name.to_owned(),
-                        Node::map().with("condition", Node::str("service_healthy")),
-                    ),
-                )
+                .with("depends_on", healthy(name))
                 .with(
                     "healthcheck",
                     Node::map()
@@ -1170,13 +1160,7 @@ impl Cx<'_> {
         if !secrets.is_empty() {
             n.set("secrets", secrets);
         }
-        n.set(
-            "depends_on",
-            Node::map().with(
-                name.to_owned(),
-                Node::map().with("condition", Node::str("service_healthy")),
-            ),
-        );
+        n.set("depends_on", healthy(name));
         n.set("networks", Node::strs(["data"]));
         n.set(
             "volumes",
@@ -1191,17 +1175,52 @@ impl Cx<'_> {
         Some(n.from(&[&bp]))
     }
 
-    fn redis(&mut self, name: &str, volumes: &mut Node) -> Node {
+    /// The servers of redis `name`: the primary under its own name, then its read replicas
+    /// and its sentinels.
+    fn redis_group(&mut self, name: &str, volumes: &mut Node) -> Vec<(String, Node)> {
+        let r = &self.model.redis[name];
+        let group = r.replicas > 0;
+        let primary = if group {
+            RedisNode::Primary
+        } else {
+            RedisNode::Alone
+        };
+        let mut out = vec![(name.to_owned(), self.redis(name, primary, volumes))];
+        for i in 1..=r.replicas {
+            out.push((
+                kiln_core::model::redis_replica_host(name, i),
+                self.redis(name, RedisNode::Replica(i), volumes),
+            ));
+        }
+        if let Some(s) = &r.sentinel {
+            for i in 1..=s.count {
+                out.push((
+                    kiln_core::model::sentinel_host(name, i),
+                    self.sentinel(name, i),
+                ));
+            }
+        }
+        out
+    }
+
+    fn redis(&mut self, name: &str, node: RedisNode, volumes: &mut Node) -> Node {
         let model = self.model;
         let r = &model.redis[name];
         let base = pointer(&["redis", name]);
         let rp = |f: &str| format!("{base}/{f}");
+        let host = match node {
+            RedisNode::Replica(i) => kiln_core::model::redis_replica_host(name, i),
+            _ => name.to_owned(),
+        };
         let mut n = Node::map().with("image", Node::str(dollar(&r.image)).from(&[&rp("image")]));
-        let ptrs = redis_pointers(name, r);
+        let mut ptrs = redis_pointers(name, r);
+        if node != RedisNode::Alone {
+            ptrs.push(rp("replicas"));
+        }
         let mut env = Node::map();
         match &r.password {
             Some(pw) => {
-                let script = redis_script(name, r, "REDISCLI_AUTH", "$$");
+                let script = redis_script(name, r, node, "REDISCLI_AUTH", "$$");
                 n.set(
                     "command",
                     Node::strs(["sh".to_owned(), "-c".into(), script])
@@ -1221,6 +1240,10 @@ impl Cx<'_> {
                     cmd.push(flag);
                     cmd.push(dollar(&value));
                 }
+                for mut line in redis_replication(name, r, node) {
+                    line[0] = format!("--{}", line[0]);
+                    cmd.extend(line);
+                }
                 n.set("command", Node::strs(cmd).from_all(&ptrs));
             }
         }
@@ -1232,8 +1255,11 @@ impl Cx<'_> {
         );
         n.set("restart", Node::str("always"));
         if !env.is_empty() {
-            self.doc_env(name, &env);
+            self.doc_env(&host, &env);
             n.set("environment", env);
+        }
+        if let RedisNode::Replica(_) = node {
+            n.set("depends_on", healthy(name));
         }
         n.set(
             "healthcheck",
@@ -1252,16 +1278,82 @@ impl Cx<'_> {
                 .with("start_period", Node::str("10s")),
         );
         n.set("networks", Node::strs(["data"]));
-        let vol = format!("{name}-data");
+        let vol = format!("{host}-data");
+        let from = match node {
+            RedisNode::Replica(_) => rp("replicas"),
+            _ => base.clone(),
+        };
         n.set(
             "volumes",
-            Node::strs([format!("{vol}:/data")]).from(&[&base]),
+            Node::strs([format!("{vol}:/data")]).from(&[&from]),
         );
-        volumes.set(vol, Node::map().from(&[&base]));
+        volumes.set(vol, Node::map().from(&[&from]));
         n.set("read_only", Node::bool(true));
         n.set("tmpfs", Node::strs(["/tmp"]));
         self.data_hardening(&mut n, &rp("resources"), &r.resources, REDIS_PIDS);
-        n.from(&[&base])
+        n.from(&[&from])
+    }
+
+    /// Sentinel `i` of redis `name`: the server's image running `redis-sentinel`, with the
+    /// server's password both to reach the servers (`auth-pass`) and to admit clients.
+    fn sentinel(&mut self, name: &str, i: u32) -> Node {
+        let model = self.model;
+        let r = &model.redis[name];
+        let Some(s) = &r.sentinel else {
+            return Node::map();
+        };
+        let sp = pointer(&["redis", name, "sentinel"]);
+        let host = kiln_core::model::sentinel_host(name, i);
+        let script = sentinel_script(name, r, s, i, "REDISCLI_AUTH", "$$");
+        let mut n = Node::map()
+            .with(
+                "image",
+                Node::str(dollar(&r.image)).from(&[&pointer(&["redis", name, "image"])]),
+            )
+            .with(
+                "command",
+                Node::strs(["sh".to_owned(), "-c".into(), script])
+                    .from(&[&sp])
+                    .comment("the configuration is written to a private tmpfs: Sentinel rewrites it as it learns the group"),
+            )
+            .with(
+                "user",
+                Node::str(format!("{REDIS_UID}:{REDIS_UID}"))
+                    .comment("the image's own redis user"),
+            )
+            .with("restart", Node::str("always"));
+        if let Some(pw) = &r.password {
+            let env = Node::map().with(
+                "REDISCLI_AUTH",
+                Node::str(required(pw))
+                    .from(&[&pointer(&["redis", name, "password"])])
+                    .comment("the servers' password, also the sentinels' own"),
+            );
+            self.doc_env(&host, &env);
+            n.set("environment", env);
+        }
+        n.set("depends_on", healthy(name));
+        n.set(
+            "healthcheck",
+            Node::map()
+                .with(
+                    "test",
+                    Node::strs([
+                        "CMD-SHELL".to_owned(),
+                        format!("redis-cli -p {} ping | grep -q PONG", s.port),
+                    ])
+                    .from(&[&format!("{sp}/port")]),
+                )
+                .with("interval", Node::str("10s"))
+                .with("timeout", Node::str("5s"))
+                .with("retries", Node::int(5))
+                .with("start_period", Node::str("10s")),
+        );
+        n.set("networks", Node::strs(["data"]));
+        n.set("read_only", Node::bool(true));
+        n.set("tmpfs", Node::strs(["/tmp"]));
+        self.data_hardening(&mut n, &sp, &Resources::default(), 64);
+        n.from(&[&sp])
     }
 
     /// Hardening of a service that runs as its image's own user.
@@ -1790,6 +1882,14 @@ fn resources(ptr: &str, r: &Resources, pids: Option<Node>) -> Option<Node> {
         out.set("reservations", reservations);
     }
     (!out.is_empty()).then_some(out)
+}
+
+/// `depends_on` one service, once its health check passes.
+fn healthy(name: &str) -> Node {
+    Node::map().with(
+        name.to_owned(),
+        Node::map().with("condition", Node::str("service_healthy")),
+    )
 }
 
 #[cfg(test)]

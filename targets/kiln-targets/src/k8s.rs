@@ -2613,6 +2613,12 @@ impl Cx<'_> {
         let r = &model.redis[name];
         let base = pointer(&["redis", name]);
         let rp = |f: &str| format!("{base}/{f}");
+        if r.replicas > 0 {
+            self.unsupported(rp("replicas"), format!("{} read replica(s) of redis `{name}`: failing over and re-pointing replicas needs a controller, which plain manifests are not; kiln emits the primary and leaves the group to an operator or chart (Redis Sentinel in the Bitnami chart, Spotahome's redis-operator)", r.replicas));
+        }
+        if r.sentinel.is_some() {
+            self.unsupported(rp("sentinel"), format!("the sentinels of redis `{name}` need the replicas above: `${{{name}.sentinel-url}}` names sentinels these manifests do not run"));
+        }
         let ptrs = redis_pointers(name, r);
         let mut c = Node::map()
             .with("name", Node::str("redis"))
@@ -2622,7 +2628,7 @@ impl Cx<'_> {
             Some(pw) => {
                 c.set(
                     "command",
-                    Node::strs(["sh".to_owned(), "-c".into(), k8s_escape(&redis_script(name, r, "REDISCLI_AUTH", "$"))])
+                    Node::strs(["sh".to_owned(), "-c".into(), k8s_escape(&redis_script(name, r, RedisNode::Alone, "REDISCLI_AUTH", "$"))])
                         .from_all(&ptrs)
                         .comment("requirepass arrives on stdin (`redis-server -`), so the password is in no command line"),
                 );

@@ -292,13 +292,14 @@ pub(crate) fn init_script(model: &Model, name: &str, flavor: Flavor) -> Writer {
     w.line("SQL", &[]);
     if repl && flavor == Flavor::Container {
         let line = format!(
-            "host replication {} all {}",
+            "{} replication {} all {}",
+            tcp_kind(pg),
             ident(&pg.replication_user),
             password_method(pg)
         );
         w.line(
-            "# The image's pg_hba.conf has no replication line: the replicas' role, by password.",
-            &[&p("replicas")],
+            "# The image's pg_hba.conf has no replication line: the replicas' role, by password (over TLS when the server has it).",
+            &[&p("replicas"), &p("tls")],
         );
         w.line(
             format!(
@@ -467,18 +468,23 @@ fn conf_value(v: &serde_json::Value) -> String {
     }
 }
 
+/// The pg_hba.conf connection type of TCP clients: `hostssl` (TLS required) when the spec
+/// turns TLS on, else `host`.
+fn tcp_kind(pg: &Postgres) -> &'static str {
+    match pg.settings.get("ssl") {
+        _ if pg.tls.is_some() => "hostssl",
+        Some(serde_json::Value::Bool(true)) => "hostssl",
+        Some(serde_json::Value::String(s)) if matches!(s.as_str(), "on" | "true") => "hostssl",
+        _ => "host",
+    }
+}
+
 /// `postgresql/pg_hba-<name>.conf`: who may log in to a host PostgreSQL, and how.
 pub(crate) fn host_hba(model: &Model, name: &str) -> Artifact {
     let pg = &model.postgres[name];
     let base = pointer(&["postgres", name]);
     let method = password_method(pg);
-    // TLS required of TCP clients when the spec turns it on.
-    let tcp = match pg.settings.get("ssl") {
-        _ if pg.tls.is_some() => "hostssl",
-        Some(serde_json::Value::Bool(true)) => "hostssl",
-        Some(serde_json::Value::String(s)) if matches!(s.as_str(), "on" | "true") => "hostssl",
-        _ => "host",
-    };
+    let tcp = tcp_kind(pg);
     let (db, user) = (ident(&pg.database), ident(&pg.user));
     let from = [
         format!("{base}/database"),
@@ -760,10 +766,15 @@ fn slot_name(name: &str, i: u32) -> String {
 /// hot standby. The password comes from PGPASSWORD. Extra arguments go to `postgres`.
 pub(crate) fn replica_script(pg: &Postgres, primary: &str, i: u32) -> String {
     let slot = slot_name(&crate::file_part(primary), i);
-    let conn = format!(
+    let mut conn = format!(
         "--host={primary} --port={} --username={}",
         pg.port, pg.replication_user
     );
+    // The primary requires TLS of its replicas when it has it (`hostssl replication`); the
+    // standby keeps `sslmode=require` in the primary_conninfo it writes.
+    if tcp_kind(pg) == "hostssl" {
+        conn.push_str(" --dbname=sslmode=require");
+    }
     let args: Vec<String> = crate::compose::containers::postgres_args("", pg)
         .into_iter()
         .map(|(a, _)| format!("-c {}", crate::sh_word(&a)))

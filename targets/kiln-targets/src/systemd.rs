@@ -130,6 +130,18 @@ pub fn emit(model: &Model) -> Output {
         if is_local(&r.host) {
             out.artifacts.push(redis_conf(model, name, r));
         }
+        if r.replicas > 0 {
+            cx.unsupported(
+                pointer(&["redis", name, "replicas"]),
+                format!("{} read replica(s) of redis `{name}`: a replica (and a sentinel) runs on another host, which this host's files do not configure; this host's redis.conf is the primary's", r.replicas),
+            );
+        }
+        if r.sentinel.is_some() {
+            cx.unsupported(
+                pointer(&["redis", name, "sentinel"]),
+                format!("the sentinels of redis `{name}` run on other hosts, so that one host's loss leaves a majority: `${{{name}.sentinel-url}}` names hosts this target does not configure"),
+            );
+        }
     }
     out.artifacts.push(logrotate(model));
     out.artifacts.extend(crate::firewall::emit(model));

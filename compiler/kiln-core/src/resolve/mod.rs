@@ -1028,6 +1028,66 @@ impl Lower<'_> {
         }
     }
 
+    /// `redis NAME { sentinel { … } }`: a majority quorum by default, and a group that can
+    /// reach one (a quorum no larger than the group, a replica to promote).
+    fn sentinel(&mut self, node: &Node, redis: &str, replicas: u32, ptr: &str) -> Sentinel {
+        self.record(ptr, node);
+        let count = self
+            .uint(node, "count", &format!("{ptr}/count"))
+            .map_or(3, |c| c as u32);
+        let quorum = self
+            .uint(node, "quorum", &format!("{ptr}/quorum"))
+            .map_or(count / 2 + 1, |q| q as u32);
+        let at = |field: &str| {
+            node.child(field)
+                .map_or_else(|| node.value_span(), Node::value_span)
+        };
+        if count == 0 {
+            self.diags.push(
+                Diagnostic::error("invalid-value", "a sentinel group of 0 sentinels")
+                    .with_label(at("count"), "no sentinel would watch the primary")
+                    .with_help(
+                        "write `count 3`: three sentinels, so a majority survives the loss of one",
+                    ),
+            );
+        } else if quorum == 0 || quorum > count {
+            self.diags.push(
+                Diagnostic::error(
+                    "invalid-value",
+                    format!("a quorum of {quorum} in a group of {count} sentinel(s)"),
+                )
+                .with_label(at("quorum"), "the sentinels could never agree the primary is down")
+                .with_help(format!("write a quorum from 1 to {count}; a majority (`quorum {}`) is the usual choice", count / 2 + 1)),
+            );
+        }
+        if replicas == 0 {
+            self.diags.push(
+                Diagnostic::error(
+                    "missing-value",
+                    format!("redis `{redis}` has a sentinel group but no replicas"),
+                )
+                .with_label(node.name_span, "a sentinel fails over to a replica")
+                .with_help("add `replicas 2` to the redis block: the sentinels promote one of them when the primary fails"),
+            );
+        }
+        Sentinel {
+            count,
+            port: self
+                .uint(node, "port", &format!("{ptr}/port"))
+                .map_or(26379, |p| p as u16),
+            master_name: self
+                .string(node, "master-name", &format!("{ptr}/master-name"))
+                .unwrap_or_else(|| redis.to_owned()),
+            quorum,
+            down_after: self
+                .duration(node, "down-after", &format!("{ptr}/down-after"))
+                .unwrap_or(5),
+            failover_timeout: self
+                .duration(node, "failover-timeout", &format!("{ptr}/failover-timeout"))
+                .unwrap_or(60),
+        }
+    }
+
     fn pooler(&mut self, node: &Node, db: &str, ptr: &str) -> Pooler {
         self.record(ptr, node);
         let u = |l: &mut Self, n: &str| l.uint(node, n, &format!("{ptr}/{n}"));
@@ -1112,8 +1172,15 @@ impl Lower<'_> {
                 appendonly: self.boolean(node, "appendonly", &format!("{ptr}/appendonly"), false),
                 settings: self.free_map(node.child("settings"), &format!("{ptr}/settings")),
                 resources: self.resources(node, &format!("{ptr}/resources")),
+                replicas: self
+                    .uint(node, "replicas", &format!("{ptr}/replicas"))
+                    .unwrap_or(0),
+                sentinel: None,
             };
-            out.insert(key, r);
+            let sentinel = node
+                .child("sentinel")
+                .map(|s| self.sentinel(s, &key, r.replicas, &format!("{ptr}/sentinel")));
+            out.insert(key, Redis { sentinel, ..r });
         }
         out
     }

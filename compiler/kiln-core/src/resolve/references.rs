@@ -10,7 +10,9 @@
 use std::collections::BTreeMap;
 
 use crate::diagnostic::{Diagnostic, did_you_mean};
-use crate::model::{EnvValue, Model, Part, ServiceKind, Target, pointer_segment};
+use crate::model::{
+    EnvValue, Model, Part, Redis, Sentinel, ServiceKind, Target, pointer_segment, sentinel_host,
+};
 use crate::source::Span;
 
 use super::Lower;
@@ -29,7 +31,16 @@ pub const POSTGRES_FACTS: &[&str] = &[
     "direct-url",
 ];
 /// The facts of a Redis server (and `url:N`, the URL of logical database N).
-pub const REDIS_FACTS: &[&str] = &["host", "port", "password", "url", "url:1"];
+pub const REDIS_FACTS: &[&str] = &[
+    "host",
+    "port",
+    "password",
+    "url",
+    "url:1",
+    "sentinel-url",
+    "sentinels",
+    "sentinel-master",
+];
 /// The facts of a web service of the environment.
 pub const SERVICE_FACTS: &[&str] = &["host", "port", "url"];
 
@@ -110,6 +121,17 @@ pub fn fact(model: &Model, name: &str, fact: &str) -> Result<Vec<Part>, Unresolv
                 }
             },
             "url" => redis_url(model, name, 0),
+            "sentinel-url" | "sentinels" | "sentinel-master" => {
+                let Some(sentinel) = &r.sentinel else {
+                    return Err(Unresolved {
+                        message: format!("`{name}` has no sentinel group to refer to"),
+                        help: format!(
+                            "declare one: `redis {name} {{ replicas 2; sentinel }}`, or refer to `${{{name}.url}}`"
+                        ),
+                    });
+                };
+                sentinel_facts(name, r, sentinel, fact)
+            }
             other => return Err(unknown_fact(name, "a Redis server", other, REDIS_FACTS)),
         });
     }
@@ -149,6 +171,32 @@ pub fn fact(model: &Model, name: &str, fact: &str) -> Result<Vec<Part>, Unresolv
             None => "refer to a declared postgres, redis or web service".into(),
         },
     })
+}
+
+/// The sentinels of a Redis, as clients are told them: `sentinel-master` is the name they ask
+/// for; `sentinels` is `HOST:PORT,…` (redis-py, django-redis); `sentinel-url` is kombu's
+/// (Celery's) `sentinel://[:PASSWORD@]HOST:PORT;…`, with the server's password.
+fn sentinel_facts(name: &str, r: &Redis, sentinel: &Sentinel, fact: &str) -> Vec<Part> {
+    if fact == "sentinel-master" {
+        return vec![Part::Text(sentinel.master_name.clone())];
+    }
+    let mut parts = Vec::new();
+    for i in 1..=sentinel.count {
+        match (fact, i) {
+            ("sentinels", 1) => {}
+            ("sentinels", _) => parts.push(Part::Text(",".into())),
+            (_, 1) => parts.push(Part::Text("sentinel://".into())),
+            _ => parts.push(Part::Text(";sentinel://".into())),
+        }
+        if let (Some(pw), "sentinel-url") = (&r.password, fact) {
+            parts.push(Part::Text(":".into()));
+            parts.push(Part::Secret(pw.clone()));
+            parts.push(Part::Text("@".into()));
+        }
+        parts.push(Part::Host(sentinel_host(name, i)));
+        parts.push(Part::Text(format!(":{}", sentinel.port)));
+    }
+    parts
 }
 
 /// `redis://[:PASSWORD@]HOST:PORT/DB`.

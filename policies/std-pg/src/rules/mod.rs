@@ -2,3 +2,4 @@
 
 pub mod auth;
 pub mod backups;
+pub mod replica_tls;

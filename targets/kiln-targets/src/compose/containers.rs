@@ -220,16 +220,91 @@ pub(crate) fn redis_size(bytes: u64) -> String {
     crate::binary_size(bytes, &[("gb", 1 << 30), ("mb", 1 << 20), ("kb", 1 << 10)])
 }
 
-/// The shell script that starts Redis. With a password, `requirepass` reaches
-/// `redis-server` on stdin (`-` reads the config from it) through a here-document, so
-/// the password is in no command line (`ps`) and no file; `env` names the variable
-/// holding it. `$` is written as `dollar` (compose escapes it as `$$`).
-pub(crate) fn redis_script(name: &str, r: &Redis, env: &str, dollar: &str) -> String {
+/// Which server of a Redis group a container runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RedisNode {
+    /// The only server: the target runs no replicas.
+    Alone,
+    /// The primary of a group with replicas.
+    Primary,
+    /// Read replica `i` (from 1).
+    Replica(u32),
+}
+
+/// Replication directives of `node` (besides the password's `masterauth`): a replica follows
+/// the primary, and every server of a group announces its service name, not its container
+/// address, so the sentinels still find it after a restart gives it another address.
+pub(crate) fn redis_replication(name: &str, r: &Redis, node: RedisNode) -> Vec<Vec<String>> {
+    let announce = |host: String| vec!["replica-announce-ip".to_owned(), host];
+    match node {
+        RedisNode::Alone => Vec::new(),
+        RedisNode::Primary => vec![announce(name.to_owned())],
+        RedisNode::Replica(i) => vec![
+            vec!["replicaof".to_owned(), name.to_owned(), r.port.to_string()],
+            announce(kiln_core::model::redis_replica_host(name, i)),
+        ],
+    }
+}
+
+/// The shell script that starts Redis. With a password, `requirepass` (and, in a group,
+/// `masterauth`) reaches `redis-server` on stdin (`-` reads the config from it) through a
+/// here-document, so the password is in no command line (`ps`) and no file; `env` names the
+/// variable holding it. `$` is written as `dollar` (compose escapes it as `$$`).
+pub(crate) fn redis_script(
+    name: &str,
+    r: &Redis,
+    node: RedisNode,
+    env: &str,
+    dollar: &str,
+) -> String {
     let mut cmd = String::from("exec redis-server -");
     for (flag, value, _) in redis_options(name, r) {
         cmd.push_str(&format!(" {flag} {}", sh_quote(&value)));
     }
-    format!("{cmd} <<EOF\nrequirepass {dollar}{env}\nEOF\n")
+    let mut conf = format!("requirepass {dollar}{env}\n");
+    if node != RedisNode::Alone {
+        conf.push_str(&format!("masterauth {dollar}{env}\n"));
+    }
+    for line in redis_replication(name, r, node) {
+        conf.push_str(&line.join(" "));
+        conf.push('\n');
+    }
+    format!("{cmd} <<EOF\n{conf}EOF\n")
+}
+
+/// The script of sentinel `i` of redis `name`: its configuration written to the container's
+/// private tmpfs (Sentinel rewrites its file, so it cannot be a read-only mount), with the
+/// password from `env`, then `redis-sentinel` as PID 1. A restarted sentinel starts from the
+/// spec and learns the current primary from the others' announcements.
+pub(crate) fn sentinel_script(
+    name: &str,
+    r: &Redis,
+    s: &kiln_core::model::Sentinel,
+    i: u32,
+    env: &str,
+    dollar: &str,
+) -> String {
+    let m = &s.master_name;
+    let mut conf = format!(
+        "port {}\ndir /tmp\nsentinel resolve-hostnames yes\nsentinel announce-hostnames yes\n\
+         sentinel announce-ip {}\nsentinel monitor {m} {name} {} {}\n\
+         sentinel down-after-milliseconds {m} {}\nsentinel failover-timeout {m} {}\n\
+         sentinel parallel-syncs {m} 1\n",
+        s.port,
+        kiln_core::model::sentinel_host(name, i),
+        r.port,
+        s.quorum,
+        s.down_after * 1000,
+        s.failover_timeout * 1000,
+    );
+    if r.password.is_some() {
+        conf.push_str(&format!(
+            "sentinel auth-pass {m} {dollar}{env}\nrequirepass {dollar}{env}\n"
+        ));
+    }
+    format!(
+        "umask 077\ncat > /tmp/sentinel.conf <<EOF\n{conf}EOF\nexec redis-sentinel /tmp/sentinel.conf\n"
+    )
 }
 
 /// The start script of pgbouncer in compose: `auth_file` (on a tmpfs) gets the line
