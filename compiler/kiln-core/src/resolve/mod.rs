@@ -1034,10 +1034,10 @@ impl Lower<'_> {
         self.record(ptr, node);
         let count = self
             .uint(node, "count", &format!("{ptr}/count"))
-            .map_or(3, |c| c as u32);
+            .unwrap_or(3);
         let quorum = self
             .uint(node, "quorum", &format!("{ptr}/quorum"))
-            .map_or(count / 2 + 1, |q| q as u32);
+            .unwrap_or(count / 2 + 1);
         let at = |field: &str| {
             node.child(field)
                 .map_or_else(|| node.value_span(), Node::value_span)
