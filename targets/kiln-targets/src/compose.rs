@@ -1261,22 +1261,7 @@ impl Cx<'_> {
         if let RedisNode::Replica(_) = node {
             n.set("depends_on", healthy(name));
         }
-        n.set(
-            "healthcheck",
-            Node::map()
-                .with(
-                    "test",
-                    Node::strs([
-                        "CMD-SHELL".to_owned(),
-                        format!("redis-cli -p {} ping | grep -q PONG", r.port),
-                    ])
-                    .from(&[&rp("port")]),
-                )
-                .with("interval", Node::str("10s"))
-                .with("timeout", Node::str("5s"))
-                .with("retries", Node::int(5))
-                .with("start_period", Node::str("10s")),
-        );
+        n.set("healthcheck", redis_ping(r.port, &rp("port")));
         n.set("networks", Node::strs(["data"]));
         let vol = format!("{host}-data");
         let from = match node {
@@ -1333,22 +1318,7 @@ impl Cx<'_> {
             n.set("environment", env);
         }
         n.set("depends_on", healthy(name));
-        n.set(
-            "healthcheck",
-            Node::map()
-                .with(
-                    "test",
-                    Node::strs([
-                        "CMD-SHELL".to_owned(),
-                        format!("redis-cli -p {} ping | grep -q PONG", s.port),
-                    ])
-                    .from(&[&format!("{sp}/port")]),
-                )
-                .with("interval", Node::str("10s"))
-                .with("timeout", Node::str("5s"))
-                .with("retries", Node::int(5))
-                .with("start_period", Node::str("10s")),
-        );
+        n.set("healthcheck", redis_ping(s.port, &format!("{sp}/port")));
         n.set("networks", Node::strs(["data"]));
         n.set("read_only", Node::bool(true));
         n.set("tmpfs", Node::strs(["/tmp"]));
@@ -1882,6 +1852,24 @@ fn resources(ptr: &str, r: &Resources, pids: Option<Node>) -> Option<Node> {
         out.set("reservations", reservations);
     }
     (!out.is_empty()).then_some(out)
+}
+
+/// The health check of a Redis server or sentinel: `redis-cli ping` on `port` (with the
+/// password from REDISCLI_AUTH), `port_ptr` the pointer behind the port.
+fn redis_ping(port: u16, port_ptr: &str) -> Node {
+    Node::map()
+        .with(
+            "test",
+            Node::strs([
+                "CMD-SHELL".to_owned(),
+                format!("redis-cli -p {port} ping | grep -q PONG"),
+            ])
+            .from(&[port_ptr]),
+        )
+        .with("interval", Node::str("10s"))
+        .with("timeout", Node::str("5s"))
+        .with("retries", Node::int(5))
+        .with("start_period", Node::str("10s"))
 }
 
 /// `depends_on` one service, once its health check passes.
