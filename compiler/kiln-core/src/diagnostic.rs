@@ -178,6 +178,12 @@ pub fn unknown_name_help(name: &str, what: &str, candidates: &[&str]) -> String 
     }
 }
 
+/// The name a "did you mean" help suggests: what [`unknown_name_help`] (and the reference
+/// checks worded like it) put between the backticks. Editors offer it as a quick fix.
+pub fn suggested_name(help: &str) -> Option<&str> {
+    help.strip_prefix("did you mean `")?.strip_suffix("`?")
+}
+
 // ---------------------------------------------------------------------------
 // Rendering
 
@@ -413,5 +419,18 @@ impl JsonDiagnostic {
             notes: d.notes.clone(),
             pointer: d.pointer.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_suggested_name_is_read_back_from_the_help() {
+        let help = unknown_name_help("prodution", "environment", &["production", "staging"]);
+        assert_eq!(suggested_name(&help), Some("production"));
+        let help = unknown_name_help("zzz", "environment", &["production", "staging"]);
+        assert_eq!(suggested_name(&help), None);
     }
 }

@@ -166,6 +166,9 @@ pub enum Command {
     },
     /// Print kiln's man page (roff), e.g. `kiln man > /usr/local/share/man/man1/kiln.1`.
     Man,
+    /// A language server over stdio for editors: diagnostics as you type, completion, hover,
+    /// go to definition, formatting (docs/editors.md).
+    Lsp,
 }
 
 #[derive(Subcommand, Debug)]

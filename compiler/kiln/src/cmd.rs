@@ -61,6 +61,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             out(&String::from_utf8_lossy(&buf))?;
             Ok(EXIT_OK)
         }
+        Command::Lsp => crate::lsp::serve(),
         Command::Man => {
             let cmd = <Cli as clap::CommandFactory>::command();
             let mut buf = Vec::new();

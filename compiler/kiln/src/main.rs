@@ -5,6 +5,7 @@ mod cmd;
 mod disk;
 mod git;
 mod init;
+mod lsp;
 mod policy_cmd;
 mod policy_test;
 mod secrets;

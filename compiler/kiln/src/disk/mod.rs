@@ -211,6 +211,16 @@ fn check_relative(rel: &str) -> Result<(), FsError> {
     }
 }
 
+/// The refusal of a spec text larger than [`MAX_SPEC_BYTES`] (an editor's unsaved buffer is
+/// held to the file's limit).
+pub fn spec_too_large(rel: &str) -> LoadError {
+    let refusal = Refusal::TooLarge {
+        path: rel.to_owned(),
+        max: MAX_SPEC_BYTES,
+    };
+    load_error(FsError::Refused(refusal), rel)
+}
+
 fn load_error(e: FsError, rel: &str) -> LoadError {
     match e {
         FsError::NotFound => LoadError::from("no such file"),
