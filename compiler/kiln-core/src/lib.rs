@@ -7,6 +7,7 @@
 //! together with whatever could still be built.
 
 pub mod diagnostic;
+pub mod kdl_schema;
 pub mod lines;
 pub mod merge;
 pub mod model;

@@ -58,6 +58,18 @@ pub enum Values {
     AnyNumber(Ty),
 }
 
+impl Values {
+    /// The type of the values, if any.
+    pub fn ty(self) -> Option<Ty> {
+        match self {
+            Values::None => None,
+            Values::One(t) | Values::Optional(t) | Values::Many(t) | Values::AnyNumber(t) => {
+                Some(t)
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct NodeSpec {
     pub name: &'static str,

@@ -2,7 +2,7 @@
 //! node, a setting or a value there means. Everything comes from `kiln_core::schema`, the
 //! table validation and the language reference read.
 
-use kiln_core::schema::{self, NodeSpec, Ty, Values};
+use kiln_core::schema::{self, NodeSpec, Ty};
 
 use super::scan::{Context, Frame, Role};
 
@@ -50,18 +50,11 @@ pub fn prop_spec(spec: &'static NodeSpec, prop: &str) -> Option<&'static NodeSpe
     spec.child(prop).filter(|c| c.is_setting())
 }
 
-fn values_ty(values: Values) -> Option<Ty> {
-    match values {
-        Values::None => None,
-        Values::One(t) | Values::Optional(t) | Values::Many(t) | Values::AnyNumber(t) => Some(t),
-    }
-}
-
 /// The type of argument `n` of a node.
 pub fn argument_ty(spec: &NodeSpec, n: usize) -> Option<Ty> {
     match (spec.key, n) {
         (Some(key), 0) => Some(key),
-        _ => values_ty(spec.values),
+        _ => spec.values.ty(),
     }
 }
 
@@ -69,7 +62,7 @@ pub fn argument_ty(spec: &NodeSpec, n: usize) -> Option<Ty> {
 pub fn value_ty(ctx: &Context) -> Option<Ty> {
     let spec = node_spec(ctx)?;
     match &ctx.role {
-        Role::PropValue(prop) => values_ty(prop_spec(spec, prop)?.values),
+        Role::PropValue(prop) => prop_spec(spec, prop)?.values.ty(),
         Role::Argument(n) => argument_ty(spec, *n),
         Role::Entry => argument_ty(spec, ctx.node.as_ref().map_or(0, |n| n.args.len())),
         _ => None,
@@ -91,7 +84,7 @@ pub fn signature(spec: &NodeSpec) -> String {
     if spec.key.is_some() {
         sig.push_str(" NAME");
     }
-    if let Some(ty) = values_ty(spec.values) {
+    if let Some(ty) = spec.values.ty() {
         sig.push_str(&format!(" — {}", schema::describe(ty)));
     }
     if !spec.children.is_empty() || spec.free.is_some() {
