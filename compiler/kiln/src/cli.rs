@@ -166,6 +166,21 @@ pub enum Command {
     },
     /// Print kiln's man page (roff), e.g. `kiln man > /usr/local/share/man/man1/kiln.1`.
     Man,
+    /// Write a kiln spec from a docker compose file, reporting what it could not map at the
+    /// compose file's lines.
+    Import {
+        /// The compose file (`docker-compose.yml`).
+        file: PathBuf,
+        /// The folder to write `kiln.kdl` in (created if missing; must hold no kiln.kdl).
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+        /// The project name (default: the output folder's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// human (stderr) or json (stdout): the report.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
     /// A language server over stdio for editors: diagnostics as you type, completion, hover,
     /// go to definition, formatting (docs/editors.md).
     Lsp,

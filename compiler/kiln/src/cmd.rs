@@ -62,6 +62,12 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(EXIT_OK)
         }
         Command::Lsp => crate::lsp::serve(),
+        Command::Import {
+            file,
+            out,
+            name,
+            format,
+        } => crate::import_cmd::import(&ui, &file, &out, name.as_deref(), format),
         Command::Man => {
             let cmd = <Cli as clap::CommandFactory>::command();
             let mut buf = Vec::new();
@@ -515,7 +521,7 @@ fn report(ui: &Ui, dir: &Path, b: &Build, format: Format, diffs: &[Difference]) 
     report_diagnostics(ui, dir, &b.diagnostics, &b.project.sources, format, diffs)
 }
 
-fn report_diagnostics(
+pub(crate) fn report_diagnostics(
     ui: &Ui,
     dir: &Path,
     diagnostics: &[Diagnostic],

@@ -6,6 +6,7 @@
 pub mod build;
 pub mod compare;
 pub mod format;
+pub mod import;
 pub mod lock;
 pub mod policy;
 pub mod report;

@@ -4,6 +4,7 @@ mod cli;
 mod cmd;
 mod disk;
 mod git;
+mod import_cmd;
 mod init;
 mod lsp;
 mod policy_cmd;
