@@ -14,6 +14,7 @@ pub mod model;
 pub mod programs;
 pub mod project;
 pub mod reader;
+pub mod reference;
 pub mod resolve;
 pub mod schema;
 pub mod source;

@@ -128,6 +128,11 @@ pub struct LogRotation {
 /// Per variable, its value in the targets that take another one than the default.
 pub type EnvTargets = BTreeMap<String, BTreeMap<Target, EnvValue>>;
 
+/// A node's [plain settings](crate::schema::NodeSpec::plain), by name: lowered from their
+/// declaration alone, read by the emitters that render them. Sizes and durations keep the
+/// spec's text; other values their type.
+pub type Options = BTreeMap<String, serde_json::Value>;
+
 /// A value of an environment variable.
 #[derive(Clone, Debug, PartialEq)]
 pub enum EnvValue {
@@ -678,6 +683,8 @@ pub struct RateLimit {
 pub struct Gzip {
     pub types: Vec<String>,
     pub min_length: Option<u32>,
+    #[serde(skip_serializing_if = "Options::is_empty")]
+    pub options: Options,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]

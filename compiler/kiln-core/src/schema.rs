@@ -86,6 +86,10 @@ pub struct NodeSpec {
     /// A layer that changes the first value replaces the node whole (`run gunicorn` →
     /// `run uvicorn`), so options of the old value do not leak into the new one.
     pub replace_on_change: bool,
+    /// A plain setting: lowered by this declaration alone, into its parent's `options` in the
+    /// model (`/sites/…/gzip/options/vary`), with provenance; the emitters read it there.
+    /// Adding one touches this table and the emitter that renders it, nothing else.
+    pub plain: bool,
 }
 
 impl NodeSpec {
@@ -111,6 +115,7 @@ const fn setting(name: &'static str, ty: Ty, doc: &'static str) -> NodeSpec {
         free: None,
         repeat: false,
         replace_on_change: false,
+        plain: false,
     }
 }
 
@@ -124,6 +129,7 @@ const fn list(name: &'static str, ty: Ty, doc: &'static str) -> NodeSpec {
         free: None,
         repeat: false,
         replace_on_change: false,
+        plain: false,
     }
 }
 
@@ -137,6 +143,7 @@ const fn block(name: &'static str, doc: &'static str, children: &'static [NodeSp
         free: None,
         repeat: false,
         replace_on_change: false,
+        plain: false,
     }
 }
 
@@ -150,6 +157,7 @@ const fn free_block(name: &'static str, ty: Ty, doc: &'static str) -> NodeSpec {
         free: Some(ty),
         repeat: false,
         replace_on_change: false,
+        plain: false,
     }
 }
 
@@ -169,6 +177,7 @@ const fn keyed(
         free: None,
         repeat: false,
         replace_on_change: false,
+        plain: false,
     }
 }
 
@@ -445,6 +454,7 @@ const RUN: NodeSpec = NodeSpec {
     free: Some(Ty::ProgramOption),
     repeat: false,
     replace_on_change: true,
+    plain: false,
 };
 
 const HEALTH: NodeSpec = NodeSpec {
@@ -473,6 +483,7 @@ const HEALTH: NodeSpec = NodeSpec {
     free: None,
     repeat: false,
     replace_on_change: false,
+    plain: false,
 };
 
 const VOLUME: NodeSpec = keyed(
@@ -535,7 +546,7 @@ pub const SERVICE_BODY: &[NodeSpec] = &[
     setting(
         "image",
         Ty::Str,
-        "Container image, pinned by tag and preferably digest.",
+        "Container image, pinned by tag and preferably digest; `\"${images.app}\"` names a shared one (see [`images`](#images)).",
     ),
     RUN,
     setting(
@@ -695,6 +706,7 @@ const POOLER: NodeSpec = NodeSpec {
     free: None,
     repeat: false,
     replace_on_change: false,
+    plain: false,
 };
 
 pub const POSTGRES_BODY: &[NodeSpec] = &[
@@ -732,7 +744,7 @@ pub const POSTGRES_BODY: &[NodeSpec] = &[
     setting(
         "storage",
         Ty::Size,
-        "Size of the data volume where a target sizes it (the Kubernetes PersistentVolumeClaim; default `\"10Gi\"`).",
+        "Size of the data volume where a target sizes it (the Kubernetes PersistentVolumeClaim, in whole Gi rounded up; default `\"10Gi\"`). Compose volumes and a host's disk have no size to set.",
     ),
     list(
         "extensions",
@@ -940,6 +952,7 @@ pub const SITE_BODY: &[NodeSpec] = &[
         free: None,
         repeat: false,
         replace_on_change: false,
+        plain: false,
     },
     NodeSpec {
         name: "hsts",
@@ -958,6 +971,7 @@ pub const SITE_BODY: &[NodeSpec] = &[
         free: None,
         repeat: false,
         replace_on_change: false,
+        plain: false,
     },
     keyed(
         "header",
@@ -1014,6 +1028,7 @@ pub const SITE_BODY: &[NodeSpec] = &[
         free: None,
         repeat: false,
         replace_on_change: false,
+        plain: false,
     },
     block(
         "timeouts",
@@ -1075,6 +1090,7 @@ pub const POLICIES_BODY: &[NodeSpec] = &[
         free: Some(Ty::Scalar),
         repeat: false,
         replace_on_change: false,
+        plain: false,
     },
     keyed(
         "rule",
@@ -1111,6 +1127,7 @@ pub const POLICIES_BODY: &[NodeSpec] = &[
         free: None,
         repeat: true,
         replace_on_change: false,
+        plain: false,
     },
 ];
 
@@ -1552,6 +1569,7 @@ pub const TOP: &[NodeSpec] = &[
         free: None,
         repeat: false,
         replace_on_change: false,
+        plain: false,
     },
     PROGRAM,
     block(
@@ -1560,6 +1578,24 @@ pub const TOP: &[NodeSpec] = &[
         POLICIES_BODY,
     ),
 ];
+
+/// The nodes under a schema path: `environment`, `environment/site/gzip`, `preset:service`
+/// (a preset's body), `top`.
+pub fn level(path: &str) -> Option<&'static [NodeSpec]> {
+    if path == "top" {
+        return Some(TOP);
+    }
+    let mut parts = path.split('/');
+    let first = parts.next()?;
+    let mut specs: &'static [NodeSpec] = match first.strip_prefix("preset:") {
+        Some(kind) => preset_body(kind)?,
+        None => TOP.iter().find(|s| s.name == first)?.children,
+    };
+    for part in parts {
+        specs = specs.iter().find(|s| s.name == part)?.children;
+    }
+    Some(specs)
+}
 
 /// The body schema of a preset for a node kind.
 pub fn preset_body(kind: &str) -> Option<&'static [NodeSpec]> {

@@ -126,3 +126,31 @@ fn the_program_table_is_the_catalog() {
         "docs/spec.md's program table is stale: run the test with KILN_UPDATE_DOCS=1"
     );
 }
+
+/// docs/spec.md's reference tables are the schema's, regenerated (`KILN_UPDATE_DOCS=1`
+/// writes them): a setting is documented by its declaration.
+#[test]
+fn the_reference_tables_are_generated_from_the_schema() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/spec.md");
+    let doc = std::fs::read_to_string(path).expect("docs/spec.md");
+    let marked = kiln_core::reference::mark(&doc);
+    let generated =
+        kiln_core::reference::update(&marked).expect("every marker names a schema node");
+    if std::env::var_os("KILN_UPDATE_DOCS").is_some() {
+        std::fs::write(path, &generated).expect("write docs/spec.md");
+        return;
+    }
+    assert!(
+        generated == doc,
+        "docs/spec.md's reference tables are not the schema's: run KILN_UPDATE_DOCS=1 cargo test -p kiln-core --test docs"
+    );
+    // Every node table is marked, so none is left to drift by hand.
+    let tables = doc
+        .matches("| node | form | kind | type | description |")
+        .count();
+    let markers = doc.matches("<!-- schema: ").count();
+    assert_eq!(
+        tables, markers,
+        "a node table of docs/spec.md has no schema marker"
+    );
+}

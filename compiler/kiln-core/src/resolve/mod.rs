@@ -236,6 +236,31 @@ impl Lower<'_> {
         self.prov.record(ptr.to_owned(), origins(node));
     }
 
+    /// The plain settings of `node`, whose schema level is `path` (`environment/site/gzip`),
+    /// lowered by their declarations alone (at `{ptr}/options/NAME`).
+    fn options(&mut self, node: &Node, path: &str, ptr: &str) -> Options {
+        let mut out = Options::new();
+        for spec in schema::level(path)
+            .unwrap_or_default()
+            .iter()
+            .filter(|s| s.plain)
+        {
+            let Some(child) = node.child(spec.name) else {
+                continue;
+            };
+            let value = match child.args.first().map(|a| &a.value) {
+                Some(Value::Bool(b)) => serde_json::Value::from(*b),
+                Some(Value::Int(i)) => serde_json::Value::from(*i),
+                Some(Value::Float(f)) => serde_json::Value::from(*f),
+                Some(Value::Str(s)) => serde_json::Value::from(s.as_str()),
+                Some(Value::Null) | None => continue,
+            };
+            self.record(&format!("{ptr}/options/{}", spec.name), child);
+            out.insert(spec.name.to_owned(), value);
+        }
+        out
+    }
+
     /// The value of setting `name` under `parent` (recording its provenance at `ptr`).
     fn value<'n>(&mut self, parent: &'n Node, name: &str, ptr: &str) -> Option<&'n Scalar> {
         let node = parent.child(name)?;
@@ -2123,6 +2148,7 @@ impl Lower<'_> {
                 Some(Gzip {
                     types: self.list(g, "types", &format!("{gp}/types")),
                     min_length: self.uint(g, "min-length", &format!("{gp}/min-length")),
+                    options: self.options(g, "environment/site/gzip", &gp),
                 })
             }
             _ => None,
