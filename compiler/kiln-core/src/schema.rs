@@ -119,6 +119,14 @@ const fn setting(name: &'static str, ty: Ty, doc: &'static str) -> NodeSpec {
     }
 }
 
+/// A [plain](NodeSpec::plain) setting.
+const fn plain(name: &'static str, ty: Ty, doc: &'static str) -> NodeSpec {
+    NodeSpec {
+        plain: true,
+        ..setting(name, ty, doc)
+    }
+}
+
 const fn list(name: &'static str, ty: Ty, doc: &'static str) -> NodeSpec {
     NodeSpec {
         name,
@@ -1024,6 +1032,11 @@ pub const SITE_BODY: &[NodeSpec] = &[
         children: &[
             list("types", Ty::Str, "`gzip_types`."),
             setting("min-length", Ty::Int, "`gzip_min_length`."),
+            plain(
+                "vary",
+                Ty::Bool,
+                "`gzip_vary`: tell caches that the response varies with `Accept-Encoding` (default `#true`).",
+            ),
         ],
         free: None,
         repeat: false,

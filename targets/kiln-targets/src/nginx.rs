@@ -1001,7 +1001,9 @@ impl Cx<'_> {
             let gp = format!("{sp}/gzip");
             c.blank();
             c.line("gzip on;", &[&gp]);
-            c.line("gzip_vary on;", &[&gp]);
+            if gzip.options.get("vary").and_then(|v| v.as_bool()) != Some(false) {
+                c.line("gzip_vary on;", &[&format!("{gp}/options/vary")]);
+            }
             c.line(
                 format!("gzip_min_length {};", gzip.min_length.unwrap_or(256)),
                 &[&format!("{gp}/min-length")],
