@@ -35,9 +35,56 @@ pub struct Model {
     pub kubernetes: Kubernetes,
     pub compose: Compose,
     pub policies: PolicyConfig,
+    /// Lines the spec adds to generated files (`patch`), in spec order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub patches: Vec<Patch>,
     /// Which spec spans set each value, keyed by JSON pointer into this document.
     #[serde(skip)]
     pub provenance: Provenance,
+}
+
+/// A `patch`: lines added to one generated file, for what the language does not say.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Patch {
+    #[serde(flatten)]
+    pub target: PatchTarget,
+    /// What it adds, in order: nginx directives, systemd keys or compose keys, each a name
+    /// and its values.
+    pub lines: Vec<PatchLine>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "target", rename_all = "kebab-case")]
+pub enum PatchTarget {
+    Nginx {
+        site: String,
+        location: Option<String>,
+    },
+    Systemd {
+        service: String,
+        section: String,
+    },
+    Compose {
+        service: String,
+    },
+}
+
+impl PatchTarget {
+    pub fn target(&self) -> Target {
+        match self {
+            PatchTarget::Nginx { .. } => Target::Nginx,
+            PatchTarget::Systemd { .. } => Target::Systemd,
+            PatchTarget::Compose { .. } => Target::Compose,
+        }
+    }
+}
+
+/// One line of a patch: a directive or key, and its values as the spec gives them.
+#[derive(Clone, Debug, Serialize)]
+pub struct PatchLine {
+    pub name: String,
+    pub values: Vec<serde_json::Value>,
 }
 
 #[derive(Clone, Debug, Serialize)]

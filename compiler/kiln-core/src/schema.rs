@@ -1144,6 +1144,52 @@ pub const POLICIES_BODY: &[NodeSpec] = &[
     },
 ];
 
+pub const PATCH_TARGETS: &[&str] = &["nginx", "systemd", "compose"];
+pub const UNIT_SECTIONS: &[&str] = &["Unit", "Service", "Install"];
+
+const PATCH: NodeSpec = NodeSpec {
+    name: "patch",
+    doc: "An escape hatch for what the language does not say: lines added to one generated file, with provenance, judged by the policies like the rest. `patch nginx site=\"app.example.com\" location=\"/api/\" { directive \"proxy_buffer_size\" \"16k\" }`, `patch systemd service=web { set \"OOMScoreAdjust\" -100 }`, `patch compose service=web { set \"stop_grace_period\" \"30s\" }`. A patch whose target is not in the output is an error.",
+    key: Some(Ty::Enum(PATCH_TARGETS)),
+    values: Values::None,
+    children: &[
+        setting("site", Ty::Host, "nginx: the site (its first server name)."),
+        setting(
+            "location",
+            Ty::Str,
+            "nginx: a location of the site, by its path; without it, the site's server block.",
+        ),
+        setting("service", Ty::Name, "systemd, compose: the service."),
+        setting(
+            "section",
+            Ty::Enum(UNIT_SECTIONS),
+            "systemd: the unit's section (default `Service`).",
+        ),
+        NodeSpec {
+            repeat: true,
+            ..list(
+                "directive",
+                Ty::Scalar,
+                "nginx: a directive and its arguments: `directive \"proxy_buffer_size\" \"16k\"` writes `proxy_buffer_size 16k;`.",
+            )
+        },
+        NodeSpec {
+            repeat: true,
+            ..keyed(
+                "set",
+                Ty::Str,
+                Values::One(Ty::Scalar),
+                "systemd: a key of the section (`set \"OOMScoreAdjust\" -100` writes `OOMScoreAdjust=-100`); compose: a key of the service, replacing kiln's if it has one.",
+                &[],
+            )
+        },
+    ],
+    free: None,
+    repeat: true,
+    replace_on_change: false,
+    plain: false,
+};
+
 pub const ENV_BODY: &[NodeSpec] = &[
     setting("extends", Ty::Name, "The environment this one layers on."),
     setting(
@@ -1373,6 +1419,7 @@ pub const ENV_BODY: &[NodeSpec] = &[
             ),
         ],
     ),
+    PATCH,
     list(
         "targets",
         Ty::Enum(TARGETS),

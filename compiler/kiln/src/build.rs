@@ -288,6 +288,13 @@ fn build_env(project: &Project, env: &str, project_ok: bool) -> (EnvBuild, Vec<D
             d.notes.push(format!("environment {env}"));
             diags.push(d);
         }
+        for f in &out.failed_patches {
+            let mut d = Diagnostic::error("patch-target-missing", format!("this patch applies to nothing: {}", f.message))
+                .with_help("patch what the environment emits (its sites, services and `targets`), or remove the patch");
+            crate::policy::place(&mut d, model, &f.pointer, &project.sources);
+            d.notes.push(format!("environment {env}"));
+            diags.push(d);
+        }
         // Information is noise beside errors: only a sound spec hears about its presets.
         if project_ok {
             diags.extend(preset_limits(model, &project.sources, env));

@@ -233,6 +233,7 @@ pub fn emit(model: &Model) -> Output {
     Output {
         artifacts,
         unsupported: cx.unsupported,
+        ..Default::default()
     }
 }
 

@@ -2980,6 +2980,7 @@ impl Cx<'_> {
         Output {
             artifacts,
             unsupported: self.unsupported,
+            ..Default::default()
         }
     }
 }

@@ -12,6 +12,7 @@ pub(crate) mod firewall;
 pub(crate) mod haproxy;
 pub mod k8s;
 pub mod nginx;
+pub mod patch;
 pub mod pgbouncer;
 pub(crate) mod postgres;
 pub(crate) mod supervisor;
@@ -37,6 +38,8 @@ pub struct Unsupported {
 pub struct Output {
     pub artifacts: Vec<Artifact>,
     pub unsupported: Vec<Unsupported>,
+    /// Patches that found nothing to apply to (`emit_all` only).
+    pub failed_patches: Vec<patch::Failed>,
 }
 
 /// Emits one target for one environment. Paths are relative to the
@@ -66,6 +69,8 @@ pub fn emit_all(model: &Model) -> Output {
         all.unsupported.append(&mut out.unsupported);
     }
     all.artifacts.extend(alerts::emit(model));
+    // Last, so the policies judge the files as patched.
+    all.failed_patches = patch::apply(model, &mut all.artifacts);
     all
 }
 

@@ -79,6 +79,7 @@ pub fn render_output(model: &Model, flavor: Flavor) -> Output {
     Output {
         artifacts,
         unsupported: cx.unsupported,
+        ..Default::default()
     }
 }
 

@@ -362,6 +362,7 @@ pub fn render_output(model: &Model, flavor: Flavor) -> Output {
     Output {
         artifacts: vec![w.finish("pgbouncer.ini")],
         unsupported,
+        ..Default::default()
     }
 }
 

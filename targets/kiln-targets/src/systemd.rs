@@ -221,6 +221,14 @@ struct Cx<'a> {
 }
 
 /// A unit name component: what systemd allows, nothing else.
+/// A service's unit name, without `.service`: the spec's `unit`, else `<project>-<service>`.
+pub(crate) fn unit_file_name(model: &Model, service: &str) -> String {
+    match model.services.get(service).and_then(|s| s.unit.as_ref()) {
+        Some(unit) => unit_part(unit),
+        None => format!("{}-{}", unit_part(&model.project.name), unit_part(service)),
+    }
+}
+
 fn unit_part(s: &str) -> String {
     s.chars()
         .map(|c| {
@@ -508,19 +516,7 @@ impl Cx<'_> {
 
     /// The unit's name: the spec's `unit`, else `<project>-<service>`.
     fn unit_name(&self, service: &str) -> String {
-        match self
-            .model
-            .services
-            .get(service)
-            .and_then(|s| s.unit.as_ref())
-        {
-            Some(unit) => unit_part(unit),
-            None => format!(
-                "{}-{}",
-                unit_part(&self.model.project.name),
-                unit_part(service)
-            ),
-        }
+        unit_file_name(self.model, service)
     }
 
     fn plan(&mut self, name: &str, service: &Service, ports: &BTreeMap<String, Vec<u16>>) -> Plan {

@@ -113,6 +113,7 @@ fn prefixed(prefix: &str, artifacts: Vec<Artifact>) -> Output {
             })
             .collect(),
         unsupported: Vec::new(),
+        ..Default::default()
     }
 }
 
