@@ -249,3 +249,99 @@ fn compose_point(lines: &[String], service: &str, new: &[String]) -> Result<Poin
     let removed: usize = replace.iter().map(|r| r.len()).sum();
     Ok((end - removed, "    ".into(), replace))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &str) -> Vec<String> {
+        text.lines().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn compose_keys_are_replaced_not_repeated() {
+        let yaml = lines(
+            "services:\n  web:\n    image: app\n    stop_grace_period: 10s\n    ports:\n      - 80:80\n  worker:\n    image: app\nvolumes: {}\n",
+        );
+        let new = vec!["stop_grace_period: 75s".to_owned(), "ports: []".to_owned()];
+        let (at, indent, replace) = compose_point(&yaml, "web", &new).unwrap();
+        assert_eq!(replace, vec![3..4, 4..6]);
+        // After the old lines go, the new ones land at the end of `web`, before `worker`.
+        assert_eq!((at, indent.as_str()), (3, "    "));
+        assert!(compose_point(&yaml, "gone", &new).is_err());
+    }
+
+    #[test]
+    fn nginx_patches_go_into_the_main_server_or_a_location() {
+        let conf = lines(
+            "server {\n    listen 80;\n    server_name a.example;\n    return 308 https://$host$request_uri;\n}\n\nserver {\n    listen 443 ssl;\n    server_name a.example www.a.example;\n    location = /health {\n        access_log off;\n    }\n    location ^~ /static/ {\n        root /srv;\n    }\n}\n",
+        );
+        assert_eq!(
+            nginx_point(&conf, "a.example", None).unwrap().0,
+            15,
+            "the HTTPS server's brace"
+        );
+        assert_eq!(
+            nginx_point(&conf, "a.example", Some("/static/")).unwrap().0,
+            14
+        );
+        assert_eq!(
+            nginx_point(&conf, "a.example", Some("/health")).unwrap().0,
+            11
+        );
+        assert!(nginx_point(&conf, "a.example", Some("/gone/")).is_err());
+        assert!(nginx_point(&conf, "b.example", None).is_err());
+    }
+
+    #[test]
+    fn systemd_keys_end_their_section() {
+        let unit = lines(
+            "[Unit]\nDescription=x\n\n[Service]\nExecStart=/bin/true\n\n[Install]\nWantedBy=multi-user.target\n",
+        );
+        assert_eq!(systemd_point(&unit, "Service").unwrap().0, 5);
+        assert_eq!(systemd_point(&unit, "Install").unwrap().0, 8);
+        assert!(systemd_point(&unit, "Socket").is_err());
+    }
+
+    #[test]
+    fn lines_are_written_as_their_file_reads_them() {
+        let line = |name: &str, values: Vec<serde_json::Value>| PatchLine {
+            name: name.into(),
+            values,
+        };
+        let nginx = PatchTarget::Nginx {
+            site: "a".into(),
+            location: None,
+        };
+        assert_eq!(
+            render(&nginx, &line("proxy_buffers", vec![8.into(), "16k".into()])),
+            "proxy_buffers 8 16k;"
+        );
+        assert_eq!(
+            render(
+                &nginx,
+                &line("add_header", vec!["X-A".into(), "a b".into()])
+            ),
+            "add_header X-A \"a b\";"
+        );
+        let systemd = PatchTarget::Systemd {
+            service: "web".into(),
+            section: "Service".into(),
+        };
+        assert_eq!(
+            render(&systemd, &line("OOMScoreAdjust", vec![(-100).into()])),
+            "OOMScoreAdjust=-100"
+        );
+        let compose = PatchTarget::Compose {
+            service: "web".into(),
+        };
+        assert_eq!(
+            render(&compose, &line("init", vec![true.into()])),
+            "init: true"
+        );
+        assert_eq!(
+            render(&compose, &line("stop_signal", vec!["SIGINT".into()])),
+            "stop_signal: SIGINT"
+        );
+    }
+}
