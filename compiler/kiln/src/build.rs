@@ -201,7 +201,7 @@ fn preset_limits(
                     .is_some_and(|o| o[0].layer.starts_with("preset "))
             })
             .unwrap_or_else(|| format!("{owner}/resources"));
-        crate::policy::place(&mut d, model, &first, sources);
+        crate::place::place(&mut d, model, &first, sources);
         d.notes.retain(|n| !n.starts_with("the value comes from"));
         d.notes.push(format!("environment {env}"));
         out.push(d);
@@ -282,7 +282,7 @@ fn build_env(project: &Project, env: &str, project_ok: bool) -> (EnvBuild, Vec<D
                 .with_help(format!("the {target} output leaves it out; set it another way for that target, or drop {target} from `targets`"));
             // A setting the user wrote is a warning; a preset default the target
             // cannot express is only information.
-            if !crate::policy::place(&mut d, model, &u.pointer, &project.sources) && !u.security {
+            if !crate::place::place(&mut d, model, &u.pointer, &project.sources) && !u.security {
                 d.severity = kiln_core::Severity::Info;
             }
             d.notes.push(format!("environment {env}"));
@@ -291,7 +291,7 @@ fn build_env(project: &Project, env: &str, project_ok: bool) -> (EnvBuild, Vec<D
         for f in &out.failed_patches {
             let mut d = Diagnostic::error("patch-target-missing", format!("this patch applies to nothing: {}", f.message))
                 .with_help("patch what the environment emits (its sites, services and `targets`), or remove the patch");
-            crate::policy::place(&mut d, model, &f.pointer, &project.sources);
+            crate::place::place(&mut d, model, &f.pointer, &project.sources);
             d.notes.push(format!("environment {env}"));
             diags.push(d);
         }

@@ -10,7 +10,7 @@ use kiln_core::project::ROOT_FILE;
 use kiln_core::source::Sources;
 
 use crate::cli::Format;
-use crate::cmd::{EXIT_ERROR, EXIT_OK, Ui, report_diagnostics};
+use crate::ui::{EXIT_ERROR, EXIT_OK, Ui, report_diagnostics};
 
 pub fn import(
     ui: &Ui,

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::cli::InitPreset;
-use crate::cmd::{EXIT_ERROR, EXIT_OK};
+use crate::ui::{EXIT_ERROR, EXIT_OK};
 
 const DJANGO: &str = include_str!("../../../stdlib/init/django.kdl");
 const FASTAPI: &str = include_str!("../../../stdlib/init/fastapi.kdl");

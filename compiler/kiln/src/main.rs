@@ -1,15 +1,22 @@
 //! `kiln`: compile KDL environment specs into deployment files.
 
+mod checked;
 mod cli;
 mod cmd;
+mod compile;
+mod diff;
 mod disk;
+mod explain;
+mod fmt;
 mod git;
 mod import_cmd;
 mod init;
+mod inspect;
 mod lsp;
 mod policy_cmd;
 mod policy_test;
 mod secrets;
+mod ui;
 
 use std::process::ExitCode;
 

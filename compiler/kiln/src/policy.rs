@@ -9,8 +9,8 @@ use std::sync::{Arc, OnceLock};
 use kiln_core::Artifact;
 use kiln_core::diagnostic::{Diagnostic, Severity, did_you_mean, unknown_name_help};
 use kiln_core::diagnostic::{quote_for_terminal, sanitize_for_terminal};
-use kiln_core::model::{Model, Origin};
-use kiln_core::source::{Origin as SourceOrigin, Sources, Span};
+use kiln_core::model::Model;
+use kiln_core::source::{Sources, Span};
 use kiln_policy_host::{
     InputKind, LoadedPolicy, PolicyError, PolicyMeta, PolicyOutput, RawFinding,
 };
@@ -18,6 +18,7 @@ use rayon::prelude::*;
 use serde_json::{Value, json};
 
 use crate::build::{Build, EnvBuild};
+use crate::place::place;
 
 /// A loaded policy module and where it came from.
 pub struct Policy {
@@ -712,88 +713,6 @@ fn artifact_pointer(
         .iter()
         .find(|a| a.path == full || a.path == path)?;
     a.lines.get(line.checked_sub(1)?)?.first().cloned()
-}
-
-/// Puts the primary label on the user's spec line that set the value (or its
-/// nearest parent); notes where it was inherited from or which preset set it.
-/// Puts the primary label on the user's spec line that set the value (or its
-/// nearest parent); notes where it was inherited from or which preset set it.
-/// Returns `true` when the user's own spec files set the value (or, for a map
-/// such as `/sites/x/headers`, any entry of it).
-pub fn place(d: &mut Diagnostic, model: &Model, pointer: &str, sources: &Sources) -> bool {
-    let Some((found, origins)) = model.provenance.lookup(pointer) else {
-        return false;
-    };
-    let in_project = |o: &Origin| sources.get(o.span.file).origin == SourceOrigin::Project;
-    let exact = found == pointer;
-    let prefix = format!("{pointer}/");
-    let mut descendants = model
-        .provenance
-        .map
-        .range(prefix.clone()..)
-        .take_while(|(k, _)| k.starts_with(&prefix))
-        .peekable();
-    let has_descendants = descendants.peek().is_some();
-    let user_set = if exact {
-        in_project(&origins[0])
-    } else if has_descendants {
-        descendants.any(|(_, o)| in_project(&o[0]))
-    } else {
-        in_project(&origins[0])
-    };
-    let first = &origins[0];
-    if in_project(first) {
-        let label = if exact || !has_descendants {
-            "set here"
-        } else {
-            "declared here"
-        };
-        d.labels.insert(
-            0,
-            kiln_core::diagnostic::Label {
-                span: first.span,
-                message: label.into(),
-            },
-        );
-        if first.layer != model.environment {
-            d.notes.push(format!("inherited from `{}`", first.layer));
-        }
-    } else {
-        // Set by a preset: blame the user's node that chose it, and show the preset line too.
-        let mut parent = found;
-        let user = loop {
-            let Some(cut) = parent.rfind('/') else {
-                break None;
-            };
-            parent = &parent[..cut];
-            if parent.is_empty() {
-                break None;
-            }
-            if let Some((_, o)) = model.provenance.lookup(parent)
-                && in_project(&o[0])
-            {
-                break Some(o[0].clone());
-            }
-        };
-        if let Some(u) = user {
-            d.labels.insert(
-                0,
-                kiln_core::diagnostic::Label {
-                    span: u.span,
-                    message: "declared here".into(),
-                },
-            );
-        }
-        d.labels.push(kiln_core::diagnostic::Label {
-            span: first.span,
-            message: format!("set by {}", first.layer),
-        });
-        d.notes.push(format!(
-            "the value comes from {}; override it in the spec",
-            first.layer
-        ));
-    }
-    user_set
 }
 
 /// The longest prefix of `path` that points at a value of `json` (`""` for the root).

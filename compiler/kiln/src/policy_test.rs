@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use kiln_core::diagnostic::{Diagnostic, RenderOptions, render};
 
-use crate::cmd::{EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, Ui, is_policy_code};
+use crate::ui::{EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, Ui, is_policy_code};
 
 fn cases(dir: &Path) -> Vec<PathBuf> {
     if dir.is_file() {
@@ -92,14 +92,8 @@ fn run_case(path: &Path) -> Result<(), String> {
         };
         kiln_core::project::load(&mut loader)
     };
-    let b = crate::policy_cmd::build_checked(
-        &root,
-        project,
-        diags,
-        &[],
-        crate::policy_cmd::Keep::All,
-        false,
-    );
+    let b =
+        crate::checked::build_checked(&root, project, diags, &[], crate::checked::Keep::All, false);
     let spec_errors: Vec<&Diagnostic> = b
         .diagnostics
         .iter()

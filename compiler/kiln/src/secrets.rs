@@ -11,7 +11,8 @@ use kiln_core::diagnostic::{Diagnostic, normalize};
 use kiln_core::source::Sources;
 
 use crate::cli::Format;
-use crate::cmd::{EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, Ui, out};
+use crate::cli::SecretsCommand;
+use crate::ui::{EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, Ui, out};
 
 /// Parses `KEY=value` lines (`export KEY=value`, quotes, `#` comments). Problems are
 /// reported by line and column only, never with any of the line's text: in an env file, any
@@ -109,7 +110,7 @@ fn emit(
             serde_json::to_string_pretty(&kiln::report::sarif(
                 diags,
                 sources,
-                &crate::policy_cmd::rule_infos(),
+                &crate::checked::rule_infos(),
                 &[],
                 paths,
             ))?
@@ -122,7 +123,7 @@ fn emit(
 
 pub fn check(ui: &Ui, dir: &Path, env: &str, env_file: &Path, format: Format) -> Result<u8> {
     let paths = kiln::report::Paths::for_project(dir);
-    let (root, project, diags) = match crate::cmd::load(dir) {
+    let (root, project, diags) = match crate::ui::load(dir) {
         Ok(x) => x,
         Err(d) => {
             emit(ui, format, &paths, &[*d], &Sources::new(), 0)?;
@@ -203,7 +204,7 @@ pub fn check(ui: &Ui, dir: &Path, env: &str, env_file: &Path, format: Format) ->
             }
         }
     }
-    diags.extend(crate::policy_cmd::secret_policies(&b, &secret_values)?);
+    diags.extend(crate::checked::secret_policies(&b, &secret_values)?);
     normalize(&mut diags);
     let errors = diags.iter().filter(|d| d.is_error()).count();
     emit(
@@ -221,4 +222,15 @@ pub fn check(ui: &Ui, dir: &Path, env: &str, env_file: &Path, format: Format) ->
         );
     }
     Ok(if errors > 0 { EXIT_FINDINGS } else { EXIT_OK })
+}
+
+/// `kiln secrets …`.
+pub fn secrets(ui: &Ui, command: SecretsCommand) -> Result<u8> {
+    let SecretsCommand::Check {
+        project,
+        env,
+        env_file,
+        format,
+    } = command;
+    check(ui, &project.dir, &env, &env_file, format)
 }

@@ -81,7 +81,7 @@ pub fn serve() -> Result<u8> {
     Server::default().run(&connection)?;
     drop(connection);
     io.join()?;
-    Ok(crate::cmd::EXIT_OK)
+    Ok(crate::ui::EXIT_OK)
 }
 
 #[derive(Default)]

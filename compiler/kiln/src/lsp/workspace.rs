@@ -13,8 +13,8 @@ use lsp_types::{DiagnosticRelatedInformation, DiagnosticSeverity, Location, Numb
 use serde_json::Value;
 
 use super::text::LineIndex;
+use crate::checked::{Keep, build_checked};
 use crate::disk::{MAX_SPEC_BYTES, ProjectDir, spec_too_large};
-use crate::policy_cmd::{Keep, build_checked};
 
 /// The folder of the project a file belongs to: the nearest folder at or above it that holds
 /// a `kiln.kdl`.
