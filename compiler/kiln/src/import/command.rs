@@ -26,6 +26,20 @@ pub struct Run {
     pub kind: ServiceKind,
 }
 
+impl Run {
+    fn new(words: Vec<String>, kind: ServiceKind) -> Run {
+        Run {
+            words,
+            args: Vec::new(),
+            options: Vec::new(),
+            port: None,
+            extra: Vec::new(),
+            dropped: Vec::new(),
+            kind,
+        }
+    }
+}
+
 /// Splits a compose command (a string is split as a shell would, then `sh -c "…"` is
 /// unwrapped to its last command).
 pub fn words(command: &str) -> Vec<String> {
@@ -120,24 +134,11 @@ pub fn read(catalog: &Catalog, argv: Vec<String>) -> Run {
         .max_by_key(|(k, _)| k.len());
     let Some((key, def)) = best else {
         return Run {
-            words: vec!["command".into()],
             args: argv,
-            options: Vec::new(),
-            port: None,
-            extra: Vec::new(),
-            dropped: Vec::new(),
-            kind: ServiceKind::Task,
+            ..Run::new(vec!["command".into()], ServiceKind::Task)
         };
     };
-    let mut run = Run {
-        words: def.run.clone(),
-        args: Vec::new(),
-        options: Vec::new(),
-        port: None,
-        extra: Vec::new(),
-        dropped: Vec::new(),
-        kind: def.kind,
-    };
+    let mut run = Run::new(def.run.clone(), def.kind);
     // The flags the template fills in itself: the app's and the bind address's.
     let template_flag = |placeholder: &str| {
         def.argv
@@ -239,7 +240,6 @@ pub fn read(catalog: &Catalog, argv: Vec<String>) -> Run {
         .collect();
     options.reverse();
     run.options = options;
-    run.kind = def.kind;
     run
 }
 

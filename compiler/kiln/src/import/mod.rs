@@ -273,7 +273,7 @@ pub fn compose(name: &str, text: &str, project: &str) -> Result<Imported, Failed
         );
         return Err(Box::new((sources, d)));
     };
-    for (key, value) in doc.entries() {
+    for (key, _) in doc.entries() {
         let Some(k) = key.str() else { continue };
         match k {
             "services" | "volumes" => {}
@@ -285,7 +285,6 @@ pub fn compose(name: &str, text: &str, project: &str) -> Result<Imported, Failed
                 "kiln writes compose's networks itself; say what the services need (`uses`, `depends-on`)",
             ),
         }
-        let _ = value;
     }
 
     // Each service's role, and its kiln name.

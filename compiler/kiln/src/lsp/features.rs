@@ -274,15 +274,21 @@ fn resolved(ctx: &Context, a: &Analysis, file: FileId) -> Option<String> {
     };
     let sources = a.sources();
     let mut lines = Vec::new();
-    for (env, (name, json)) in a.build.envs.iter().zip(&a.models) {
+    for env in &a.build.envs {
         let Some(model) = &env.model else { continue };
+        let name = &env.name;
         let mut found: Vec<(&String, &Vec<Origin>)> = model
             .provenance
             .map
             .iter()
             .filter(|(_, origins)| origins.iter().any(touches))
             .collect();
+        if found.is_empty() {
+            continue;
+        }
         found.sort_by_key(|(pointer, _)| pointer.len());
+        // The model as JSON, only for an environment the hovered text set a value of.
+        let json = serde_json::to_value(model).unwrap_or_default();
         for (pointer, origins) in found.into_iter().take(HOVER_VALUES) {
             let value = json
                 .pointer(pointer)

@@ -10,7 +10,6 @@ use kiln_core::diagnostic::{Diagnostic, Severity};
 use kiln_core::project::{self, LoadedFile, ROOT_FILE};
 use kiln_core::source::{Origin as SourceOrigin, Sources, Span};
 use lsp_types::{DiagnosticRelatedInformation, DiagnosticSeverity, Location, NumberOrString, Url};
-use serde_json::Value;
 
 use super::text::LineIndex;
 use crate::checked::{Keep, build_checked};
@@ -29,8 +28,6 @@ pub fn project_root(file: &Path) -> Option<PathBuf> {
 pub struct Analysis {
     pub root: PathBuf,
     pub build: Build,
-    /// Each built environment's model as JSON, for the values hover shows.
-    pub models: Vec<(String, Value)>,
 }
 
 impl Analysis {
@@ -69,18 +66,9 @@ impl Analysis {
         } else {
             kiln::build::build(project, diags, &[])
         };
-        let models = build
-            .envs
-            .iter()
-            .filter_map(|e| {
-                let json = serde_json::to_value(e.model.as_ref()?).ok()?;
-                Some((e.name.clone(), json))
-            })
-            .collect();
         Ok(Analysis {
             root: root.to_path_buf(),
             build,
-            models,
         })
     }
 
